@@ -1,0 +1,30 @@
+/* cg_body: validation of a Messages API request body (PURE: APR + jansson).
+ *
+ * The gateway reads the body once, checks it here, and replays the original
+ * bytes to the upstream. The messages are the reference gateway's, so clients
+ * see the same errors whichever gateway they talk to. */
+#ifndef CG_BODY_H
+#define CG_BODY_H
+
+#include <apr_pools.h>
+
+/** What the gateway needs to know of a valid body. */
+typedef struct cg_body_info_t {
+    const char *model; /* the requested model, owned by the pool given to cg_body_check */
+    int stream;        /* "stream": true */
+} cg_body_info_t;
+
+/**
+ * Check a Messages API request body.
+ * Rejects invalid JSON (including duplicate keys, which would let our parse
+ * and the upstream's disagree about the model), a non-object body, a missing
+ * or non-string model.
+ * @param p pool for info->model and the message
+ * @param buf the body bytes (need not be NUL-terminated)
+ * @param len their length
+ * @param info receives the model and stream flag when valid; may be NULL
+ * @return NULL when valid, else the client-facing message (static or owned by p)
+ */
+const char *cg_body_check(apr_pool_t *p, const char *buf, apr_size_t len, cg_body_info_t *info);
+
+#endif

@@ -1,0 +1,260 @@
+/* cg_config: directives of mod_claude_gateway.
+ *
+ *   ClaudeGateway On|Off                 (dir) run the Messages API pipeline here
+ *   ClaudeGatewayMaxBody <bytes>         (dir) request body bound, default 32 MiB
+ *   ClaudeGatewayUpstreamKey env:N|file:P (dir) the provider credential
+ *   ClaudeGatewayUpstreamAuth x-api-key|bearer (dir) how it is sent, default x-api-key
+ *   ClaudeGatewayDevIdentity sub email [group...] (dir) DEVELOPMENT ONLY: serve
+ *                                        unauthenticated requests as this user
+ *   ClaudeGatewayDatabase <conninfo>     (global) PostgreSQL, libpq syntax
+ *   ClaudeGatewayDatabasePool <max> [timeout-ms] (global) per-child pool
+ *
+ * Every field starts UNSET, merges "inner if set", and has its default in one
+ * getter, so an inner section can always restate the default. */
+#include <apr_strings.h>
+#include <http_core.h>
+
+#include "cg_private.h"
+#include "cg_config.h"
+#include "cg_util.h"
+
+#define CG_MERGE(f, unset) n->f = (add->f != (unset)) ? add->f : base->f
+
+void *cg_dir_create(apr_pool_t *p, char *dir)
+{
+    cg_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
+
+    (void)dir;
+    dc->enabled = CG_UNSET;
+    dc->max_body = CG_UNSET;
+    dc->upstream_auth = CG_UNSET;
+    return dc;
+}
+
+void *cg_dir_merge(apr_pool_t *p, void *basev, void *addv)
+{
+    const cg_dir_conf_t *base = basev, *add = addv;
+    cg_dir_conf_t *n = apr_pcalloc(p, sizeof(*n));
+
+    CG_MERGE(enabled, CG_UNSET);
+    CG_MERGE(max_body, CG_UNSET);
+    CG_MERGE(upstream_key, NULL);
+    CG_MERGE(upstream_key_ref, NULL);
+    CG_MERGE(upstream_auth, CG_UNSET);
+    CG_MERGE(dev_identity, NULL);
+    return n;
+}
+
+void *cg_srv_create(apr_pool_t *p, server_rec *s)
+{
+    cg_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    (void)s;
+    sc->db_max = CG_UNSET;
+    sc->db_acquire_timeout = CG_UNSET;
+    return sc;
+}
+
+void *cg_srv_merge(apr_pool_t *p, void *basev, void *addv)
+{
+    const cg_srv_conf_t *base = basev, *add = addv;
+    cg_srv_conf_t *n = apr_pcalloc(p, sizeof(*n));
+
+    CG_MERGE(db_conninfo, NULL);
+    CG_MERGE(db_max, CG_UNSET);
+    CG_MERGE(db_acquire_timeout, CG_UNSET);
+    return n;
+}
+
+const cg_dir_conf_t *cg_dir_get(const request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &claude_gateway_module);
+}
+
+const cg_srv_conf_t *cg_srv_get(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &claude_gateway_module);
+}
+
+int cg_dir_enabled(const cg_dir_conf_t *dc)
+{
+    return dc->enabled == CG_UNSET ? 0 : dc->enabled;
+}
+
+apr_off_t cg_dir_max_body(const cg_dir_conf_t *dc)
+{
+    return dc->max_body == CG_UNSET ? CG_DEFAULT_MAX_BODY : dc->max_body;
+}
+
+cg_upstream_auth_e cg_dir_upstream_auth(const cg_dir_conf_t *dc)
+{
+    return dc->upstream_auth == CG_UNSET ? CG_UPSTREAM_AUTH_API_KEY
+                                         : (cg_upstream_auth_e)dc->upstream_auth;
+}
+
+int cg_srv_db_max(const cg_srv_conf_t *sc)
+{
+    return sc->db_max == CG_UNSET ? 8 : sc->db_max;
+}
+
+apr_interval_time_t cg_srv_db_acquire_timeout(const cg_srv_conf_t *sc)
+{
+    return sc->db_acquire_timeout == CG_UNSET ? apr_time_from_msec(1000) : sc->db_acquire_timeout;
+}
+
+static const char *cg_set_enabled(cmd_parms *cmd, void *dcv, int flag)
+{
+    cg_dir_conf_t *dc = dcv;
+
+    (void)cmd;
+    dc->enabled = flag;
+    return NULL;
+}
+
+static const char *cg_set_max_body(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cg_dir_conf_t *dc = dcv;
+    apr_off_t v;
+    char *end;
+
+    if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || *end != '\0' || v < 1024 ||
+        v > (apr_off_t)1024 * 1024 * 1024) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a byte count between 1024 and 1073741824",
+                            cmd->cmd->name, arg);
+    }
+    dc->max_body = v;
+    return NULL;
+}
+
+static const char *cg_set_upstream_key(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cg_dir_conf_t *dc = dcv;
+    const char *value, *err;
+
+    if (strncmp(arg, "file:", 5) == 0) {
+        arg = apr_pstrcat(cmd->pool, "file:", ap_server_root_relative(cmd->temp_pool, arg + 5),
+                          NULL);
+    }
+    /* Resolved now, in the parent, so `apachectl -t` reports a missing key and
+     * the children never read the environment or the file again. */
+    err = cg_secret_resolve(cmd->pool, arg, &value);
+    if (err != NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    dc->upstream_key = value;
+    dc->upstream_key_ref = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *cg_set_upstream_auth(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cg_dir_conf_t *dc = dcv;
+
+    if (strcasecmp(arg, "x-api-key") == 0) {
+        dc->upstream_auth = CG_UPSTREAM_AUTH_API_KEY;
+    }
+    else if (strcasecmp(arg, "bearer") == 0) {
+        dc->upstream_auth = CG_UPSTREAM_AUTH_BEARER;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not x-api-key or bearer", cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *cg_set_dev_identity(cmd_parms *cmd, void *dcv, int argc, char *const argv[])
+{
+    cg_dir_conf_t *dc = dcv;
+    cg_identity_t *id;
+    apr_array_header_t *groups;
+    int i;
+
+    if (argc < 2) {
+        return apr_psprintf(cmd->pool, "%s takes a subject, an email and optional groups",
+                            cmd->cmd->name);
+    }
+    if (ap_strchr_c(argv[1], '@') == NULL) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an email address", cmd->cmd->name,
+                            argv[1]);
+    }
+    id = apr_pcalloc(cmd->pool, sizeof(*id));
+    groups = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    id->sub = apr_pstrdup(cmd->pool, argv[0]);
+    id->email = apr_pstrdup(cmd->pool, argv[1]);
+    for (i = 2; i < argc; i++) {
+        APR_ARRAY_PUSH(groups, const char *) = apr_pstrdup(cmd->pool, argv[i]);
+    }
+    id->groups = groups;
+    id->source = "dev";
+    dc->dev_identity = id;
+    apr_pool_userdata_setn("1", CG_DEV_IDENTITY_KEY, NULL, cmd->pool);
+    return NULL;
+}
+
+static const char *cg_set_database(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cg_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_gateway_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dcv;
+    if (err != NULL) {
+        return err;
+    }
+    if (*arg == '\0') {
+        return apr_psprintf(cmd->pool, "%s: the connection string is empty", cmd->cmd->name);
+    }
+    sc->db_conninfo = arg; /* secret: may carry a password, never logged */
+    return NULL;
+}
+
+static const char *cg_set_database_pool(cmd_parms *cmd, void *dcv, const char *max,
+                                        const char *timeout)
+{
+    cg_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_gateway_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_int64_t v;
+    char *end;
+
+    (void)dcv;
+    if (err != NULL) {
+        return err;
+    }
+    v = apr_strtoi64(max, &end, 10);
+    if (*end != '\0' || v < 1 || v > 256) {
+        return apr_psprintf(cmd->pool, "%s: max '%s' is not between 1 and 256", cmd->cmd->name,
+                            max);
+    }
+    sc->db_max = (int)v;
+    if (timeout != NULL) {
+        v = apr_strtoi64(timeout, &end, 10);
+        if (*end != '\0' || v < 1 || v > 60000) {
+            return apr_psprintf(cmd->pool, "%s: timeout '%s' is not between 1 and 60000 ms",
+                                cmd->cmd->name, timeout);
+        }
+        sc->db_acquire_timeout = apr_time_from_msec(v);
+    }
+    return NULL;
+}
+
+/* clang-format off */
+const command_rec cg_cmds[] = {
+    AP_INIT_FLAG("ClaudeGateway", cg_set_enabled, NULL, ACCESS_CONF | RSRC_CONF,
+                 "On to run the Claude Messages API pipeline (body check, header hygiene, "
+                 "upstream credential) in this location; default Off"),
+    AP_INIT_TAKE1("ClaudeGatewayMaxBody", cg_set_max_body, NULL, ACCESS_CONF | RSRC_CONF,
+                  "largest accepted request body in bytes; default 33554432 (32 MiB)"),
+    AP_INIT_TAKE1("ClaudeGatewayUpstreamKey", cg_set_upstream_key, NULL, ACCESS_CONF | RSRC_CONF,
+                  "the provider credential as env:NAME or file:/path; never inline"),
+    AP_INIT_TAKE1("ClaudeGatewayUpstreamAuth", cg_set_upstream_auth, NULL, ACCESS_CONF | RSRC_CONF,
+                  "x-api-key or bearer: how the credential is sent; default x-api-key"),
+    AP_INIT_TAKE_ARGV("ClaudeGatewayDevIdentity", cg_set_dev_identity, NULL,
+                      ACCESS_CONF | RSRC_CONF,
+                      "DEVELOPMENT ONLY: subject, email and groups that requests without a "
+                      "session are served as"),
+    AP_INIT_TAKE1("ClaudeGatewayDatabase", cg_set_database, NULL, RSRC_CONF,
+                  "PostgreSQL connection string (libpq keywords or URI)"),
+    AP_INIT_TAKE12("ClaudeGatewayDatabasePool", cg_set_database_pool, NULL, RSRC_CONF,
+                   "per-child connections (default 8) and acquire timeout in ms (default 1000)"),
+    {NULL}
+};
+/* clang-format on */

@@ -1,0 +1,51 @@
+/* cg_config: directives of mod_claude_gateway, their merge rules and the one
+ * place each default lives (the getters). */
+#ifndef CG_CONFIG_H
+#define CG_CONFIG_H
+
+#include <httpd.h>
+#include <http_config.h>
+
+#include "mod_claude_gateway.h"
+
+#define CG_UNSET (-1)
+#define CG_DEFAULT_MAX_BODY ((apr_off_t)32 * 1024 * 1024)
+
+typedef enum { CG_UPSTREAM_AUTH_API_KEY = 1, CG_UPSTREAM_AUTH_BEARER = 2 } cg_upstream_auth_e;
+
+/** Per-directory configuration (<Location> of the proxied API). */
+typedef struct cg_dir_conf_t {
+    int enabled;            /* ClaudeGateway */
+    apr_off_t max_body;     /* ClaudeGatewayMaxBody */
+    const char *upstream_key; /* ClaudeGatewayUpstreamKey, resolved; secret: never logged */
+    const char *upstream_key_ref; /* what the admin wrote (env:/file:), for messages */
+    int upstream_auth;      /* ClaudeGatewayUpstreamAuth */
+    const cg_identity_t *dev_identity; /* ClaudeGatewayDevIdentity: development only */
+} cg_dir_conf_t;
+
+/** Per-server configuration. */
+typedef struct cg_srv_conf_t {
+    const char *db_conninfo; /* ClaudeGatewayDatabase; secret: may hold a password */
+    int db_max;              /* ClaudeGatewayDatabasePool max */
+    apr_interval_time_t db_acquire_timeout; /* ClaudeGatewayDatabasePool timeout */
+} cg_srv_conf_t;
+
+extern const command_rec cg_cmds[];
+
+void *cg_dir_create(apr_pool_t *p, char *dir);
+void *cg_dir_merge(apr_pool_t *p, void *basev, void *addv);
+void *cg_srv_create(apr_pool_t *p, server_rec *s);
+void *cg_srv_merge(apr_pool_t *p, void *basev, void *addv);
+
+/** The per-dir configuration of r. */
+const cg_dir_conf_t *cg_dir_get(const request_rec *r);
+/** The server configuration of s. */
+const cg_srv_conf_t *cg_srv_get(const server_rec *s);
+
+int cg_dir_enabled(const cg_dir_conf_t *dc);
+apr_off_t cg_dir_max_body(const cg_dir_conf_t *dc);
+cg_upstream_auth_e cg_dir_upstream_auth(const cg_dir_conf_t *dc);
+int cg_srv_db_max(const cg_srv_conf_t *sc);
+apr_interval_time_t cg_srv_db_acquire_timeout(const cg_srv_conf_t *sc);
+
+#endif

@@ -1,0 +1,29 @@
+/* cg_db: the per-child PostgreSQL connection pool of mod_claude_gateway,
+ * shared with mod_claude_spend through optional functions. */
+#ifndef CG_DB_H
+#define CG_DB_H
+
+#include <httpd.h>
+
+#include "mod_claude_gateway.h"
+
+/**
+ * Create the pool of this child (child_init). Connections open lazily, after
+ * fork, so no libpq socket or TLS state is ever shared between processes.
+ * @param pchild the child pool; the pool and its connections die with it
+ */
+void cg_db_child_init(apr_pool_t *pchild, server_rec *s);
+
+/** See claude_gateway_db_acquire in mod_claude_gateway.h. */
+apr_status_t cg_db_acquire(server_rec *s, struct pg_conn **conn);
+
+/** See claude_gateway_db_release in mod_claude_gateway.h. */
+void cg_db_release(server_rec *s, struct pg_conn *conn, int broken);
+
+/**
+ * Whether the database answers a trivial query within its statement timeout.
+ * @return APR_SUCCESS, APR_ENOTIMPL when none is configured, or the error
+ */
+apr_status_t cg_db_ping(server_rec *s);
+
+#endif

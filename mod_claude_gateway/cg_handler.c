@@ -1,0 +1,115 @@
+/* cg_handler: content handlers of mod_claude_gateway.
+ *
+ * Errors are written here and not by returning HTTP_* from a hook: that path
+ * (ap_send_error_response) forces text/html and drops headers_out, and the
+ * Claude Code client expects the reference's JSON envelope. */
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "cg_private.h"
+#include "cg_config.h"
+#include "cg_db.h"
+#include "cg_handler.h"
+#include "cg_util.h"
+
+int cg_error_set(request_rec *r, int status, const char *type, const char *msg)
+{
+    cg_req_t *rq = cg_req_get(r);
+
+    rq->err_status = status;
+    rq->err_type = type;
+    rq->err_msg = msg;
+    rq->err_plain = 0;
+    r->handler = CG_HANDLER_ERROR;
+    return OK;
+}
+
+int cg_error_set_plain(request_rec *r, int status, const char *msg)
+{
+    cg_error_set(r, status, NULL, msg);
+    cg_req_get(r)->err_plain = 1;
+    return OK;
+}
+
+static int cg_write_text(request_rec *r, int status, const char *text)
+{
+    r->status = status;
+    ap_set_content_type(r, "text/plain;charset=utf-8");
+    ap_set_content_length(r, (apr_off_t)strlen(text));
+    if (!r->header_only) {
+        ap_rputs(text, r);
+    }
+    return OK;
+}
+
+static int cg_healthz(request_rec *r)
+{
+    cg_response_headers(r);
+    return cg_write_text(r, HTTP_OK, "ok");
+}
+
+static int cg_readyz(request_rec *r)
+{
+    apr_status_t rv;
+
+    cg_response_headers(r);
+    rv = cg_db_ping(r->server);
+    if (rv == APR_SUCCESS || rv == APR_ENOTIMPL) {
+        return cg_write_text(r, HTTP_OK, "ready");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, CG_LOGNO(0201) "not ready: store unavailable");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    return cg_write_text(r, HTTP_SERVICE_UNAVAILABLE, "store unavailable");
+}
+
+/* Answers the error recorded on this request, or on the request an
+ * authentication failure was internally redirected from. */
+static int cg_error_answer(request_rec *r, const cg_req_t *rq)
+{
+    const char *body;
+
+    cg_response_headers(r);
+    /* a request refused before its body was read must not leave the body on
+     * the connection for the next request to trip over */
+    if (rq->body == NULL && ap_discard_request_body(r) != OK) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
+    if (rq->err_plain) {
+        return cg_write_text(r, rq->err_status, rq->err_msg);
+    }
+    r->status = rq->err_status;
+    body = cg_error_envelope(r->pool, rq->err_type, rq->err_msg, rq->request_id);
+    ap_set_content_type(r, "application/json;charset=utf-8");
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    if (!r->header_only) {
+        ap_rputs(body, r);
+    }
+    return OK;
+}
+
+int cg_handler(request_rec *r)
+{
+    const cg_req_t *rq;
+
+    /* the ErrorDocument redirect of a 401 from check_authn: whatever handler
+     * the site configured for that URI, the answer is ours */
+    if (r->prev != NULL && strcmp(r->uri, CG_ERROR_URI) == 0) {
+        rq = cg_req_find(r);
+        return (rq == NULL || rq->err_status == 0) ? DECLINED : cg_error_answer(r, rq);
+    }
+    if (r->handler == NULL) {
+        return DECLINED;
+    }
+    if (strcmp(r->handler, CG_HANDLER_ERROR) == 0) {
+        rq = cg_req_find(r);
+        return (rq == NULL || rq->err_status == 0) ? DECLINED : cg_error_answer(r, rq);
+    }
+    if (strcmp(r->handler, CG_HANDLER_HEALTHZ) == 0) {
+        return r->method_number == M_GET ? cg_healthz(r) : HTTP_METHOD_NOT_ALLOWED;
+    }
+    if (strcmp(r->handler, CG_HANDLER_READYZ) == 0) {
+        return r->method_number == M_GET ? cg_readyz(r) : HTTP_METHOD_NOT_ALLOWED;
+    }
+    return DECLINED;
+}

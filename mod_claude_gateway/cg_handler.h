@@ -1,0 +1,26 @@
+/* cg_handler: the answers mod_claude_gateway writes itself: /healthz,
+ * /readyz, and every error in the reference's JSON envelopes. */
+#ifndef CG_HANDLER_H
+#define CG_HANDLER_H
+
+#include <httpd.h>
+
+/**
+ * The content handler (registered before mod_proxy). Declines what is not ours.
+ */
+int cg_handler(request_rec *r);
+
+/**
+ * Make r answer with an error in the Anthropic envelope from our handler
+ * (called from fixups). Returns OK so the fixups phase continues; the
+ * handler phase then writes the answer and mod_proxy never runs.
+ * @param status HTTP status
+ * @param type the envelope's error.type (invalid_request_error, ...)
+ * @param msg the client-facing message
+ */
+int cg_error_set(request_rec *r, int status, const char *type, const char *msg);
+
+/** Like cg_error_set, but a text/plain body as the reference's 404/411/413. */
+int cg_error_set_plain(request_rec *r, int status, const char *msg);
+
+#endif

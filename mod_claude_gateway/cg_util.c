@@ -1,0 +1,189 @@
+/* cg_util: PURE helpers of mod_claude_gateway, see cg_util.h.
+ *
+ * Nothing here knows about requests; callers pass pools and strings. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_file_io.h>
+#include <apr_env.h>
+#include <apr_lib.h>
+#include <apr_general.h>
+#include <jansson.h>
+
+#include "cg_util.h"
+
+/* Secret files larger than this are refused: a key is never this long, and a
+ * mistyped path (a log file, say) must not be read into every request. */
+#define CG_SECRET_FILE_MAX 8192
+
+int cg_request_id_valid(const char *id)
+{
+    apr_size_t n = 0;
+
+    if (id == NULL) {
+        return 0;
+    }
+    for (; id[n] != '\0'; n++) {
+        char c = id[n];
+        if (n >= 64 || !(apr_isalnum(c) || c == '.' || c == '_' || c == '-')) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+const char *cg_uuid4(apr_pool_t *p)
+{
+    unsigned char b[16];
+
+    if (apr_generate_random_bytes(b, sizeof(b)) != APR_SUCCESS) {
+        return NULL;
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    return apr_psprintf(p,
+                        "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+                        "%02x%02x%02x%02x%02x%02x",
+                        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+                        b[12], b[13], b[14], b[15]);
+}
+
+static const char *cg_secret_from_file(apr_pool_t *p, const char *path, const char **value)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_status_t rv;
+    apr_size_t len;
+    char *buf;
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        char err[128];
+        return apr_psprintf(p, "cannot open secret file %s: %s", path,
+                            apr_strerror(rv, err, sizeof(err)));
+    }
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+    if (rv != APR_SUCCESS || fi.size > CG_SECRET_FILE_MAX) {
+        apr_file_close(f);
+        return apr_psprintf(p, "secret file %s is unreadable or larger than %d bytes", path,
+                            CG_SECRET_FILE_MAX);
+    }
+    len = (apr_size_t)fi.size;
+    buf = apr_palloc(p, len + 1);
+    rv = len > 0 ? apr_file_read_full(f, buf, len, &len) : APR_SUCCESS;
+    apr_file_close(f);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(p, "cannot read secret file %s", path);
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
+        len--;
+    }
+    buf[len] = '\0';
+    if (len == 0 || memchr(buf, '\0', len) != NULL) {
+        return apr_psprintf(p, "secret file %s is empty or binary", path);
+    }
+    *value = buf;
+    return NULL;
+}
+
+const char *cg_secret_resolve(apr_pool_t *p, const char *ref, const char **value)
+{
+    *value = NULL;
+    if (ref == NULL || *ref == '\0') {
+        return "empty secret reference";
+    }
+    if (strncmp(ref, "env:", 4) == 0) {
+        char *v = NULL;
+        if (ref[4] == '\0') {
+            return "env: needs a variable name";
+        }
+        if (apr_env_get(&v, ref + 4, p) != APR_SUCCESS || v == NULL || *v == '\0') {
+            return apr_psprintf(p, "environment variable %s is not set", ref + 4);
+        }
+        *value = v;
+        return NULL;
+    }
+    if (strncmp(ref, "file:", 5) == 0) {
+        if (ref[5] == '\0') {
+            return "file: needs a path";
+        }
+        return cg_secret_from_file(p, ref + 5, value);
+    }
+    return "a secret must be given as env:NAME or file:/path, never inline";
+}
+
+int cg_secret_equal(const char *a, const char *b)
+{
+    apr_size_t la, lb, i;
+    volatile unsigned char diff = 0;
+
+    if (a == NULL || b == NULL) {
+        return 0;
+    }
+    la = strlen(a);
+    lb = strlen(b);
+    /* Walk the expected length whatever the candidate is, so timing tells
+     * nothing about the position of the first difference. */
+    for (i = 0; i < lb; i++) {
+        diff |= (unsigned char)(b[i] ^ (i < la ? a[i] : 0));
+    }
+    return diff == 0 && la == lb;
+}
+
+/* jansson allocates with malloc; the dump is copied into the pool and freed at
+ * once so that no library memory outlives the call. */
+static const char *cg_json_dump_to_pool(apr_pool_t *p, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    const char *out = s ? apr_pstrdup(p, s) : "{}";
+
+    free(s);
+    json_decref(j);
+    return out;
+}
+
+const char *cg_error_envelope(apr_pool_t *p, const char *type, const char *message,
+                              const char *request_id)
+{
+    json_t *j = json_object();
+
+    json_object_set_new(j, "type", json_string("error"));
+    if (request_id != NULL) {
+        json_object_set_new(j, "request_id", json_string(request_id));
+    }
+    json_object_set_new(j, "error",
+                        json_pack("{s:s, s:s}", "type", type ? type : "api_error", "message",
+                                  message ? message : ""));
+    return cg_json_dump_to_pool(p, j);
+}
+
+const char *cg_oauth_error(apr_pool_t *p, const char *error, const char *description)
+{
+    json_t *j = json_object();
+
+    json_object_set_new(j, "error", json_string(error));
+    if (description != NULL) {
+        json_object_set_new(j, "error_description", json_string(description));
+    }
+    return cg_json_dump_to_pool(p, j);
+}
+
+int cg_header_forwardable(const char *name)
+{
+    static const char *const allowed[] = {"content-type",      "content-length", "accept",
+                                          "anthropic-beta",    "anthropic-version",
+                                          "user-agent",        NULL};
+    int i;
+
+    if (name == NULL) {
+        return 0;
+    }
+    for (i = 0; allowed[i] != NULL; i++) {
+        if (strcasecmp(name, allowed[i]) == 0) {
+            return 1;
+        }
+    }
+    return strncasecmp(name, "x-stainless-", 12) == 0;
+}

@@ -1,0 +1,409 @@
+/* mod_claude_gateway: an Apache vhost as a self-hosted gateway for Claude Code.
+ *
+ * The module record and the hooks; each hook routes and delegates:
+ *   check_authn    AuthType claude-session: who is calling (cg_check_authn)
+ *   fixups         read and check the Messages body once, keep only the headers
+ *                  the upstream needs, set the provider credential (cg_fixups)
+ *   insert_filter  replay the body to mod_proxy_http (CLAUDE_GATEWAY_REPLAY)
+ *   handler        /healthz, /readyz and our JSON errors, before mod_proxy
+ *   child_init     the per-child PostgreSQL pool
+ * Directives are in cg_config.c, handlers in cg_handler.c. */
+#include <apr_strings.h>
+#include <apr_optional.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+
+#include "cg_private.h"
+#include "cg_config.h"
+#include "cg_body.h"
+#include "cg_db.h"
+#include "cg_handler.h"
+#include "cg_util.h"
+
+#define CG_AUTH_TYPE "claude-session"
+#define CG_REPLAY_FILTER "CLAUDE_GATEWAY_REPLAY"
+
+static ap_filter_rec_t *cg_replay_filter_handle;
+
+static request_rec *cg_initial(request_rec *r)
+{
+    while (r->main != NULL) {
+        r = r->main;
+    }
+    while (r->prev != NULL) {
+        r = r->prev;
+    }
+    return r;
+}
+
+cg_req_t *cg_req_find(request_rec *r)
+{
+    return ap_get_module_config(cg_initial(r)->request_config, &claude_gateway_module);
+}
+
+cg_req_t *cg_req_get(request_rec *r)
+{
+    request_rec *ir = cg_initial(r);
+    cg_req_t *rq = ap_get_module_config(ir->request_config, &claude_gateway_module);
+    const char *client_id;
+
+    if (rq == NULL) {
+        rq = apr_pcalloc(ir->pool, sizeof(*rq));
+        client_id = apr_table_get(ir->headers_in, "x-client-request-id");
+        rq->request_id = cg_request_id_valid(client_id) ? apr_pstrdup(ir->pool, client_id)
+                                                         : cg_uuid4(ir->pool);
+        if (rq->request_id == NULL) {
+            rq->request_id = apr_psprintf(ir->pool, "%s", ir->log_id ? ir->log_id : "-");
+        }
+        apr_table_setn(ir->notes, "claude-request-id", rq->request_id);
+        ap_set_module_config(ir->request_config, &claude_gateway_module, rq);
+    }
+    return rq;
+}
+
+void cg_response_headers(request_rec *r)
+{
+    apr_table_t *h = r->err_headers_out;
+
+    apr_table_setn(h, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(h, "X-Frame-Options", "DENY");
+    apr_table_setn(h, "Referrer-Policy", "no-referrer");
+    apr_table_setn(h, "Cross-Origin-Opener-Policy", "same-origin");
+    apr_table_setn(h, "x-request-id", cg_req_get(r)->request_id);
+}
+
+/* --- optional functions ------------------------------------------------- */
+
+/* named as registered: APR_REGISTER_OPTIONAL_FN takes the function's name */
+static const cg_identity_t *claude_gateway_identity(request_rec *r)
+{
+    const cg_req_t *rq = cg_req_find(r);
+
+    return (rq != NULL && rq->identity.sub != NULL) ? &rq->identity : NULL;
+}
+
+static const char *claude_gateway_request_id(request_rec *r)
+{
+    return cg_req_get(r)->request_id;
+}
+
+static apr_status_t claude_gateway_db_acquire(server_rec *s, struct pg_conn **conn)
+{
+    return cg_db_acquire(s, conn);
+}
+
+static void claude_gateway_db_release(server_rec *s, struct pg_conn *conn, int broken)
+{
+    cg_db_release(s, conn, broken);
+}
+
+/* --- authentication ----------------------------------------------------- */
+
+static int cg_auth_fail(request_rec *r, cg_req_t *rq)
+{
+    rq->err_status = HTTP_UNAUTHORIZED;
+    rq->err_type = "authentication_error";
+    rq->err_msg = "invalid token";
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer");
+    /* httpd would write its HTML page; redirect the error to our handler */
+    ap_custom_response(r, HTTP_UNAUTHORIZED, CG_ERROR_URI);
+    return HTTP_UNAUTHORIZED;
+}
+
+static void cg_identity_set(request_rec *r, cg_req_t *rq, const cg_identity_t *id)
+{
+    rq->identity = *id;
+    r->user = apr_pstrdup(r->pool, id->sub);
+    apr_table_setn(r->notes, "claude-user", rq->identity.sub);
+    if (id->email != NULL) {
+        apr_table_setn(r->notes, "claude-email", id->email);
+    }
+    apr_table_setn(r->notes, "claude-groups", apr_array_pstrcat(r->pool, id->groups, ','));
+}
+
+static int cg_check_authn(request_rec *r)
+{
+    const char *type = ap_auth_type(r);
+    const cg_dir_conf_t *dc;
+    cg_req_t *rq;
+
+    if (type == NULL || strcasecmp(type, CG_AUTH_TYPE) != 0) {
+        return DECLINED;
+    }
+    dc = cg_dir_get(r);
+    rq = cg_req_get(r);
+    cg_response_headers(r);
+    /* Session tokens arrive with the sign-in work; until then only the
+     * development identity, which post_config announces loudly, gets in. */
+    if (dc->dev_identity != NULL) {
+        cg_identity_set(r, rq, dc->dev_identity);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "serving as development identity %s",
+                      dc->dev_identity->sub);
+        return OK;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "no valid session");
+    return cg_auth_fail(r, rq);
+}
+
+/* --- the Messages request path ----------------------------------------- */
+
+/* Read the whole body into one r->pool buffer, bounded by max. The core's
+ * buckets are released on every pass so peak memory is about one body. */
+static int cg_body_read(request_rec *r, cg_req_t *rq, apr_off_t max)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_bucket_brigade *bb;
+    apr_size_t cap, len = 0;
+    apr_off_t declared = -1;
+    char *buf;
+    int seen_eos = 0;
+
+    if (cl != NULL && !ap_parse_strict_length(&declared, cl)) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return cg_error_set_plain(r, HTTP_BAD_REQUEST, "invalid content-length");
+    }
+    if (declared > max) {
+        /* refused unread: the connection cannot be reused */
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return cg_error_set_plain(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "payload too large");
+    }
+    cap = declared >= 0 ? (apr_size_t)declared + 1 : 16384;
+    buf = apr_palloc(r->pool, cap);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!seen_eos) {
+        apr_bucket *b;
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
+                                         HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            int st = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            r->connection->keepalive = AP_CONN_CLOSE;
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "reading the request body");
+            return cg_error_set_plain(r, st,
+                                      st == HTTP_REQUEST_ENTITY_TOO_LARGE ? "payload too large"
+                                      : st == HTTP_REQUEST_TIME_OUT       ? "request timeout"
+                                                                          : "bad request");
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                continue;
+            }
+            rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return cg_error_set_plain(r, HTTP_BAD_REQUEST, "bad request");
+            }
+            if ((apr_off_t)(len + n) > max) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return cg_error_set_plain(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "payload too large");
+            }
+            if (len + n + 1 > cap) {
+                char *grown;
+                while (len + n + 1 > cap) {
+                    cap *= 2;
+                }
+                grown = apr_palloc(r->pool, cap);
+                memcpy(grown, buf, len);
+                buf = grown;
+            }
+            memcpy(buf + len, data, n);
+            len += n;
+        }
+        apr_brigade_cleanup(bb);
+    }
+    buf[len] = '\0';
+    rq->body = buf;
+    rq->body_len = len;
+    return OK;
+}
+
+/* Keep only what the upstream needs (the reference's list), then add the
+ * provider credential. Client credentials, cookies, identity and forwarding
+ * headers never leave; Accept-Encoding is dropped so the answer comes back
+ * uncompressed for metering. */
+static void cg_headers_upstream(request_rec *r, const cg_dir_conf_t *dc, const cg_req_t *rq)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_table_t *out = apr_table_make(r->pool, arr->nelts + 2);
+    const char *ua = NULL;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key == NULL) {
+            continue;
+        }
+        if (strcasecmp(e[i].key, "User-Agent") == 0) {
+            ua = e[i].val;
+        }
+        else if (strcasecmp(e[i].key, "Host") == 0 || cg_header_forwardable(e[i].key)) {
+            apr_table_addn(out, e[i].key, e[i].val);
+        }
+    }
+    apr_table_setn(out, "User-Agent",
+                   ua ? apr_pstrcat(r->pool, ua, " mod_claude/" CG_VERSION, NULL)
+                      : "mod_claude/" CG_VERSION);
+    apr_table_setn(out, "Content-Length", apr_off_t_toa(r->pool, (apr_off_t)rq->body_len));
+    apr_table_unset(out, "Transfer-Encoding");
+    if (dc->upstream_key != NULL) {
+        if (cg_dir_upstream_auth(dc) == CG_UPSTREAM_AUTH_BEARER) {
+            apr_table_setn(out, "Authorization",
+                           apr_pstrcat(r->pool, "Bearer ", dc->upstream_key, NULL));
+        }
+        else {
+            apr_table_setn(out, "x-api-key", dc->upstream_key);
+        }
+    }
+    r->headers_in = out;
+}
+
+static int cg_fixups(request_rec *r)
+{
+    const cg_dir_conf_t *dc = cg_dir_get(r);
+    cg_body_info_t info;
+    const char *msg;
+    cg_req_t *rq;
+
+    if (!ap_is_initial_req(r) || !cg_dir_enabled(dc)) {
+        return DECLINED;
+    }
+    rq = cg_req_get(r);
+    cg_response_headers(r);
+    if (rq->err_status != 0) {
+        return DECLINED;
+    }
+    if (r->method_number != M_POST) {
+        return cg_error_set_plain(r, HTTP_NOT_FOUND, "not found");
+    }
+    if (apr_table_get(r->headers_in, "Content-Encoding") != NULL) {
+        /* we would check one body and forward another */
+        return cg_error_set(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "invalid_request_error",
+                            "compressed request bodies are not supported");
+    }
+    if (cg_body_read(r, rq, cg_dir_max_body(dc)) != OK || rq->err_status != 0) {
+        return OK;
+    }
+    msg = cg_body_check(r->pool, rq->body, rq->body_len, &info);
+    if (msg != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "refused body: %s", msg);
+        return cg_error_set(r, HTTP_BAD_REQUEST, "invalid_request_error", msg);
+    }
+    rq->model = info.model;
+    rq->stream = info.stream;
+    apr_table_setn(r->notes, "claude-model", rq->model);
+    cg_headers_upstream(r, dc, rq);
+    return OK;
+}
+
+static void cg_insert_filter(request_rec *r)
+{
+    cg_req_t *rq = cg_req_find(r);
+
+    if (rq != NULL && rq->body != NULL && rq->err_status == 0 && r->main == NULL) {
+        /* here and not in fixups: an internal redirect resets input filters */
+        ap_add_input_filter_handle(cg_replay_filter_handle, rq, r, r->connection);
+    }
+}
+
+/* Serves the body read in fixups to whoever reads the request next
+ * (mod_proxy_http), honouring readbytes so ap_get_client_block users work. */
+static apr_status_t cg_replay_in(ap_filter_t *f, apr_bucket_brigade *bb, ap_input_mode_t mode,
+                                 apr_read_type_e block, apr_off_t readbytes)
+{
+    cg_req_t *rq = f->ctx;
+    apr_size_t remaining, n;
+
+    if (mode != AP_MODE_READBYTES && mode != AP_MODE_SPECULATIVE && mode != AP_MODE_EXHAUSTIVE) {
+        return ap_get_brigade(f->next, bb, mode, block, readbytes);
+    }
+    remaining = rq->body_len - rq->replayed;
+    n = remaining;
+    if (mode != AP_MODE_EXHAUSTIVE && readbytes > 0 && (apr_off_t)n > readbytes) {
+        n = (apr_size_t)readbytes;
+    }
+    if (n > 0) {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(rq->body + rq->replayed, n, f->r->pool,
+                                                           bb->bucket_alloc));
+    }
+    if (mode != AP_MODE_SPECULATIVE) {
+        rq->replayed += n;
+    }
+    if (rq->replayed == rq->body_len && mode != AP_MODE_SPECULATIVE) {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+    }
+    return APR_SUCCESS;
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+static int cg_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    void *dev = NULL;
+
+    (void)plog;
+    (void)ptemp;
+    /* post_config runs twice at first start; speak only on the real pass */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    apr_pool_userdata_get(&dev, CG_DEV_IDENTITY_KEY, pconf);
+    if (dev != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     CG_LOGNO(0002) "ClaudeGatewayDevIdentity is set: requests without a session "
+                                    "are served unauthenticated. Development only.");
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 CG_LOGNO(0001) "mod_claude_gateway/" CG_VERSION " ready (database %s)",
+                 cg_srv_get(s)->db_conninfo ? "configured" : "none");
+    return OK;
+}
+
+static void cg_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    cg_db_child_init(pchild, s);
+}
+
+static void cg_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    APR_REGISTER_OPTIONAL_FN(claude_gateway_identity);
+    APR_REGISTER_OPTIONAL_FN(claude_gateway_request_id);
+    APR_REGISTER_OPTIONAL_FN(claude_gateway_db_acquire);
+    APR_REGISTER_OPTIONAL_FN(claude_gateway_db_release);
+
+    ap_hook_post_config(cg_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(cg_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_authn(cg_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_fixups(cg_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_filter(cg_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    /* REALLY_FIRST: mod_proxy's handler keys on r->proxyreq, not r->handler,
+     * so a refused request must be answered before it looks */
+    ap_hook_handler(cg_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    cg_replay_filter_handle =
+        ap_register_input_filter(CG_REPLAY_FILTER, cg_replay_in, NULL, AP_FTYPE_RESOURCE);
+}
+
+/* clang-format off */
+/* the one symbol httpd looks up: visible despite -fvisibility=hidden */
+__attribute__((visibility("default"))) module AP_MODULE_DECLARE_DATA claude_gateway_module = {
+    STANDARD20_MODULE_STUFF,
+    cg_dir_create,
+    cg_dir_merge,
+    cg_srv_create,
+    cg_srv_merge,
+    cg_cmds,
+    cg_register_hooks,
+    AP_MODULE_FLAG_ALWAYS_MERGE
+};
+/* clang-format on */

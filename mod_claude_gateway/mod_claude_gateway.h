@@ -1,0 +1,57 @@
+/* mod_claude_gateway.h: the gateway's public interface for other modules.
+ *
+ * mod_claude_spend (and any site module) reaches the gateway only through
+ * these APR optional functions, so the two modules are not linked together
+ * and load in either order. Retrieve them in post_config and check for NULL. */
+#ifndef MOD_CLAUDE_GATEWAY_H
+#define MOD_CLAUDE_GATEWAY_H
+
+#include <apr_optional.h>
+#include <apr_tables.h>
+#include <httpd.h>
+
+/** Who a request was made by, as the gateway verified it. */
+typedef struct cg_identity_t {
+    const char *sub;   /* stable subject: the ledger key */
+    const char *email; /* may be NULL */
+    const char *name;  /* may be NULL */
+    const apr_array_header_t *groups; /* const char * elements; never NULL once set */
+    const char *source; /* how it was established: "session", "dev" */
+} cg_identity_t;
+
+struct pg_conn; /* libpq's PGconn, without making every includer pull libpq */
+
+/**
+ * The verified identity of a request.
+ * @param r any request; internal redirects and subrequests see the initial one's
+ * @return the identity, or NULL when the request is not authenticated by us
+ */
+APR_DECLARE_OPTIONAL_FN(const cg_identity_t *, claude_gateway_identity, (request_rec * r));
+
+/**
+ * The gateway's request id (the client's x-client-request-id when valid,
+ * else a UUIDv4), as sent back in x-request-id.
+ */
+APR_DECLARE_OPTIONAL_FN(const char *, claude_gateway_request_id, (request_rec * r));
+
+/**
+ * Borrow a PostgreSQL connection from the child's pool. Use it for one short
+ * statement or transaction and give it back at once: never across a stream.
+ * @param s the server (for logging)
+ * @param conn receives the connection
+ * @return APR_SUCCESS, APR_ENOTIMPL when no ClaudeGatewayDatabase is set,
+ *         APR_TIMEUP when none became free in time, another error when the
+ *         database cannot be reached
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, claude_gateway_db_acquire,
+                        (server_rec * s, struct pg_conn **conn));
+
+/**
+ * Give a connection back.
+ * @param broken non-zero when a statement failed in a way that may have left
+ *        the connection unusable: it is then closed instead of reused
+ */
+APR_DECLARE_OPTIONAL_FN(void, claude_gateway_db_release,
+                        (server_rec * s, struct pg_conn *conn, int broken));
+
+#endif

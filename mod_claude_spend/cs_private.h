@@ -1,0 +1,43 @@
+/* cs_private.h: what the glue files of mod_claude_spend share. */
+#ifndef CS_PRIVATE_H
+#define CS_PRIVATE_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+
+#include "mod_claude_gateway.h"
+#include "cs_usage.h"
+
+extern module AP_MODULE_DECLARE_DATA claude_spend_module;
+APLOG_USE_MODULE(claude_spend);
+
+/* Our own stable message tags; never renumbered or reused. */
+#define CS_LOGNO(n) "CS" #n ": "
+
+#define CS_VERSION "0.1.0"
+#define CS_USAGE_FILTER "CLAUDE_USAGE"
+#define CS_UNSET (-1)
+
+/** Per-directory configuration. */
+typedef struct cs_dir_conf_t {
+    int enabled; /* ClaudeSpend */
+} cs_dir_conf_t;
+
+/** Per-request state on the initial request. */
+typedef struct cs_req_t {
+    cs_usage_parser_t *parser; /* NULL until a 2xx JSON/SSE answer starts */
+    cs_usage_t usage;
+    int finished; /* usage final, notes set */
+} cs_req_t;
+
+/** The request state of r's initial request, created on first use. */
+cs_req_t *cs_req_get(request_rec *r);
+
+/**
+ * Finish the usage of r once (at EOS, or in log_transaction when the stream
+ * never ended) and publish it in r->notes for the access log.
+ */
+void cs_usage_publish(request_rec *r, cs_req_t *rq);
+
+#endif

@@ -1,0 +1,294 @@
+"""The walking skeleton: /healthz, /readyz, and /v1/messages proxied through
+mod_proxy_http with the body replayed byte-identical, client credentials
+stripped, the upstream key set server-side, and SSE streamed unbuffered."""
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+import requests
+
+from pyclaude.client import post, post_expect_continue, stream
+from pyclaude.conf import GatewayConf
+from pyclaude.env import HTTPD
+
+
+def message_body(size=None, **extra):
+    """A valid Messages request, padded to about `size` bytes."""
+    body = {'model': 'claude-sonnet-4-5', 'max_tokens': 64,
+            'messages': [{'role': 'user', 'content': 'hi'}]}
+    body.update(extra)
+    raw = json.dumps(body).encode()
+    if size and size > len(raw):
+        body['messages'][0]['content'] = 'x' * (size - len(raw) + 2)
+        raw = json.dumps(body).encode()
+    return raw
+
+
+def header(rec, name):
+    vals = [v for k, v in rec['headers'] if k == name]
+    return vals[0] if vals else None
+
+
+class TestHealth:
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, upstream):
+        GatewayConf(env).add_database(pg.conninfo, pool='4 500').add_health() \
+            .add_messages(upstream.url).install()
+        assert env.restart() == 0
+
+    def test_cg_100_01_healthz(self, env):
+        r = requests.get(env.mkurl('/healthz'))
+        assert r.status_code == 200
+        assert r.text == 'ok'
+        assert r.headers['content-type'] == 'text/plain;charset=utf-8'
+        assert r.headers['x-content-type-options'] == 'nosniff'
+        assert r.headers['x-frame-options'] == 'DENY'
+        assert r.headers['referrer-policy'] == 'no-referrer'
+        assert len(r.headers['x-request-id']) == 36
+
+    def test_cg_100_02_readyz(self, env):
+        r = requests.get(env.mkurl('/readyz'))
+        assert r.status_code == 200
+        assert r.text == 'ready'
+
+    def test_cg_100_03_readyz_503_when_postgres_stops(self, env, pg):
+        assert requests.get(env.mkurl('/readyz')).status_code == 200
+        pg.stop()
+        try:
+            r = requests.get(env.mkurl('/readyz'), timeout=10)
+            assert r.status_code == 503
+            assert r.text == 'store unavailable'
+            # healthz says the process is up, whatever the store does
+            assert requests.get(env.mkurl('/healthz')).status_code == 200
+        finally:
+            pg.start()
+            assert pg.wait_ready()
+        # pooled connections died with the server; a fresh one is made
+        assert requests.get(env.mkurl('/readyz')).status_code == 200
+        env.error_log.ignore_recent(tags=['CG0101', 'CG0201'])
+
+    def test_cg_100_04_dev_identity_is_announced(self, env):
+        assert env.error_log.scan_recent(r'CG0002: ClaudeGatewayDevIdentity is set', timeout=1) \
+            or any('CG0002' in line for line in open(env.error_log.path))
+
+
+class TestProxy:
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, upstream):
+        GatewayConf(env).add_database(pg.conninfo).add_health() \
+            .add_messages(upstream.url, max_body=2 * 1024 * 1024).install()
+        assert env.restart() == 0
+
+    @pytest.fixture(autouse=True)
+    def _reset(self, upstream):
+        upstream.reset()
+
+    @pytest.mark.parametrize('size', [1024, 1024 * 1024])
+    @pytest.mark.parametrize('framing', ['content-length', 'chunked'])
+    def test_cg_100_10_body_byte_identical(self, env, upstream, upstream_key, size, framing):
+        body = message_body(size)
+        r = post(env.port, '/v1/messages', body, chunked=(framing == 'chunked'))
+        assert r.status == 200, r.body
+        rec = upstream.requests[-1]
+        assert rec['body_sha256'] == hashlib.sha256(body).hexdigest()
+        assert rec['body_len'] == len(body)
+        # de-chunked: the upstream always gets an exact length
+        assert rec['framing'] == 'content-length'
+        assert header(rec, 'x-api-key') == upstream_key
+        assert not rec['violations']
+
+    def test_cg_100_11_expect_100_continue(self, env, upstream):
+        body = message_body(64 * 1024)
+        first, r = post_expect_continue(env.port, '/v1/messages', body)
+        assert first.startswith('HTTP/1.1 100')
+        assert r.status == 200
+        rec = upstream.requests[-1]
+        assert rec['body_sha256'] == hashlib.sha256(body).hexdigest()
+        assert header(rec, 'expect') is None
+
+    def test_cg_100_12_client_credentials_never_reach_upstream(self, env, upstream, upstream_key):
+        r = post(env.port, '/v1/messages?beta=true', message_body(), headers={
+            'authorization': 'Bearer client-session-token',
+            'x-api-key': 'client-supplied-key',
+            'cookie': 'session=abc',
+            'x-forwarded-for': '10.9.9.9',
+            'x-claude-code-session-id': 'sess-123',
+            'x-random-header': 'zzz',
+            'anthropic-beta': 'claude-code-20250219',
+            'x-stainless-lang': 'js',
+            'user-agent': 'claude-cli/2.1.328 (external, cli)',
+        })
+        assert r.status == 200
+        rec = upstream.requests[-1]
+        names = {k for k, _ in rec['headers']}
+        assert rec['query'] == 'beta=true'
+        assert header(rec, 'x-api-key') == upstream_key
+        for forbidden in ('authorization', 'cookie', 'x-forwarded-for', 'x-forwarded-host',
+                          'x-claude-code-session-id', 'x-random-header', 'accept-encoding'):
+            assert forbidden not in names, forbidden
+        assert header(rec, 'anthropic-beta') == 'claude-code-20250219'
+        assert header(rec, 'x-stainless-lang') == 'js'
+        assert header(rec, 'user-agent').startswith('claude-cli/2.1.328 (external, cli) mod_claude/')
+        raw = json.dumps(rec['headers'])
+        assert 'client-supplied-key' not in raw and 'client-session-token' not in raw
+
+    def test_cg_100_13_count_tokens_and_request_id(self, env, upstream):
+        r = post(env.port, '/v1/messages/count_tokens?beta=true', message_body(),
+                 headers={'x-client-request-id': 'myreq-001'})
+        assert r.status == 200
+        assert 'input_tokens' in r.json
+        assert r.headers['x-request-id'] == 'myreq-001'
+        rec = upstream.requests[-1]
+        assert rec['path'] == '/v1/messages/count_tokens'
+        assert rec['query'] == 'beta=true'
+
+    @pytest.mark.parametrize('body,message', [
+        (b'{not json', 'invalid JSON'),
+        (b'[1,2]', 'request body must be a JSON object'),
+        (b'{"max_tokens":1}', 'model is required'),
+        (b'{"model":42}', 'model must be a string'),
+        (b'{"model":"claude-haiku-4-5","model":"claude-opus-4-1"}', 'invalid JSON'),
+    ])
+    def test_cg_100_20_bad_bodies_refused(self, env, upstream, body, message):
+        r = post(env.port, '/v1/messages', body, headers={'x-client-request-id': 'bad-1'})
+        assert r.status == 400
+        assert r.headers['content-type'] == 'application/json;charset=utf-8'
+        assert r.json == {'type': 'error', 'request_id': 'bad-1',
+                          'error': {'type': 'invalid_request_error', 'message': message}}
+        assert upstream.requests == []
+
+    def test_cg_100_21_body_over_limit(self, env, upstream):
+        body = message_body(3 * 1024 * 1024)
+        r = post(env.port, '/v1/messages', body)
+        assert r.status == 413
+        r = post(env.port, '/v1/messages', body, chunked=True)
+        assert r.status == 413
+        assert upstream.requests == []
+
+    def test_cg_100_22_get_is_not_found(self, env, upstream):
+        r = requests.get(env.mkurl('/v1/messages'))
+        assert r.status_code == 404
+        assert r.text == 'not found'
+        assert upstream.requests == []
+
+    def test_cg_100_23_no_session_is_401_json(self, env, pg, upstream):
+        GatewayConf(env).add_database(pg.conninfo).add_messages(upstream.url, dev_identity=None) \
+            .install()
+        assert env.restart() == 0
+        try:
+            r = post(env.port, '/v1/messages', message_body(),
+                     headers={'authorization': 'Bearer garbage'})
+            assert r.status == 401
+            assert r.headers['content-type'] == 'application/json;charset=utf-8'
+            assert r.headers['www-authenticate'] == 'Bearer'
+            assert r.json['error'] == {'type': 'authentication_error', 'message': 'invalid token'}
+            assert r.json['request_id'] == r.headers['x-request-id']
+            assert upstream.requests == []
+        finally:
+            GatewayConf(env).add_database(pg.conninfo).add_health() \
+                .add_messages(upstream.url, max_body=2 * 1024 * 1024).install()
+            assert env.restart() == 0
+
+
+class TestStreaming:
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, upstream):
+        GatewayConf(env).add_database(pg.conninfo).add_messages(upstream.url).install()
+        assert env.restart() == 0
+
+    def test_cg_100_30_sse_timing_preserved(self, env, upstream):
+        body = message_body(stream=True, _fake={'events': 4, 'pace_ms': 300, 'split': True})
+        r = stream(env.port, '/v1/messages', body)
+        assert r.status == 200
+        assert r.headers['content-type'].startswith('text/event-stream')
+        names = [n for _, n, _ in r.events]
+        assert names[0] == 'message_start' and names[-1] == 'message_stop'
+        deltas = [t for t, n, _ in r.events if n == 'content_block_delta']
+        assert len(deltas) == 4
+        # each paced event arrives on its own, not all at the end
+        gaps = [b - a for a, b in zip(deltas, deltas[1:])]
+        assert all(g > 0.2 for g in gaps), gaps
+        assert r.events[-1][0] - deltas[0] > 0.5
+
+    def test_cg_100_31_usage_in_access_log(self, env, upstream):
+        body = message_body(_fake={'usage': {'input_tokens': 1000, 'output_tokens': 500,
+                                             'cache_read_input_tokens': 30,
+                                             'cache_creation_input_tokens': 20}})
+        r = post(env.port, '/v1/messages', body, headers={'x-client-request-id': 'usage-json-1'})
+        assert r.status == 200
+        body = message_body(stream=True, _fake={'usage': {'input_tokens': 2000,
+                                                          'output_tokens': 800}})
+        r = stream(env.port, '/v1/messages', body, headers={'x-client-request-id': 'usage-sse-1'})
+        assert r.status == 200
+        lines = env.access_log_lines()
+        json_line = [x for x in lines if 'usage-json-1' in x][-1]
+        assert 'in=1000 out=500 cache_read=30 cache_write=20 partial=0' in json_line
+        assert 'user-alice' in json_line
+        sse_line = [x for x in lines if 'usage-sse-1' in x][-1]
+        assert 'in=2000 out=800' in sse_line and 'partial=0' in sse_line
+
+    def test_cg_100_32_truncated_stream_is_partial(self, env, upstream):
+        body = message_body(stream=True, _fake={'events': 5, 'disconnect_after': 3,
+                                                'usage': {'input_tokens': 700}})
+        r = stream(env.port, '/v1/messages', body, headers={'x-client-request-id': 'usage-cut-1'})
+        assert r.status == 200
+        assert 'message_stop' not in [n for _, n, _ in r.events]
+        line = [x for x in env.access_log_lines() if 'usage-cut-1' in x][-1]
+        assert 'in=700' in line and 'partial=1' in line
+        # mod_proxy reports the broken backend; that is the point of the test
+        env.error_log.ignore_recent(tags=['AH01102', 'AH01110'], matches=[r'proxy.*error reading'])
+
+
+class TestConfig:
+
+    def test_cg_100_40_missing_key_fails_config_test(self, env, pg, upstream):
+        GatewayConf(env).add_messages(upstream.url, key_ref='env:CLAUDE_TEST_NO_SUCH_VAR').install()
+        rc, out = env.config_test()
+        assert rc != 0
+        assert 'ClaudeGatewayUpstreamKey: environment variable CLAUDE_TEST_NO_SUCH_VAR is not set' in out
+
+    def test_cg_100_41_inline_key_refused(self, env, upstream):
+        GatewayConf(env).add_messages(upstream.url, key_ref='sk-ant-inline').install()
+        rc, out = env.config_test()
+        assert rc != 0
+        assert 'never inline' in out
+        assert 'sk-ant-inline' not in out
+
+    def test_cg_100_42_key_from_file(self, env, upstream, upstream_key, gen_dir):
+        path = os.path.join(gen_dir, 'upstream.key')
+        with open(path, 'w') as f:
+            f.write(upstream_key + '\n')
+        GatewayConf(env).add_messages(upstream.url, key_ref=f'file:{path}').install()
+        assert env.restart() == 0
+        upstream.reset()
+        r = post(env.port, '/v1/messages', message_body())
+        assert r.status == 200
+        assert header(upstream.requests[-1], 'x-api-key') == upstream_key
+
+    def test_cg_100_43_bad_max_body(self, env, upstream):
+        GatewayConf(env).add_messages(upstream.url, max_body='12abc').install()
+        rc, out = env.config_test()
+        assert rc != 0
+        assert "ClaudeGatewayMaxBody: '12abc' is not a byte count" in out
+
+    def test_cg_100_44_spend_needs_gateway(self, env, gen_dir):
+        """mod_claude_spend refuses to start without mod_claude_gateway."""
+        env.stop()
+        conf = os.path.join(env.conf_dir, 'httpd.conf')
+        with open(conf) as f:
+            text = f.read()
+        alt = os.path.join(env.conf_dir, 'nogw.conf')
+        with open(alt, 'w') as f:
+            f.write('\n'.join(x for x in text.splitlines()
+                              if 'claude_gateway_module' not in x and 'Include' not in x))
+        r = subprocess.run([HTTPD, '-d', env.root, '-f', alt, '-X', '-k', 'start'],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode != 0
+        with open(env.error_log.path) as f:
+            assert 'CS0001: mod_claude_spend needs mod_claude_gateway' in f.read()
+        env.error_log.ignore_recent(tags=['CS0001'], matches=['AH00016', 'Configuration Failed'])

@@ -1,0 +1,36 @@
+/* Runs every unit suite of mod_claude; the exit status is the number of
+ * failed tests, so `make check` fails when one does. */
+#include <stdlib.h>
+#include <apr_general.h>
+
+#include "unit.h"
+
+apr_pool_t *unit_pool;
+
+void unit_setup(void)
+{
+    apr_pool_create(&unit_pool, NULL);
+}
+
+void unit_teardown(void)
+{
+    apr_pool_destroy(unit_pool);
+    unit_pool = NULL;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    apr_initialize();
+    sr = srunner_create(unit_suite_cg_util());
+    srunner_add_suite(sr, unit_suite_cg_body());
+    srunner_add_suite(sr, unit_suite_cg_jwt());
+    srunner_add_suite(sr, unit_suite_cs_usage());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    apr_terminate();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,21 @@
+/* Unit test suites for the PURE files of mod_claude (libcheck, no httpd).
+ * Each test_<file>.c defines one suite constructor declared here; main.c runs
+ * them all. Tests get a fresh APR pool per test from the fixture below. */
+#ifndef CLAUDE_UNIT_H
+#define CLAUDE_UNIT_H
+
+#include <check.h>
+#include <apr_pools.h>
+
+/** The per-test pool, created by unit_setup() and destroyed by unit_teardown(). */
+extern apr_pool_t *unit_pool;
+
+void unit_setup(void);
+void unit_teardown(void);
+
+Suite *unit_suite_cg_util(void);
+Suite *unit_suite_cg_body(void);
+Suite *unit_suite_cg_jwt(void);
+Suite *unit_suite_cs_usage(void);
+
+#endif

@@ -8,6 +8,7 @@
 #   make SANITIZE=1 ...  ASan + UBSan build of modules and unit tests
 #   make format / format-check
 
+.DEFAULT_GOAL := all
 include apxs.mk
 
 PYTHON   ?= /usr/bin/python3

@@ -12,12 +12,12 @@ CG_DIR := mod_claude_gateway
 CS_DIR := mod_claude_spend
 
 # Logic files: APR, jansson, OpenSSL only. Unit-tested and fuzzed without httpd.
-CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c
+CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c $(CG_DIR)/cg_jwt.c
 CS_PURE := $(CS_DIR)/cs_usage.c
 
 # httpd glue.
 CG_GLUE := $(CG_DIR)/mod_claude_gateway.c $(CG_DIR)/cg_config.c $(CG_DIR)/cg_handler.c \
-           $(CG_DIR)/cg_db.c
+           $(CG_DIR)/cg_db.c $(CG_DIR)/cg_oauth.c
 CS_GLUE := $(CS_DIR)/mod_claude_spend.c $(CS_DIR)/cs_filter.c
 
 CG_SRCS := $(CG_GLUE) $(CG_PURE)
@@ -39,7 +39,7 @@ APXS_CFLAGS += -Wc,-fsanitize=address,undefined -Wc,-fno-omit-frame-pointer \
 APXS_LDSAN  := -Wl,-fsanitize=address,undefined
 endif
 
-CG_LIBS := -ljansson -lpq -lcrypto
+CG_LIBS := -ljansson -lpq -lcrypto -lcurl
 CS_LIBS := -ljansson
 
 $(CG_DIR)/mod_claude_gateway.la: $(CG_SRCS) $(CG_HDRS)

@@ -13,10 +13,12 @@
  * getter, so an inner section can always restate the default. */
 #include <apr_strings.h>
 #include <http_core.h>
+#include <apr_uri.h>
 
 #include "cg_private.h"
 #include "cg_config.h"
 #include "cg_util.h"
+#include "cg_jwt.h"
 
 #define CG_MERGE(f, unset) n->f = (add->f != (unset)) ? add->f : base->f
 
@@ -52,6 +54,8 @@ void *cg_srv_create(apr_pool_t *p, server_rec *s)
     (void)s;
     sc->db_max = CG_UNSET;
     sc->db_acquire_timeout = CG_UNSET;
+    sc->session_ttl = CG_UNSET;
+    sc->device_rate = CG_UNSET;
     return sc;
 }
 
@@ -63,6 +67,14 @@ void *cg_srv_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(db_conninfo, NULL);
     CG_MERGE(db_max, CG_UNSET);
     CG_MERGE(db_acquire_timeout, CG_UNSET);
+    CG_MERGE(public_url, NULL);
+    CG_MERGE(session_keys, NULL);
+    CG_MERGE(session_ttl, CG_UNSET);
+    CG_MERGE(login_notice, NULL);
+    CG_MERGE(device_rate, CG_UNSET);
+    CG_MERGE(oidc_token_endpoint, NULL);
+    CG_MERGE(oidc_client_id, NULL);
+    CG_MERGE(oidc_client_secret, NULL);
     return n;
 }
 
@@ -95,6 +107,16 @@ cg_upstream_auth_e cg_dir_upstream_auth(const cg_dir_conf_t *dc)
 int cg_srv_db_max(const cg_srv_conf_t *sc)
 {
     return sc->db_max == CG_UNSET ? 8 : sc->db_max;
+}
+
+int cg_srv_session_ttl(const cg_srv_conf_t *sc)
+{
+    return sc->session_ttl == CG_UNSET ? CG_DEFAULT_SESSION_TTL : sc->session_ttl;
+}
+
+int cg_srv_device_rate(const cg_srv_conf_t *sc)
+{
+    return sc->device_rate == CG_UNSET ? 30 : sc->device_rate;
 }
 
 apr_interval_time_t cg_srv_db_acquire_timeout(const cg_srv_conf_t *sc)
@@ -132,8 +154,8 @@ static const char *cg_set_upstream_key(cmd_parms *cmd, void *dcv, const char *ar
     const char *value, *err;
 
     if (strncmp(arg, "file:", 5) == 0) {
-        arg = apr_pstrcat(cmd->pool, "file:", ap_server_root_relative(cmd->temp_pool, arg + 5),
-                          NULL);
+        arg =
+            apr_pstrcat(cmd->pool, "file:", ap_server_root_relative(cmd->temp_pool, arg + 5), NULL);
     }
     /* Resolved now, in the parent, so `apachectl -t` reports a missing key and
      * the children never read the environment or the file again. */
@@ -174,8 +196,7 @@ static const char *cg_set_dev_identity(cmd_parms *cmd, void *dcv, int argc, char
                             cmd->cmd->name);
     }
     if (ap_strchr_c(argv[1], '@') == NULL) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not an email address", cmd->cmd->name,
-                            argv[1]);
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an email address", cmd->cmd->name, argv[1]);
     }
     id = apr_pcalloc(cmd->pool, sizeof(*id));
     groups = apr_array_make(cmd->pool, argc, sizeof(const char *));
@@ -236,6 +257,131 @@ static const char *cg_set_database_pool(cmd_parms *cmd, void *dcv, const char *m
     return NULL;
 }
 
+static cg_srv_conf_t *cg_srv_of(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &claude_gateway_module);
+}
+
+static const char *cg_set_public_url(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    apr_uri_t u;
+    apr_size_t n = strlen(arg);
+
+    (void)dcv;
+    if (apr_uri_parse(cmd->pool, arg, &u) != APR_SUCCESS || u.scheme == NULL ||
+        u.hostname == NULL || (strcmp(u.scheme, "https") != 0 && strcmp(u.scheme, "http") != 0) ||
+        (u.path != NULL && strcmp(u.path, "/") != 0 && *u.path != '\0') || u.query != NULL) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not an http(s) origin such as "
+                            "https://claude.example.com",
+                            cmd->cmd->name, arg);
+    }
+    while (n > 0 && arg[n - 1] == '/') {
+        n--;
+    }
+    cg_srv_of(cmd)->public_url = apr_pstrmemdup(cmd->pool, arg, n);
+    return NULL;
+}
+
+static const char *cg_set_session_secret(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cg_srv_conf_t *sc = cg_srv_of(cmd);
+    const char *value, *err;
+    cg_jwt_key_t *key;
+
+    (void)dcv;
+    if (strncmp(arg, "file:", 5) == 0) {
+        arg =
+            apr_pstrcat(cmd->pool, "file:", ap_server_root_relative(cmd->temp_pool, arg + 5), NULL);
+    }
+    err = cg_secret_resolve(cmd->pool, arg, &value);
+    if (err != NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    if (strlen(value) < 32) {
+        return apr_psprintf(cmd->pool, "%s: the secret from %s is shorter than 32 characters",
+                            cmd->cmd->name, arg);
+    }
+    if (sc->session_keys == NULL) {
+        sc->session_keys = apr_array_make(cmd->pool, 2, sizeof(cg_jwt_key_t));
+    }
+    key = apr_array_push(sc->session_keys);
+    key->secret = (const unsigned char *)value;
+    key->secret_len = strlen(value);
+    key->kid = cg_jwt_kid(cmd->pool, key->secret, key->secret_len);
+    return NULL;
+}
+
+static const char *cg_set_int_range(cmd_parms *cmd, const char *arg, int lo, int hi, int *out)
+{
+    apr_int64_t v;
+    char *end;
+
+    v = apr_strtoi64(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || v < lo || v > hi) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number between %d and %d", cmd->cmd->name,
+                            arg, lo, hi);
+    }
+    *out = (int)v;
+    return NULL;
+}
+
+static const char *cg_set_session_ttl(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    (void)dcv;
+    return cg_set_int_range(cmd, arg, 60, 86400 * 30, &cg_srv_of(cmd)->session_ttl);
+}
+
+static const char *cg_set_device_rate(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    (void)dcv;
+    return cg_set_int_range(cmd, arg, 1, 100000, &cg_srv_of(cmd)->device_rate);
+}
+
+static const char *cg_set_login_notice(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    (void)dcv;
+    if (strlen(arg) > 500) {
+        return apr_psprintf(cmd->pool, "%s: longer than the 500 characters the client shows",
+                            cmd->cmd->name);
+    }
+    cg_srv_of(cmd)->login_notice = arg;
+    return NULL;
+}
+
+static const char *cg_set_oidc_token_endpoint(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    apr_uri_t u;
+
+    (void)dcv;
+    if (apr_uri_parse(cmd->pool, arg, &u) != APR_SUCCESS || u.scheme == NULL ||
+        u.hostname == NULL || (strcmp(u.scheme, "https") != 0 && strcmp(u.scheme, "http") != 0)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an http(s) URL", cmd->cmd->name, arg);
+    }
+    cg_srv_of(cmd)->oidc_token_endpoint = arg;
+    return NULL;
+}
+
+static const char *cg_set_oidc_client(cmd_parms *cmd, void *dcv, const char *id,
+                                      const char *secret_ref)
+{
+    cg_srv_conf_t *sc = cg_srv_of(cmd);
+    const char *value, *err;
+
+    (void)dcv;
+    if (strncmp(secret_ref, "file:", 5) == 0) {
+        secret_ref = apr_pstrcat(
+            cmd->pool, "file:", ap_server_root_relative(cmd->temp_pool, secret_ref + 5), NULL);
+    }
+    err = cg_secret_resolve(cmd->pool, secret_ref, &value);
+    if (err != NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    sc->oidc_client_id = id;
+    sc->oidc_client_secret = value;
+    return NULL;
+}
+
 /* clang-format off */
 const command_rec cg_cmds[] = {
     AP_INIT_FLAG("ClaudeGateway", cg_set_enabled, NULL, ACCESS_CONF | RSRC_CONF,
@@ -255,6 +401,22 @@ const command_rec cg_cmds[] = {
                   "PostgreSQL connection string (libpq keywords or URI)"),
     AP_INIT_TAKE12("ClaudeGatewayDatabasePool", cg_set_database_pool, NULL, RSRC_CONF,
                    "per-child connections (default 8) and acquire timeout in ms (default 1000)"),
+    AP_INIT_TAKE1("ClaudeGatewayPublicURL", cg_set_public_url, NULL, RSRC_CONF,
+                  "the gateway's origin (https://host[:port]): token issuer and endpoint base; "
+                  "default: the request's origin"),
+    AP_INIT_ITERATE("ClaudeGatewaySessionSecret", cg_set_session_secret, NULL, RSRC_CONF,
+                    "session token secrets (env:NAME or file:/path, 32+ characters); the first "
+                    "signs, all verify"),
+    AP_INIT_TAKE1("ClaudeGatewaySessionTTL", cg_set_session_ttl, NULL, RSRC_CONF,
+                  "session token lifetime in seconds; default 3600"),
+    AP_INIT_TAKE1("ClaudeGatewayLoginNotice", cg_set_login_notice, NULL, RSRC_CONF,
+                  "text the client shows at sign-in (500 characters at most)"),
+    AP_INIT_TAKE1("ClaudeGatewayDeviceRateLimit", cg_set_device_rate, NULL, RSRC_CONF,
+                  "device authorizations per client address per 10 minutes; default 30"),
+    AP_INIT_TAKE1("ClaudeGatewayOIDCTokenEndpoint", cg_set_oidc_token_endpoint, NULL, RSRC_CONF,
+                  "the IdP's token endpoint, used for the refresh grant"),
+    AP_INIT_TAKE2("ClaudeGatewayOIDCClient", cg_set_oidc_client, NULL, RSRC_CONF,
+                  "client id and secret (env:NAME or file:/path) for the IdP's token endpoint"),
     {NULL}
 };
 /* clang-format on */

@@ -7,6 +7,7 @@
 #include <http_config.h>
 
 #include "mod_claude_gateway.h"
+#include "cg_jwt.h"
 
 #define CG_UNSET (-1)
 #define CG_DEFAULT_MAX_BODY ((apr_off_t)32 * 1024 * 1024)
@@ -15,18 +16,28 @@ typedef enum { CG_UPSTREAM_AUTH_API_KEY = 1, CG_UPSTREAM_AUTH_BEARER = 2 } cg_up
 
 /** Per-directory configuration (<Location> of the proxied API). */
 typedef struct cg_dir_conf_t {
-    int enabled;            /* ClaudeGateway */
-    apr_off_t max_body;     /* ClaudeGatewayMaxBody */
-    const char *upstream_key; /* ClaudeGatewayUpstreamKey, resolved; secret: never logged */
+    int enabled;                  /* ClaudeGateway */
+    apr_off_t max_body;           /* ClaudeGatewayMaxBody */
+    const char *upstream_key;     /* ClaudeGatewayUpstreamKey, resolved; secret: never logged */
     const char *upstream_key_ref; /* what the admin wrote (env:/file:), for messages */
-    int upstream_auth;      /* ClaudeGatewayUpstreamAuth */
+    int upstream_auth;            /* ClaudeGatewayUpstreamAuth */
     const cg_identity_t *dev_identity; /* ClaudeGatewayDevIdentity: development only */
 } cg_dir_conf_t;
 
+#define CG_DEFAULT_SESSION_TTL 3600
+
 /** Per-server configuration. */
 typedef struct cg_srv_conf_t {
-    const char *db_conninfo; /* ClaudeGatewayDatabase; secret: may hold a password */
-    int db_max;              /* ClaudeGatewayDatabasePool max */
+    const char *public_url;                 /* ClaudeGatewayPublicURL: issuer and endpoint base */
+    apr_array_header_t *session_keys;       /* ClaudeGatewaySessionSecret, cg_jwt_key_t; secret */
+    int session_ttl;                        /* ClaudeGatewaySessionTTL, seconds */
+    const char *login_notice;               /* ClaudeGatewayLoginNotice */
+    int device_rate;                        /* ClaudeGatewayDeviceRateLimit per 600 s per IP */
+    const char *oidc_token_endpoint;        /* ClaudeGatewayOIDCTokenEndpoint: the refresh grant */
+    const char *oidc_client_id;             /* ClaudeGatewayOIDCClient */
+    const char *oidc_client_secret;         /* ClaudeGatewayOIDCClient, resolved; secret */
+    const char *db_conninfo;                /* ClaudeGatewayDatabase; secret: may hold a password */
+    int db_max;                             /* ClaudeGatewayDatabasePool max */
     apr_interval_time_t db_acquire_timeout; /* ClaudeGatewayDatabasePool timeout */
 } cg_srv_conf_t;
 
@@ -46,6 +57,8 @@ int cg_dir_enabled(const cg_dir_conf_t *dc);
 apr_off_t cg_dir_max_body(const cg_dir_conf_t *dc);
 cg_upstream_auth_e cg_dir_upstream_auth(const cg_dir_conf_t *dc);
 int cg_srv_db_max(const cg_srv_conf_t *sc);
+int cg_srv_session_ttl(const cg_srv_conf_t *sc);
+int cg_srv_device_rate(const cg_srv_conf_t *sc);
 apr_interval_time_t cg_srv_db_acquire_timeout(const cg_srv_conf_t *sc);
 
 #endif

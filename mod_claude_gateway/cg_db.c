@@ -28,10 +28,8 @@ static apr_status_t cg_db_construct(void **resource, void *params, apr_pool_t *p
     server_rec *s = params;
     const cg_srv_conf_t *sc = cg_srv_get(s);
     /* dbname is expanded as a full conninfo or URI; the later keywords win */
-    const char *const keys[] = {"dbname", "connect_timeout", "application_name", "options",
-                                NULL};
-    const char *const vals[] = {sc->db_conninfo, "2", "mod_claude", CG_DB_STATEMENT_TIMEOUT,
-                                NULL};
+    const char *const keys[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
+    const char *const vals[] = {sc->db_conninfo, "2", "mod_claude", CG_DB_STATEMENT_TIMEOUT, NULL};
     PGconn *conn;
 
     (void)pool;
@@ -119,8 +117,7 @@ void cg_db_release(server_rec *s, struct pg_conn *conn, int broken)
     if (conn == NULL || cg_db_pool == NULL) {
         return;
     }
-    if (broken || PQstatus(conn) != CONNECTION_OK ||
-        PQtransactionStatus(conn) != PQTRANS_IDLE) {
+    if (broken || PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE) {
         apr_reslist_invalidate(cg_db_pool, conn);
     }
     else {
@@ -148,4 +145,45 @@ apr_status_t cg_db_ping(server_rec *s)
     PQclear(res);
     cg_db_release(s, conn, !ok);
     return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+static apr_status_t cg_db_result_clear(void *res)
+{
+    PQclear(res);
+    return APR_SUCCESS;
+}
+
+apr_status_t cg_db_query(apr_pool_t *p, server_rec *s, const char *sql, int nparams,
+                         const char *const *params, struct pg_result **out)
+{
+    PGconn *conn;
+    PGresult *res;
+    apr_status_t rv;
+    ExecStatusType st;
+
+    *out = NULL;
+    rv = cg_db_acquire(s, &conn);
+    if (rv != APR_SUCCESS) {
+        if (rv != APR_ENOTIMPL) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                         CG_LOGNO(0104) "no database connection available");
+        }
+        return rv;
+    }
+    res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        /* the primary message only: DETAIL may quote parameter values */
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, CG_LOGNO(0103) "database statement failed: %s",
+                     PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                         ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                         : PQerrorMessage(conn));
+        PQclear(res);
+        cg_db_release(s, conn, 1);
+        return APR_EGENERAL;
+    }
+    cg_db_release(s, conn, 0);
+    apr_pool_cleanup_register(p, res, cg_db_result_clear, apr_pool_cleanup_null);
+    *out = res;
+    return APR_SUCCESS;
 }

@@ -11,6 +11,7 @@
 #include "cg_config.h"
 #include "cg_db.h"
 #include "cg_handler.h"
+#include "cg_oauth.h"
 #include "cg_util.h"
 
 int cg_error_set(request_rec *r, int status, const char *type, const char *msg)
@@ -91,6 +92,7 @@ static int cg_error_answer(request_rec *r, const cg_req_t *rq)
 int cg_handler(request_rec *r)
 {
     const cg_req_t *rq;
+    int rc;
 
     /* the ErrorDocument redirect of a 401 from check_authn: whatever handler
      * the site configured for that URI, the answer is ours */
@@ -104,6 +106,9 @@ int cg_handler(request_rec *r)
     if (strcmp(r->handler, CG_HANDLER_ERROR) == 0) {
         rq = cg_req_find(r);
         return (rq == NULL || rq->err_status == 0) ? DECLINED : cg_error_answer(r, rq);
+    }
+    if ((rc = cg_oauth_handler(r)) != DECLINED) {
+        return rc;
     }
     if (strcmp(r->handler, CG_HANDLER_HEALTHZ) == 0) {
         return r->method_number == M_GET ? cg_healthz(r) : HTTP_METHOD_NOT_ALLOWED;

@@ -17,12 +17,14 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_filter.h>
+#include <curl/curl.h>
 
 #include "cg_private.h"
 #include "cg_config.h"
 #include "cg_body.h"
 #include "cg_db.h"
 #include "cg_handler.h"
+#include "cg_oauth.h"
 #include "cg_util.h"
 
 #define CG_AUTH_TYPE "claude-session"
@@ -55,8 +57,8 @@ cg_req_t *cg_req_get(request_rec *r)
     if (rq == NULL) {
         rq = apr_pcalloc(ir->pool, sizeof(*rq));
         client_id = apr_table_get(ir->headers_in, "x-client-request-id");
-        rq->request_id = cg_request_id_valid(client_id) ? apr_pstrdup(ir->pool, client_id)
-                                                         : cg_uuid4(ir->pool);
+        rq->request_id =
+            cg_request_id_valid(client_id) ? apr_pstrdup(ir->pool, client_id) : cg_uuid4(ir->pool);
         if (rq->request_id == NULL) {
             rq->request_id = apr_psprintf(ir->pool, "%s", ir->log_id ? ir->log_id : "-");
         }
@@ -128,7 +130,7 @@ static void cg_identity_set(request_rec *r, cg_req_t *rq, const cg_identity_t *i
 
 static int cg_check_authn(request_rec *r)
 {
-    const char *type = ap_auth_type(r);
+    const char *type = ap_auth_type(r), *auth;
     const cg_dir_conf_t *dc;
     cg_req_t *rq;
 
@@ -138,15 +140,27 @@ static int cg_check_authn(request_rec *r)
     dc = cg_dir_get(r);
     rq = cg_req_get(r);
     cg_response_headers(r);
-    /* Session tokens arrive with the sign-in work; until then only the
-     * development identity, which post_config announces loudly, gets in. */
+    auth = apr_table_get(r->headers_in, "Authorization");
+    if (auth != NULL) {
+        cg_identity_t id;
+        const char *why = "not a bearer token";
+
+        if (strncasecmp(auth, "Bearer ", 7) == 0 && cg_session_verify(r, auth + 7, &id, &why)) {
+            cg_identity_set(r, rq, &id);
+            return OK;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "session refused: %s", why);
+        return cg_auth_fail(r, rq);
+    }
+    /* no credential at all: only the development identity, which
+     * post_config announces loudly, gets in */
     if (dc->dev_identity != NULL) {
         cg_identity_set(r, rq, dc->dev_identity);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "serving as development identity %s",
                       dc->dev_identity->sub);
         return OK;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "no valid session");
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "no session token");
     return cg_auth_fail(r, rq);
 }
 
@@ -333,8 +347,8 @@ static apr_status_t cg_replay_in(ap_filter_t *f, apr_bucket_brigade *bb, ap_inpu
         n = (apr_size_t)readbytes;
     }
     if (n > 0) {
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(rq->body + rq->replayed, n, f->r->pool,
-                                                           bb->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(
+            bb, apr_bucket_pool_create(rq->body + rq->replayed, n, f->r->pool, bb->bucket_alloc));
     }
     if (mode != AP_MODE_SPECULATIVE) {
         rq->replayed += n;
@@ -347,12 +361,30 @@ static apr_status_t cg_replay_in(ap_filter_t *f, apr_bucket_brigade *bb, ap_inpu
 
 /* --- lifecycle ------------------------------------------------------------ */
 
+/* process-wide: curl_global_init may run once per process, not per restart */
+static int cg_curl_ready;
+
+static apr_status_t cg_curl_global_cleanup(void *unused)
+{
+    (void)unused;
+    curl_global_cleanup();
+    cg_curl_ready = 0;
+    return APR_SUCCESS;
+}
+
 static int cg_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     void *dev = NULL;
 
     (void)plog;
     (void)ptemp;
+    /* once, in the parent: reference-counted, mod_auth_openidc calls it too */
+    if (!cg_curl_ready) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        cg_curl_ready = 1;
+        apr_pool_cleanup_register(s->process->pool, NULL, cg_curl_global_cleanup,
+                                  apr_pool_cleanup_null);
+    }
     /* post_config runs twice at first start; speak only on the real pass */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;

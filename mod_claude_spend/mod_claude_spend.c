@@ -9,6 +9,7 @@
  * (client abort) so no request goes unrecorded. */
 #include <apr_strings.h>
 #include <apr_optional.h>
+#include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>
 #include <http_log.h>
@@ -18,7 +19,7 @@
 #include "cs_private.h"
 #include "cs_filter.h"
 
-static APR_OPTIONAL_FN_TYPE(claude_gateway_identity) *cs_identity;
+static APR_OPTIONAL_FN_TYPE(claude_gateway_identity) * cs_identity;
 static ap_filter_rec_t *cs_usage_filter_handle;
 
 static void *cs_dir_create(apr_pool_t *p, char *dir)
@@ -96,8 +97,8 @@ void cs_usage_publish(request_rec *r, cs_req_t *rq)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "usage in=%" APR_INT64_T_FMT " out=%" APR_INT64_T_FMT " cr=%" APR_INT64_T_FMT
                   " cw=%" APR_INT64_T_FMT " complete=%d",
-                  u->input_tokens, u->output_tokens, u->cache_read_tokens,
-                  u->cache_creation_tokens, u->complete);
+                  u->input_tokens, u->output_tokens, u->cache_read_tokens, u->cache_creation_tokens,
+                  u->complete);
 }
 
 static int cs_fixups(request_rec *r)
@@ -153,8 +154,8 @@ static void cs_register_hooks(apr_pool_t *p)
     ap_hook_fixups(cs_fixups, after_gateway, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(cs_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     /* before mod_deflate (AP_FTYPE_CONTENT_SET) so we read plain bytes */
-    cs_usage_filter_handle = ap_register_output_filter(CS_USAGE_FILTER, cs_usage_filter, NULL,
-                                                       AP_FTYPE_CONTENT_SET - 1);
+    cs_usage_filter_handle =
+        ap_register_output_filter(CS_USAGE_FILTER, cs_usage_filter, NULL, AP_FTYPE_CONTENT_SET - 1);
 }
 
 /* clang-format off */

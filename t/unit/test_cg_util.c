@@ -70,8 +70,8 @@ START_TEST(secret_from_file)
     n = 8;
     apr_file_write(f, "key-123\n", &n);
     apr_file_close(f);
-    ck_assert_ptr_null(cg_secret_resolve(unit_pool, apr_pstrcat(unit_pool, "file:", path, NULL),
-                                         &v));
+    ck_assert_ptr_null(
+        cg_secret_resolve(unit_pool, apr_pstrcat(unit_pool, "file:", path, NULL), &v));
     ck_assert_str_eq(v, "key-123"); /* trailing newline removed */
     apr_file_remove(path, unit_pool);
     err = cg_secret_resolve(unit_pool, apr_pstrcat(unit_pool, "file:", path, NULL), &v);

@@ -1,0 +1,483 @@
+/* cg_jwt: HS256 session tokens and small crypto helpers, see cg_jwt.h.
+ *
+ * Verification order matters: the token's shape and size first, then the
+ * header (to pick the key), then the HMAC, and only then the payload is
+ * parsed, so an unauthenticated payload never reaches the JSON parser. Every
+ * decoder is strict (one encoding per value, no duplicate JSON keys), so two
+ * parties can never read different claims out of the same accepted token. */
+#include <limits.h>
+#include <strings.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "cg_jwt.h"
+
+#define CG_JWT_SIG_LEN 32 /* HMAC-SHA256 */
+#define CG_JWT_RANDOM_MAX 1024
+
+static const char cg_b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+const char *cg_jwt_b64url_encode(apr_pool_t *p, const void *data, apr_size_t len)
+{
+    const unsigned char *in = data;
+    char *out = apr_palloc(p, (len / 3) * 4 + 4 + 1), *o = out;
+    apr_size_t i;
+
+    for (i = 0; i + 3 <= len; i += 3) {
+        *o++ = cg_b64url_alphabet[in[i] >> 2];
+        *o++ = cg_b64url_alphabet[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
+        *o++ = cg_b64url_alphabet[((in[i + 1] & 0x0f) << 2) | (in[i + 2] >> 6)];
+        *o++ = cg_b64url_alphabet[in[i + 2] & 0x3f];
+    }
+    if (len - i == 1) {
+        *o++ = cg_b64url_alphabet[in[i] >> 2];
+        *o++ = cg_b64url_alphabet[(in[i] & 0x03) << 4];
+    }
+    else if (len - i == 2) {
+        *o++ = cg_b64url_alphabet[in[i] >> 2];
+        *o++ = cg_b64url_alphabet[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
+        *o++ = cg_b64url_alphabet[(in[i + 1] & 0x0f) << 2];
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The 6-bit value of a base64url character, or -1. */
+static int cg_b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '-') {
+        return 62;
+    }
+    if (c == '_') {
+        return 63;
+    }
+    return -1;
+}
+
+apr_status_t cg_jwt_b64url_decode(apr_pool_t *p, const char *in, apr_size_t inlen,
+                                  unsigned char **out, apr_size_t *outlen)
+{
+    unsigned char *buf, *o;
+    apr_uint32_t acc = 0;
+    apr_size_t i;
+    int bits = 0;
+
+    *out = NULL;
+    *outlen = 0;
+    if (inlen % 4 == 1) {
+        return APR_EINVAL; /* 6 bits cannot make a byte */
+    }
+    buf = o = apr_palloc(p, inlen / 4 * 3 + 3 + 1);
+    for (i = 0; i < inlen; i++) {
+        int v = cg_b64url_value((unsigned char)in[i]);
+        if (v < 0) {
+            return APR_EINVAL;
+        }
+        acc = (acc << 6) | (apr_uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            *o++ = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* the 2 or 4 bits left over must be zero, else "xA" and "xB" would both
+     * decode to the same bytes and a token would have several spellings */
+    if (acc != 0) {
+        return APR_EINVAL;
+    }
+    *o = '\0';
+    *out = buf;
+    *outlen = (apr_size_t)(o - buf);
+    return APR_SUCCESS;
+}
+
+/* Compact JSON into the pool, without jansson's malloc'd string. */
+static const char *cg_jwt_json_dump(apr_pool_t *p, const json_t *json, apr_size_t *len)
+{
+    size_t need = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    char *buf;
+
+    if (need == 0) {
+        return NULL;
+    }
+    buf = apr_palloc(p, need + 1);
+    if (json_dumpb(json, buf, need, JSON_COMPACT) != need) {
+        return NULL;
+    }
+    buf[need] = '\0';
+    *len = need;
+    return buf;
+}
+
+static int cg_jwt_key_usable(const cg_jwt_key_t *key)
+{
+    return key != NULL && key->secret != NULL && key->secret_len > 0 && key->secret_len <= INT_MAX;
+}
+
+static int cg_jwt_hmac(const cg_jwt_key_t *key, const char *data, apr_size_t len,
+                       unsigned char mac[CG_JWT_SIG_LEN])
+{
+    unsigned int maclen = 0;
+
+    if (HMAC(EVP_sha256(), key->secret, (int)key->secret_len, (const unsigned char *)data, len, mac,
+             &maclen) == NULL ||
+        maclen != CG_JWT_SIG_LEN) {
+        return 0;
+    }
+    return 1;
+}
+
+const char *cg_jwt_sign(apr_pool_t *p, const cg_jwt_key_t *key, const json_t *claims)
+{
+    unsigned char mac[CG_JWT_SIG_LEN];
+    json_t *header;
+    const char *hjson, *cjson, *input, *token;
+    apr_size_t hlen = 0, clen = 0;
+
+    if (!json_is_object(claims) || !cg_jwt_key_usable(key)) {
+        return NULL;
+    }
+    /* the reference's header, in its order: alg, typ, kid */
+    header = json_pack("{s:s, s:s}", "alg", "HS256", "typ", "JWT");
+    if (header == NULL ||
+        (key->kid != NULL && json_object_set_new(header, "kid", json_string(key->kid)) != 0)) {
+        json_decref(header);
+        return NULL;
+    }
+    hjson = cg_jwt_json_dump(p, header, &hlen);
+    json_decref(header);
+    cjson = cg_jwt_json_dump(p, claims, &clen);
+    if (hjson == NULL || cjson == NULL) {
+        return NULL;
+    }
+    input = apr_pstrcat(p, cg_jwt_b64url_encode(p, hjson, hlen), ".",
+                        cg_jwt_b64url_encode(p, cjson, clen), NULL);
+    if (!cg_jwt_hmac(key, input, strlen(input), mac)) {
+        return NULL;
+    }
+    token = apr_pstrcat(p, input, ".", cg_jwt_b64url_encode(p, mac, sizeof(mac)), NULL);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    /* one we could not verify ourselves is a configuration error (huge claims) */
+    return strlen(token) <= CG_JWT_MAX_LEN ? token : NULL;
+}
+
+static apr_status_t cg_jwt_json_cleanup(void *json)
+{
+    json_decref(json);
+    return APR_SUCCESS;
+}
+
+/* The key a header selects: by kid, or the first one when there is none. */
+static const cg_jwt_key_t *cg_jwt_key_select(const cg_jwt_key_t *keys, int nkeys, const char *kid)
+{
+    int i;
+
+    if (keys == NULL || nkeys <= 0) {
+        return NULL;
+    }
+    if (kid == NULL) {
+        return cg_jwt_key_usable(&keys[0]) ? &keys[0] : NULL;
+    }
+    for (i = 0; i < nkeys; i++) {
+        if (keys[i].kid != NULL && strcmp(keys[i].kid, kid) == 0 && cg_jwt_key_usable(&keys[i])) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* A NumericDate claim: absent (0), a number (1, *v set), or anything else (-1). */
+static int cg_jwt_time_claim(const json_t *payload, const char *name, double *v)
+{
+    const json_t *c = json_object_get(payload, name);
+
+    if (c == NULL) {
+        return 0;
+    }
+    if (!json_is_number(c)) {
+        return -1;
+    }
+    *v = json_number_value(c);
+    return 1;
+}
+
+static int cg_jwt_aud_matches(const json_t *aud, const char *want)
+{
+    size_t i;
+
+    if (json_is_string(aud)) {
+        return strcmp(json_string_value(aud), want) == 0;
+    }
+    for (i = 0; i < json_array_size(aud); i++) {
+        const char *a = json_string_value(json_array_get(aud, i));
+        if (a != NULL && strcmp(a, want) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The claim rules, on an authenticated payload. */
+static cg_jwt_status_e cg_jwt_check_claims(const json_t *payload, const cg_jwt_expect_t *want,
+                                           const char **reason)
+{
+    const char *sub = json_string_value(json_object_get(payload, "sub"));
+    double now = (double)apr_time_sec(want->now);
+    double leeway = want->leeway > 0 ? (double)want->leeway : 0.0;
+    double exp = 0, nbf = 0, iat = 0;
+    int has;
+
+    has = cg_jwt_time_claim(payload, "exp", &exp);
+    if (has <= 0) {
+        *reason = has == 0 ? "exp missing" : "exp is not a number";
+        return CG_JWT_BAD_CLAIM;
+    }
+    if (sub == NULL || *sub == '\0') {
+        *reason = "sub missing or not a string";
+        return CG_JWT_BAD_CLAIM;
+    }
+    if (now >= exp + leeway) {
+        *reason = "token expired";
+        return CG_JWT_EXPIRED;
+    }
+    has = cg_jwt_time_claim(payload, "nbf", &nbf);
+    if (has < 0) {
+        *reason = "nbf is not a number";
+        return CG_JWT_BAD_CLAIM;
+    }
+    if (has > 0 && nbf > now + leeway) {
+        *reason = "token not valid yet (nbf)";
+        return CG_JWT_NOT_YET_VALID;
+    }
+    has = cg_jwt_time_claim(payload, "iat", &iat);
+    if (has < 0) {
+        *reason = "iat is not a number";
+        return CG_JWT_BAD_CLAIM;
+    }
+    if (has > 0 && iat > now + leeway) {
+        *reason = "token issued in the future (iat)";
+        return CG_JWT_NOT_YET_VALID;
+    }
+    if (want->iss != NULL) {
+        const char *iss = json_string_value(json_object_get(payload, "iss"));
+        if (iss == NULL || strcmp(iss, want->iss) != 0) {
+            *reason = "wrong or missing issuer";
+            return CG_JWT_BAD_ISSUER;
+        }
+    }
+    if (want->aud != NULL && !cg_jwt_aud_matches(json_object_get(payload, "aud"), want->aud)) {
+        *reason = "wrong or missing audience";
+        return CG_JWT_BAD_AUDIENCE;
+    }
+    *reason = "ok";
+    return CG_JWT_OK;
+}
+
+/* The header's verdict and the kid it names (valid while header lives). */
+static cg_jwt_status_e cg_jwt_check_header(const json_t *header, const char **kid,
+                                           const char **reason)
+{
+    const json_t *alg = json_object_get(header, "alg");
+    const json_t *typ = json_object_get(header, "typ");
+    const json_t *jkid = json_object_get(header, "kid");
+
+    *kid = NULL;
+    if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0) {
+        *reason = "alg is not HS256";
+        return CG_JWT_BAD_ALG;
+    }
+    if (typ != NULL && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0)) {
+        *reason = "typ is not JWT";
+        return CG_JWT_BAD_HEADER;
+    }
+    /* RFC 7515 §4.1.11: extensions we do not know must fail the token */
+    if (json_object_get(header, "crit") != NULL) {
+        *reason = "crit header not supported";
+        return CG_JWT_BAD_HEADER;
+    }
+    if (jkid != NULL && !json_is_string(jkid)) {
+        *reason = "kid is not a string";
+        return CG_JWT_BAD_HEADER;
+    }
+    *kid = json_string_value(jkid);
+    return CG_JWT_OK;
+}
+
+cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key_t *keys, int nkeys,
+                              const cg_jwt_expect_t *want, json_t **claims, const char **reason)
+{
+    const char *why = "ok", *dot1, *dot2, *kid;
+    unsigned char *hbuf, *pbuf, *sbuf, mac[CG_JWT_SIG_LEN];
+    apr_size_t len, hlen, plen, slen;
+    const cg_jwt_key_t *key;
+    json_t *header = NULL, *payload = NULL;
+    json_error_t jerr;
+    cg_jwt_status_e st;
+
+    if (claims != NULL) {
+        *claims = NULL;
+    }
+    len = token != NULL ? strnlen(token, CG_JWT_MAX_LEN + 1) : 0;
+    if (len == 0 || len > CG_JWT_MAX_LEN) {
+        st = CG_JWT_MALFORMED;
+        why = len == 0 ? "empty token" : "token too long";
+        goto leave;
+    }
+    /* exactly three non-empty segments: a JWE (five) or a bare JSON is not ours */
+    dot1 = memchr(token, '.', len);
+    dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (apr_size_t)(dot1 + 1 - token)) : NULL;
+    if (dot2 == NULL || memchr(dot2 + 1, '.', len - (apr_size_t)(dot2 + 1 - token)) != NULL ||
+        dot1 == token || dot2 == dot1 + 1 || dot2 + 1 == token + len) {
+        st = CG_JWT_MALFORMED;
+        why = "not three segments";
+        goto leave;
+    }
+    if (cg_jwt_b64url_decode(p, token, (apr_size_t)(dot1 - token), &hbuf, &hlen) != APR_SUCCESS ||
+        cg_jwt_b64url_decode(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), &pbuf, &plen) !=
+            APR_SUCCESS ||
+        cg_jwt_b64url_decode(p, dot2 + 1, len - (apr_size_t)(dot2 + 1 - token), &sbuf, &slen) !=
+            APR_SUCCESS) {
+        st = CG_JWT_MALFORMED;
+        why = "segment is not base64url";
+        goto leave;
+    }
+    header = json_loadb((const char *)hbuf, hlen, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(header)) {
+        st = CG_JWT_BAD_HEADER;
+        why = "header is not a JSON object";
+        goto leave;
+    }
+    if ((st = cg_jwt_check_header(header, &kid, &why)) != CG_JWT_OK) {
+        goto leave;
+    }
+    key = cg_jwt_key_select(keys, nkeys, kid);
+    if (key == NULL) {
+        st = CG_JWT_UNKNOWN_KID;
+        why = kid != NULL ? "unknown kid" : "no key for a token without kid";
+        goto leave;
+    }
+    if (slen != CG_JWT_SIG_LEN) {
+        st = CG_JWT_BAD_SIGNATURE;
+        why = "signature has the wrong length";
+        goto leave;
+    }
+    if (!cg_jwt_hmac(key, token, (apr_size_t)(dot2 - token), mac)) {
+        st = CG_JWT_BAD_SIGNATURE;
+        why = "HMAC failed";
+        goto leave;
+    }
+    if (CRYPTO_memcmp(mac, sbuf, CG_JWT_SIG_LEN) != 0) {
+        st = CG_JWT_BAD_SIGNATURE;
+        why = "bad signature";
+        goto leave;
+    }
+    payload = json_loadb((const char *)pbuf, plen, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(payload)) {
+        st = CG_JWT_MALFORMED;
+        why = "payload is not a JSON object";
+        goto leave;
+    }
+    st = cg_jwt_check_claims(payload, want, &why);
+
+leave:
+    json_decref(header);
+    if (st == CG_JWT_OK && claims != NULL) {
+        apr_pool_cleanup_register(p, payload, cg_jwt_json_cleanup, apr_pool_cleanup_null);
+        *claims = payload;
+    }
+    else {
+        json_decref(payload);
+    }
+    if (reason != NULL) {
+        *reason = why;
+    }
+    return st;
+}
+
+const char *cg_jwt_status_name(cg_jwt_status_e status)
+{
+    switch (status) {
+    case CG_JWT_OK:
+        return "ok";
+    case CG_JWT_MALFORMED:
+        return "malformed";
+    case CG_JWT_BAD_HEADER:
+        return "bad header";
+    case CG_JWT_BAD_ALG:
+        return "bad alg";
+    case CG_JWT_UNKNOWN_KID:
+        return "unknown kid";
+    case CG_JWT_BAD_SIGNATURE:
+        return "bad signature";
+    case CG_JWT_EXPIRED:
+        return "expired";
+    case CG_JWT_NOT_YET_VALID:
+        return "not yet valid";
+    case CG_JWT_BAD_ISSUER:
+        return "bad issuer";
+    case CG_JWT_BAD_AUDIENCE:
+        return "bad audience";
+    case CG_JWT_BAD_CLAIM:
+        return "bad claim";
+    }
+    return "unknown";
+}
+
+const char *cg_jwt_random_b64url(apr_pool_t *p, apr_size_t nbytes)
+{
+    unsigned char buf[CG_JWT_RANDOM_MAX];
+    const char *s;
+
+    if (nbytes == 0 || nbytes > CG_JWT_RANDOM_MAX) {
+        return NULL;
+    }
+    if (RAND_bytes(buf, (int)nbytes) != 1) {
+        return NULL;
+    }
+    s = cg_jwt_b64url_encode(p, buf, nbytes);
+    OPENSSL_cleanse(buf, nbytes); /* only the encoded copy, in p, remains */
+    return s;
+}
+
+const char *cg_jwt_sha256_hex(apr_pool_t *p, const void *data, apr_size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0, i;
+    char *out;
+
+    if (EVP_Digest(len > 0 ? data : "", len, md, &mdlen, EVP_sha256(), NULL) != 1) {
+        return NULL;
+    }
+    out = apr_palloc(p, (apr_size_t)mdlen * 2 + 1);
+    for (i = 0; i < mdlen; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0x0f];
+    }
+    out[2 * mdlen] = '\0';
+    return out;
+}
+
+const char *cg_jwt_kid(apr_pool_t *p, const unsigned char *secret, apr_size_t len)
+{
+    const char *hex = cg_jwt_sha256_hex(p, secret, len);
+
+    return hex != NULL ? apr_pstrmemdup(p, hex, 16) : NULL;
+}

@@ -1,0 +1,143 @@
+/* cg_jwt: the gateway's HS256 session tokens (PURE: APR + jansson + libcrypto).
+ *
+ * Minting and checking the compact JWS the reference gateway hands to Claude
+ * Code after sign-in: header {"alg":"HS256","typ":"JWT","kid":...}, claims sub,
+ * email, name, groups, aud, iat, exp, iss. Only HS256 exists here: no "none",
+ * no RSA/EC, no algorithm taken from the token. Also the small crypto helpers
+ * the gateway needs around it: base64url, random opaque tokens, SHA-256 hex
+ * (device codes and refresh tokens are stored only as hashes).
+ *
+ * Not here: which claims a session gets (cg_handler), key configuration and
+ * rotation policy (cg_config). Nothing here logs; nothing here ever puts token
+ * bytes into a reason string, so reasons may be logged as they are. */
+#ifndef CG_JWT_H
+#define CG_JWT_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <jansson.h>
+
+/** Longest token accepted (and minted): a bearer header beyond this is abuse. */
+#define CG_JWT_MAX_LEN 8192
+
+/** An HS256 key. */
+typedef struct cg_jwt_key_t {
+    const char *kid;             /* key id put in / matched against the header; may be NULL */
+    const unsigned char *secret; /* secret: never logged */
+    apr_size_t secret_len;       /* > 0; the reference requires at least 32 bytes */
+} cg_jwt_key_t;
+
+/** What verification expects of the claims. */
+typedef struct cg_jwt_expect_t {
+    const char *iss;    /* required issuer, or NULL not to check iss */
+    const char *aud;    /* required audience (string claim or member of an array), or NULL */
+    apr_time_t now;     /* the current time, apr_time_now() outside tests */
+    apr_int64_t leeway; /* seconds of clock skew allowed on exp, nbf and iat */
+} cg_jwt_expect_t;
+
+/** Outcome of cg_jwt_verify(); each failure has its own code for logs and tests. */
+typedef enum {
+    CG_JWT_OK = 0,
+    CG_JWT_MALFORMED,     /* not three base64url segments, too long, payload not an object */
+    CG_JWT_BAD_HEADER,    /* header not a JSON object, bad typ/kid, crit present */
+    CG_JWT_BAD_ALG,       /* alg is not exactly "HS256" (including "none") */
+    CG_JWT_UNKNOWN_KID,   /* no configured key matches */
+    CG_JWT_BAD_SIGNATURE, /* HMAC mismatch */
+    CG_JWT_EXPIRED,       /* now >= exp + leeway */
+    CG_JWT_NOT_YET_VALID, /* nbf or iat > now + leeway */
+    CG_JWT_BAD_ISSUER,    /* iss missing or not the expected one */
+    CG_JWT_BAD_AUDIENCE,  /* aud missing or not containing the expected one */
+    CG_JWT_BAD_CLAIM      /* exp or sub missing, or a time claim not a number */
+} cg_jwt_status_e;
+
+/**
+ * Encode bytes as base64url without padding (RFC 7515 §2).
+ * @param p pool for the result
+ * @param data the bytes; may be NULL when len is 0
+ * @param len their number
+ * @return a NUL-terminated string owned by p
+ */
+const char *cg_jwt_b64url_encode(apr_pool_t *p, const void *data, apr_size_t len);
+
+/**
+ * Decode base64url without padding, strictly: any byte outside [A-Za-z0-9_-]
+ * (including '=' and whitespace), an impossible length (4n+1) and non-zero
+ * unused bits are refused, so each value has exactly one encoding.
+ * @param p pool for the result
+ * @param in the text; need not be NUL-terminated
+ * @param inlen its length
+ * @param out receives the bytes, owned by p, with a NUL after them
+ * @param outlen receives their number
+ * @return APR_SUCCESS, or APR_EINVAL (then *out is NULL)
+ */
+apr_status_t cg_jwt_b64url_decode(apr_pool_t *p, const char *in, apr_size_t inlen,
+                                  unsigned char **out, apr_size_t *outlen);
+
+/**
+ * Mint a token: header {"alg":"HS256","typ":"JWT","kid":key->kid} (kid left
+ * out when NULL) and the claims as given, compact JSON.
+ * @param p pool for the result
+ * @param key the signing key (the first configured one)
+ * @param claims a JSON object; not modified, not released
+ * @return the compact token owned by p (secret: never logged), or NULL when
+ *         claims is not an object, the key is empty, the token would pass
+ *         CG_JWT_MAX_LEN, or libcrypto fails
+ */
+const char *cg_jwt_sign(apr_pool_t *p, const cg_jwt_key_t *key, const json_t *claims);
+
+/**
+ * Verify a token and its claims. The key is chosen by the header's kid; a
+ * token without kid is checked with keys[0] (as the reference does: the first
+ * key signs). The signature is checked before the payload is parsed, in
+ * constant time. Then exp and sub must be present, exp/nbf/iat are checked
+ * with the leeway, iss and aud against want.
+ * @param p pool owning *claims
+ * @param token the compact token, NUL-terminated (secret: never logged)
+ * @param keys the configured keys, in order
+ * @param nkeys their number
+ * @param want what the claims must satisfy (required)
+ * @param claims receives the payload object on CG_JWT_OK, else NULL; may be
+ *        NULL. It is released by a cleanup on p: callers never json_decref it
+ * @param reason receives a short static English reason (never token bytes);
+ *        may be NULL
+ * @return CG_JWT_OK or the first failure found
+ */
+cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key_t *keys, int nkeys,
+                              const cg_jwt_expect_t *want, json_t **claims, const char **reason);
+
+/**
+ * A short name for a status ("ok", "expired", ...), for logs and tests.
+ * @return a static string
+ */
+const char *cg_jwt_status_name(cg_jwt_status_e status);
+
+/**
+ * Random bytes from libcrypto's CSPRNG, base64url-encoded: refresh tokens,
+ * device codes, CSRF values.
+ * @param p pool for the result
+ * @param nbytes how many random bytes (1 to 1024); 32 gives 43 characters
+ * @return the string owned by p (secret: never logged), or NULL when nbytes is
+ *         out of range or the CSPRNG fails
+ */
+const char *cg_jwt_random_b64url(apr_pool_t *p, apr_size_t nbytes);
+
+/**
+ * SHA-256 of some bytes, as 64 lower-case hex digits. The gateway stores and
+ * looks up device codes and refresh tokens by this, never the values.
+ * @param p pool for the result
+ * @param data the bytes (for a C string, pass strlen(s)); may be NULL when len is 0
+ * @param len their number
+ * @return the hex string owned by p, or NULL if libcrypto fails
+ */
+const char *cg_jwt_sha256_hex(apr_pool_t *p, const void *data, apr_size_t len);
+
+/**
+ * The reference's key id for a secret: the first 16 hex digits of its SHA-256.
+ * @param p pool for the result
+ * @param secret the key bytes (secret: never logged)
+ * @param len their number
+ * @return 16 hex digits owned by p, or NULL if libcrypto fails
+ */
+const char *cg_jwt_kid(apr_pool_t *p, const unsigned char *secret, apr_size_t len);
+
+#endif

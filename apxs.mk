@@ -17,7 +17,7 @@ CS_PURE := $(CS_DIR)/cs_usage.c
 
 # httpd glue.
 CG_GLUE := $(CG_DIR)/mod_claude_gateway.c $(CG_DIR)/cg_config.c $(CG_DIR)/cg_handler.c \
-           $(CG_DIR)/cg_db.c $(CG_DIR)/cg_oauth.c
+           $(CG_DIR)/cg_db.c $(CG_DIR)/cg_oauth.c $(CG_DIR)/cg_revoke.c
 CS_GLUE := $(CS_DIR)/mod_claude_spend.c $(CS_DIR)/cs_filter.c
 
 CG_SRCS := $(CG_GLUE) $(CG_PURE)

@@ -31,7 +31,8 @@ const char *cg_body_check(apr_pool_t *p, const char *buf, apr_size_t len, cg_bod
         goto leave;
     }
     /* an embedded NUL would make our view of the model differ from the upstream's */
-    if (json_string_length(model) == 0 || strlen(json_string_value(model)) != json_string_length(model)) {
+    if (json_string_length(model) == 0 ||
+        strlen(json_string_value(model)) != json_string_length(model)) {
         msg = "model is required";
         goto leave;
     }

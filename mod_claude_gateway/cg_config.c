@@ -56,6 +56,7 @@ void *cg_srv_create(apr_pool_t *p, server_rec *s)
     sc->db_acquire_timeout = CG_UNSET;
     sc->session_ttl = CG_UNSET;
     sc->device_rate = CG_UNSET;
+    sc->revocation_refresh_ms = CG_UNSET;
     return sc;
 }
 
@@ -72,6 +73,7 @@ void *cg_srv_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(session_ttl, CG_UNSET);
     CG_MERGE(login_notice, NULL);
     CG_MERGE(device_rate, CG_UNSET);
+    CG_MERGE(revocation_refresh_ms, CG_UNSET);
     CG_MERGE(oidc_token_endpoint, NULL);
     CG_MERGE(oidc_client_id, NULL);
     CG_MERGE(oidc_client_secret, NULL);
@@ -117,6 +119,11 @@ int cg_srv_session_ttl(const cg_srv_conf_t *sc)
 int cg_srv_device_rate(const cg_srv_conf_t *sc)
 {
     return sc->device_rate == CG_UNSET ? 30 : sc->device_rate;
+}
+
+int cg_srv_revocation_refresh_ms(const cg_srv_conf_t *sc)
+{
+    return sc->revocation_refresh_ms == CG_UNSET ? 1000 : sc->revocation_refresh_ms;
 }
 
 apr_interval_time_t cg_srv_db_acquire_timeout(const cg_srv_conf_t *sc)
@@ -338,6 +345,12 @@ static const char *cg_set_device_rate(cmd_parms *cmd, void *dcv, const char *arg
     return cg_set_int_range(cmd, arg, 1, 100000, &cg_srv_of(cmd)->device_rate);
 }
 
+static const char *cg_set_revocation_refresh(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    (void)dcv;
+    return cg_set_int_range(cmd, arg, 0, 60000, &cg_srv_of(cmd)->revocation_refresh_ms);
+}
+
 static const char *cg_set_login_notice(cmd_parms *cmd, void *dcv, const char *arg)
 {
     (void)dcv;
@@ -413,6 +426,9 @@ const command_rec cg_cmds[] = {
                   "text the client shows at sign-in (500 characters at most)"),
     AP_INIT_TAKE1("ClaudeGatewayDeviceRateLimit", cg_set_device_rate, NULL, RSRC_CONF,
                   "device authorizations per client address per 10 minutes; default 30"),
+    AP_INIT_TAKE1("ClaudeGatewayRevocationRefresh", cg_set_revocation_refresh, NULL, RSRC_CONF,
+                  "ms a child may use its copy of the revocation list; 0 checks the database "
+                  "on every request; default 1000"),
     AP_INIT_TAKE1("ClaudeGatewayOIDCTokenEndpoint", cg_set_oidc_token_endpoint, NULL, RSRC_CONF,
                   "the IdP's token endpoint, used for the refresh grant"),
     AP_INIT_TAKE2("ClaudeGatewayOIDCClient", cg_set_oidc_client, NULL, RSRC_CONF,

@@ -33,6 +33,7 @@ typedef struct cg_srv_conf_t {
     int session_ttl;                        /* ClaudeGatewaySessionTTL, seconds */
     const char *login_notice;               /* ClaudeGatewayLoginNotice */
     int device_rate;                        /* ClaudeGatewayDeviceRateLimit per 600 s per IP */
+    int revocation_refresh_ms;              /* ClaudeGatewayRevocationRefresh */
     const char *oidc_token_endpoint;        /* ClaudeGatewayOIDCTokenEndpoint: the refresh grant */
     const char *oidc_client_id;             /* ClaudeGatewayOIDCClient */
     const char *oidc_client_secret;         /* ClaudeGatewayOIDCClient, resolved; secret */
@@ -59,6 +60,7 @@ cg_upstream_auth_e cg_dir_upstream_auth(const cg_dir_conf_t *dc);
 int cg_srv_db_max(const cg_srv_conf_t *sc);
 int cg_srv_session_ttl(const cg_srv_conf_t *sc);
 int cg_srv_device_rate(const cg_srv_conf_t *sc);
+int cg_srv_revocation_refresh_ms(const cg_srv_conf_t *sc);
 apr_interval_time_t cg_srv_db_acquire_timeout(const cg_srv_conf_t *sc);
 
 #endif

@@ -12,6 +12,7 @@
 #include "cg_db.h"
 #include "cg_handler.h"
 #include "cg_oauth.h"
+#include "cg_revoke.h"
 #include "cg_util.h"
 
 int cg_error_set(request_rec *r, int status, const char *type, const char *msg)
@@ -107,7 +108,7 @@ int cg_handler(request_rec *r)
         rq = cg_req_find(r);
         return (rq == NULL || rq->err_status == 0) ? DECLINED : cg_error_answer(r, rq);
     }
-    if ((rc = cg_oauth_handler(r)) != DECLINED) {
+    if ((rc = cg_oauth_handler(r)) != DECLINED || (rc = cg_revoke_handler(r)) != DECLINED) {
         return rc;
     }
     if (strcmp(r->handler, CG_HANDLER_HEALTHZ) == 0) {

@@ -352,6 +352,12 @@ int cg_session_verify(request_rec *r, const char *token, cg_identity_t *id, cons
     }
     id->groups = g;
     id->source = "session";
+    if ((v = json_object_get(claims, "sid")) != NULL && json_is_string(v)) {
+        id->session_id = apr_pstrdup(r->pool, json_string_value(v));
+    }
+    if ((v = json_object_get(claims, "iat")) != NULL && json_is_number(v)) {
+        id->issued_at = apr_time_from_sec((apr_int64_t)json_number_value(v));
+    }
     if (id->sub == NULL) {
         *why = "no subject";
         return 0;

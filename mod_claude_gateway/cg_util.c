@@ -172,9 +172,9 @@ const char *cg_oauth_error(apr_pool_t *p, const char *error, const char *descrip
 
 int cg_header_forwardable(const char *name)
 {
-    static const char *const allowed[] = {"content-type",      "content-length", "accept",
-                                          "anthropic-beta",    "anthropic-version",
-                                          "user-agent",        NULL};
+    static const char *const allowed[] = {
+        "content-type",      "content-length", "accept", "anthropic-beta",
+        "anthropic-version", "user-agent",     NULL};
     int i;
 
     if (name == NULL) {

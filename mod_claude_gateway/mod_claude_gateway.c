@@ -25,6 +25,7 @@
 #include "cg_db.h"
 #include "cg_handler.h"
 #include "cg_oauth.h"
+#include "cg_revoke.h"
 #include "cg_util.h"
 
 #define CG_AUTH_TYPE "claude-session"
@@ -146,8 +147,11 @@ static int cg_check_authn(request_rec *r)
         const char *why = "not a bearer token";
 
         if (strncasecmp(auth, "Bearer ", 7) == 0 && cg_session_verify(r, auth + 7, &id, &why)) {
-            cg_identity_set(r, rq, &id);
-            return OK;
+            if (!cg_revoked(r, &id)) {
+                cg_identity_set(r, rq, &id);
+                return OK;
+            }
+            why = "revoked";
         }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "session refused: %s", why);
         return cg_auth_fail(r, rq);
@@ -404,6 +408,7 @@ static int cg_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 static void cg_child_init(apr_pool_t *pchild, server_rec *s)
 {
     cg_db_child_init(pchild, s);
+    cg_revoke_child_init(pchild, s);
 }
 
 static void cg_register_hooks(apr_pool_t *p)

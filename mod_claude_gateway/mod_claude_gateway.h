@@ -12,11 +12,13 @@
 
 /** Who a request was made by, as the gateway verified it. */
 typedef struct cg_identity_t {
-    const char *sub;   /* stable subject: the ledger key */
-    const char *email; /* may be NULL */
-    const char *name;  /* may be NULL */
+    const char *sub;                  /* stable subject: the ledger key */
+    const char *email;                /* may be NULL */
+    const char *name;                 /* may be NULL */
     const apr_array_header_t *groups; /* const char * elements; never NULL once set */
-    const char *source; /* how it was established: "session", "dev" */
+    const char *source;               /* how it was established: "session", "dev" */
+    const char *session_id;           /* the session token's sid, or NULL */
+    apr_time_t issued_at;             /* the session token's iat, or 0 */
 } cg_identity_t;
 
 struct pg_conn; /* libpq's PGconn, without making every includer pull libpq */

@@ -33,4 +33,10 @@ CREATE TABLE IF NOT EXISTS claude_revocations (
     revoked_at     timestamptz NOT NULL DEFAULT now()
 );
 
+-- RFC 7009: one session (the token's sid) revoked until it would have expired.
+CREATE TABLE IF NOT EXISTS claude_session_revocations (
+    sid        text PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+
 INSERT INTO claude_migrations (version) VALUES (2) ON CONFLICT DO NOTHING;

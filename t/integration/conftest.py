@@ -22,6 +22,7 @@ from pyclaude.env import HttpdEnv, TOP  # noqa: E402
 from pyclaude.pg import PgCluster  # noqa: E402
 from pyclaude.ports import free_port  # noqa: E402
 from fakes.anthropic import AnthropicFake  # noqa: E402
+from fakes.idp import IdpFake  # noqa: E402
 
 # Warnings of this machine's Debian packages, not of our code: mod_ssl built
 # against a newer OpenSSL patch release than the one installed.
@@ -65,9 +66,29 @@ def upstream(upstream_key):
 
 
 @pytest.fixture(scope='session')
-def env(gen_dir, upstream_key):
+def oidc_client():
+    return {'client_id': 'mod-claude', 'client_secret': secrets.token_urlsafe(24)}
+
+
+@pytest.fixture(scope='session')
+def session_secret():
+    return secrets.token_urlsafe(40)
+
+
+@pytest.fixture(scope='session')
+def idp(env, oidc_client):
+    fake = IdpFake(client_id=oidc_client['client_id'], client_secret=oidc_client['client_secret'],
+                   redirect_uris=[env.url + '/oauth/callback']).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope='session')
+def env(gen_dir, upstream_key, oidc_client, session_secret):
     e = HttpdEnv(gen_dir)
     e.extra_env['CLAUDE_TEST_UPSTREAM_KEY'] = upstream_key
+    e.extra_env['CLAUDE_TEST_OIDC_SECRET'] = oidc_client['client_secret']
+    e.extra_env['CLAUDE_TEST_SESSION_SECRET'] = session_secret
     e.error_log.add_ignored_tags(ENVIRONMENT_TAGS + EXPECTED_TAGS)
     yield e
     e.stop()

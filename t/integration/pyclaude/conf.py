@@ -21,6 +21,10 @@ class GatewayConf:
             self.add(f'ClaudeGatewayDatabasePool {pool}')
         return self
 
+    def add_session(self, session_env='CLAUDE_TEST_SESSION_SECRET'):
+        """Session tokens without the sign-in endpoints (tests mint them)."""
+        return self.add(f'ClaudeGatewaySessionSecret env:{session_env}')
+
     def add_health(self):
         return self.add('<Location /healthz>\n    SetHandler claude-gateway-healthz\n</Location>\n'
                         '<Location /readyz>\n    SetHandler claude-gateway-readyz\n</Location>')
@@ -48,6 +52,53 @@ class GatewayConf:
         body.append(f'    ProxyPass {upstream_url}/v1/messages')
         body.append('</Location>')
         self.add('\n'.join(body))
+        return self
+
+    def add_signin(self, idp_url, client_id, secret_env='CLAUDE_TEST_OIDC_SECRET',
+                   session_env='CLAUDE_TEST_SESSION_SECRET', public_url=None, extra=''):
+        """Discovery, device flow and token endpoints, with mod_auth_openidc as
+        the relying party on /device (its redirect URI at /oauth/callback)."""
+        base = public_url or self.env.url
+        if public_url:
+            self.add(f'ClaudeGatewayPublicURL {public_url}')
+        self.add(f"""ClaudeGatewaySessionSecret env:{session_env}
+ClaudeGatewayOIDCTokenEndpoint {idp_url}/token
+ClaudeGatewayOIDCClient {client_id} env:{secret_env}
+OIDCProviderMetadataURL {idp_url}/.well-known/openid-configuration
+OIDCClientID {client_id}
+OIDCClientSecret ${{{secret_env}}}
+OIDCRedirectURI {base}/oauth/callback
+OIDCCryptoPassphrase ${{{session_env}}}
+OIDCScope "openid email profile offline_access"
+OIDCPassClaimsAs environment
+OIDCPassRefreshToken On
+OIDCRemoteUserClaim sub
+{extra}
+<Location /.well-known/oauth-authorization-server>
+    SetHandler claude-gateway-discovery
+</Location>
+<Location /oauth/device_authorization>
+    SetHandler claude-gateway-device-authorization
+</Location>
+<Location /oauth/token>
+    SetHandler claude-gateway-token
+</Location>
+<Location /oauth/revoke>
+    SetHandler claude-gateway-revoke
+</Location>
+<Location /admin/revocations>
+    SetHandler claude-gateway-admin-revocations
+    Require ip 127.0.0.1
+</Location>
+<Location /oauth/callback>
+    AuthType openid-connect
+    Require valid-user
+</Location>
+<Location /device>
+    AuthType openid-connect
+    Require valid-user
+    SetHandler claude-gateway-device
+</Location>""")
         return self
 
     def text(self):

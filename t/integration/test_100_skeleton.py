@@ -295,7 +295,7 @@ class TestConfig:
                               for x in text.splitlines()
                               if 'claude_gateway_module' not in x and 'Include' not in x))
         r = subprocess.run([HTTPD, '-d', env.root, '-f', alt, '-X', '-k', 'start'],
-                           capture_output=True, text=True, timeout=20)
+                           capture_output=True, text=True, timeout=20, env=env._env())
         assert r.returncode != 0
         out = r.stdout + r.stderr
         if os.path.exists(env.error_log.path):

@@ -27,6 +27,7 @@ SYSTEM_MODULES = [
     ('mpm_event_module', 'mod_mpm_event.so'),
     ('authz_core_module', 'mod_authz_core.so'),
     ('authz_user_module', 'mod_authz_user.so'),
+    ('authz_host_module', 'mod_authz_host.so'),
     ('authn_core_module', 'mod_authn_core.so'),
     ('mime_module', 'mod_mime.so'),
     ('headers_module', 'mod_headers.so'),
@@ -185,6 +186,7 @@ class HttpdEnv:
         r = self._httpd('-k', 'start')
         if r.returncode != 0:
             self.last_output = r.stdout + r.stderr
+            print('httpd start failed:\n' + self.last_output)  # shown by pytest on failure
             return r.returncode
         if not self.is_live():
             self.last_output = 'httpd did not come up'

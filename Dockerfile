@@ -8,6 +8,7 @@ WORKDIR /src
 COPY tools/install-deps.sh tools/install-deps.sh
 RUN bash tools/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY Makefile apxs.mk ./
+COPY tools/sql2c.sh tools/sql2c.sh
 COPY mod_claude_gateway/ mod_claude_gateway/
 COPY mod_claude_spend/ mod_claude_spend/
 COPY conf/ conf/

@@ -31,7 +31,7 @@ MODULES := $(CG_DIR)/mod_claude_gateway.la $(CS_DIR)/mod_claude_spend.la
 UNIT_SRCS := $(wildcard t/unit/*.c)
 FUZZ_SRCS := $(wildcard t/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst t/fuzz/%.c,build/%,$(FUZZ_SRCS))
-C_FILES := $(wildcard $(CG_DIR)/*.[ch] $(CS_DIR)/*.[ch] t/unit/*.[ch] t/fuzz/*.[ch])
+C_FILES := $(filter-out $(CG_DIR)/cg_schema.h,$(wildcard $(CG_DIR)/*.[ch] $(CS_DIR)/*.[ch] t/unit/*.[ch] t/fuzz/*.[ch]))
 
 .PHONY: all install check unit fuzz-replay test integration run format format-check \
         check-pure clean deps
@@ -92,6 +92,6 @@ format-check:
 	clang-format --dry-run --Werror $(C_FILES)
 
 clean:
-	rm -rf build $(CG_DIR)/.libs $(CS_DIR)/.libs
+	rm -rf build $(CG_DIR)/.libs $(CS_DIR)/.libs $(CG_DIR)/cg_schema.h
 	rm -f $(CG_DIR)/*.lo $(CG_DIR)/*.la $(CG_DIR)/*.slo $(CG_DIR)/*.o
 	rm -f $(CS_DIR)/*.lo $(CS_DIR)/*.la $(CS_DIR)/*.slo $(CS_DIR)/*.o

@@ -22,7 +22,7 @@ CS_GLUE := $(CS_DIR)/mod_claude_spend.c $(CS_DIR)/cs_filter.c
 
 CG_SRCS := $(CG_GLUE) $(CG_PURE)
 CS_SRCS := $(CS_GLUE) $(CS_PURE)
-CG_HDRS := $(wildcard $(CG_DIR)/*.h)
+CG_HDRS := $(filter-out $(CG_DIR)/cg_schema.h,$(wildcard $(CG_DIR)/*.h))
 CS_HDRS := $(wildcard $(CS_DIR)/*.h)
 
 comma := ,
@@ -42,7 +42,12 @@ endif
 CG_LIBS := -ljansson -lpq -lcrypto -lcurl
 CS_LIBS := -ljansson
 
-$(CG_DIR)/mod_claude_gateway.la: $(CG_SRCS) $(CG_HDRS)
+SQL_FILES := $(sort $(wildcard sql/*.sql))
+
+$(CG_DIR)/cg_schema.h: $(SQL_FILES) tools/sql2c.sh
+	sh tools/sql2c.sh $@ $(SQL_FILES)
+
+$(CG_DIR)/mod_claude_gateway.la: $(CG_SRCS) $(CG_HDRS) $(CG_DIR)/cg_schema.h
 	$(APXS) -c -o $@ -I$(CG_DIR) $(APXS_CFLAGS) $(APXS_LDSAN) $(CG_SRCS) $(CG_LIBS)
 
 $(CS_DIR)/mod_claude_spend.la: $(CS_SRCS) $(CS_HDRS) $(CG_DIR)/mod_claude_gateway.h

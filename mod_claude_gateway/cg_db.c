@@ -15,6 +15,16 @@
 #include "cg_config.h"
 #include "cg_db.h"
 
+#include "cg_schema.h"
+
+/* Advisory lock key of schema migrations: nodes starting together apply
+ * them one after the other (each file is idempotent). */
+#define CG_SCHEMA_LOCK "7243001"
+
+/* Set once this process has seen the schema up to date; a race only means
+ * the idempotent migrations run twice. */
+static volatile int cg_db_schema_ok;
+
 /* One pool per child; set in child_init before any request thread exists and
  * read-only afterwards. */
 static apr_reslist_t *cg_db_pool;
@@ -42,6 +52,30 @@ static apr_status_t cg_db_construct(void **resource, void *params, apr_pool_t *p
             PQfinish(conn);
         }
         return APR_ECONNREFUSED;
+    }
+    if (!cg_db_schema_ok) {
+        PGresult *res = PQexec(conn, "BEGIN; SELECT pg_advisory_xact_lock(" CG_SCHEMA_LOCK ");");
+        int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+        PQclear(res);
+        if (ok) {
+            res = PQexec(conn, cg_schema_sql);
+            ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+            if (!ok) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                             CG_LOGNO(0105) "applying the schema migrations failed: %s",
+                             PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+            }
+            PQclear(res);
+        }
+        res = PQexec(conn, ok ? "COMMIT" : "ROLLBACK");
+        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        if (!ok) {
+            PQfinish(conn);
+            return APR_EGENERAL;
+        }
+        cg_db_schema_ok = 1;
     }
     *resource = conn;
     return APR_SUCCESS;

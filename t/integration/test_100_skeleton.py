@@ -73,6 +73,25 @@ class TestHealth:
         assert requests.get(env.mkurl('/readyz')).status_code == 200
         env.error_log.ignore_recent(tags=['CG0101', 'CG0201'])
 
+    def test_cg_100_05_schema_applied_automatically(self, env, pg, upstream):
+        """A fresh database gets the schema from the first connection."""
+        pg.psql('DROP DATABASE IF EXISTS claude_fresh', db='postgres')
+        pg.psql('CREATE DATABASE claude_fresh', db='postgres')
+        fresh = pg.conninfo.replace(f'dbname={pg.dbname}', 'dbname=claude_fresh')
+        GatewayConf(env).add_database(fresh).add_health().add_messages(upstream.url).install()
+        assert env.restart() == 0
+        try:
+            assert requests.get(env.mkurl('/readyz')).status_code == 200
+            assert pg.psql('SELECT string_agg(version::text, \',\' ORDER BY version) '
+                           'FROM claude_migrations', db='claude_fresh') == '1,2'
+            assert pg.psql("SELECT count(*) FROM information_schema.tables WHERE table_name IN "
+                           "('claude_device_grants', 'claude_rate', 'claude_revocations')",
+                           db='claude_fresh') == '3'
+        finally:
+            GatewayConf(env).add_database(pg.conninfo, pool='4 500').add_health() \
+                .add_messages(upstream.url).install()
+            assert env.restart() == 0
+
     def test_cg_100_04_dev_identity_is_announced(self, env):
         assert env.error_log.scan_recent(r'CG0002: ClaudeGatewayDevIdentity is set', timeout=1) \
             or any('CG0002' in line for line in open(env.error_log.path))

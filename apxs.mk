@@ -12,7 +12,7 @@ CG_DIR := mod_claude_gateway
 CS_DIR := mod_claude_spend
 
 # Logic files: APR, jansson, OpenSSL only. Unit-tested and fuzzed without httpd.
-CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c $(CG_DIR)/cg_jwt.c
+CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c $(CG_DIR)/cg_jwt.c $(CG_DIR)/cg_claims.c
 CS_PURE := $(CS_DIR)/cs_usage.c
 
 # httpd glue.

@@ -74,6 +74,10 @@ void *cg_srv_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(login_notice, NULL);
     CG_MERGE(device_rate, CG_UNSET);
     CG_MERGE(revocation_refresh_ms, CG_UNSET);
+    CG_MERGE(email_claims, NULL);
+    CG_MERGE(groups_claim, NULL);
+    CG_MERGE(allowed_domains, NULL);
+    CG_MERGE(allowed_groups, NULL);
     CG_MERGE(oidc_token_endpoint, NULL);
     CG_MERGE(oidc_client_id, NULL);
     CG_MERGE(oidc_client_secret, NULL);
@@ -124,6 +128,19 @@ int cg_srv_device_rate(const cg_srv_conf_t *sc)
 int cg_srv_revocation_refresh_ms(const cg_srv_conf_t *sc)
 {
     return sc->revocation_refresh_ms == CG_UNSET ? 1000 : sc->revocation_refresh_ms;
+}
+
+const char *cg_srv_groups_claim(const cg_srv_conf_t *sc)
+{
+    return sc->groups_claim ? sc->groups_claim : "groups";
+}
+
+const apr_array_header_t *cg_srv_email_claims(const cg_srv_conf_t *sc)
+{
+    static const char *const def = "email";
+    static const apr_array_header_t defaults = {NULL, sizeof(const char *), 1, 1, (char *)&def};
+
+    return sc->email_claims ? sc->email_claims : &defaults;
 }
 
 apr_interval_time_t cg_srv_db_acquire_timeout(const cg_srv_conf_t *sc)
@@ -351,6 +368,51 @@ static const char *cg_set_revocation_refresh(cmd_parms *cmd, void *dcv, const ch
     return cg_set_int_range(cmd, arg, 0, 60000, &cg_srv_of(cmd)->revocation_refresh_ms);
 }
 
+static const char *cg_push_list(cmd_parms *cmd, apr_array_header_t **list, const char *arg)
+{
+    if (*arg == '\0') {
+        return apr_psprintf(cmd->pool, "%s: empty value", cmd->cmd->name);
+    }
+    if (*list == NULL) {
+        *list = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(*list, const char *) = arg;
+    return NULL;
+}
+
+static const char *cg_set_email_claim(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    (void)dcv;
+    return cg_push_list(cmd, &cg_srv_of(cmd)->email_claims, arg);
+}
+
+static const char *cg_set_groups_claim(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    (void)dcv;
+    if (*arg == '\0' || strcmp(arg, "/") == 0) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a claim name or JSON pointer",
+                            cmd->cmd->name, arg);
+    }
+    cg_srv_of(cmd)->groups_claim = arg;
+    return NULL;
+}
+
+static const char *cg_set_allowed_domain(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    (void)dcv;
+    if (ap_strchr_c(arg, '@') != NULL || ap_strchr_c(arg, '.') == NULL || *arg == '.') {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a domain such as example.com",
+                            cmd->cmd->name, arg);
+    }
+    return cg_push_list(cmd, &cg_srv_of(cmd)->allowed_domains, arg);
+}
+
+static const char *cg_set_allowed_group(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    (void)dcv;
+    return cg_push_list(cmd, &cg_srv_of(cmd)->allowed_groups, arg);
+}
+
 static const char *cg_set_login_notice(cmd_parms *cmd, void *dcv, const char *arg)
 {
     (void)dcv;
@@ -429,6 +491,15 @@ const command_rec cg_cmds[] = {
     AP_INIT_TAKE1("ClaudeGatewayRevocationRefresh", cg_set_revocation_refresh, NULL, RSRC_CONF,
                   "ms a child may use its copy of the revocation list; 0 checks the database "
                   "on every request; default 1000"),
+    AP_INIT_ITERATE("ClaudeGatewayEmailClaim", cg_set_email_claim, NULL, RSRC_CONF,
+                    "claims that carry the email, in order of preference; default email"),
+    AP_INIT_TAKE1("ClaudeGatewayGroupsClaim", cg_set_groups_claim, NULL, RSRC_CONF,
+                  "claim name or JSON pointer (/realm_access/roles) of the groups; default "
+                  "groups"),
+    AP_INIT_ITERATE("ClaudeGatewayAllowedEmailDomains", cg_set_allowed_domain, NULL, RSRC_CONF,
+                    "only these email domains may sign in; default any"),
+    AP_INIT_ITERATE("ClaudeGatewayAllowedGroups", cg_set_allowed_group, NULL, RSRC_CONF,
+                    "only members of one of these groups may sign in; default any"),
     AP_INIT_TAKE1("ClaudeGatewayOIDCTokenEndpoint", cg_set_oidc_token_endpoint, NULL, RSRC_CONF,
                   "the IdP's token endpoint, used for the refresh grant"),
     AP_INIT_TAKE2("ClaudeGatewayOIDCClient", cg_set_oidc_client, NULL, RSRC_CONF,

@@ -34,6 +34,10 @@ typedef struct cg_srv_conf_t {
     const char *login_notice;               /* ClaudeGatewayLoginNotice */
     int device_rate;                        /* ClaudeGatewayDeviceRateLimit per 600 s per IP */
     int revocation_refresh_ms;              /* ClaudeGatewayRevocationRefresh */
+    apr_array_header_t *email_claims;       /* ClaudeGatewayEmailClaim, const char * */
+    const char *groups_claim;               /* ClaudeGatewayGroupsClaim: name or JSON pointer */
+    apr_array_header_t *allowed_domains;    /* ClaudeGatewayAllowedEmailDomains */
+    apr_array_header_t *allowed_groups;     /* ClaudeGatewayAllowedGroups */
     const char *oidc_token_endpoint;        /* ClaudeGatewayOIDCTokenEndpoint: the refresh grant */
     const char *oidc_client_id;             /* ClaudeGatewayOIDCClient */
     const char *oidc_client_secret;         /* ClaudeGatewayOIDCClient, resolved; secret */
@@ -61,6 +65,9 @@ int cg_srv_db_max(const cg_srv_conf_t *sc);
 int cg_srv_session_ttl(const cg_srv_conf_t *sc);
 int cg_srv_device_rate(const cg_srv_conf_t *sc);
 int cg_srv_revocation_refresh_ms(const cg_srv_conf_t *sc);
+const char *cg_srv_groups_claim(const cg_srv_conf_t *sc);
+/** The email claim names in order; "email" when none is configured. */
+const apr_array_header_t *cg_srv_email_claims(const cg_srv_conf_t *sc);
 apr_interval_time_t cg_srv_db_acquire_timeout(const cg_srv_conf_t *sc);
 
 #endif

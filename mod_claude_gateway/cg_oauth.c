@@ -23,6 +23,7 @@
 #include "cg_jwt.h"
 #include "cg_oauth.h"
 #include "cg_util.h"
+#include "cg_claims.h"
 
 #define CG_DEVICE_TTL 600
 #define CG_DEVICE_INTERVAL 5
@@ -172,6 +173,17 @@ static const char *cg_user_code_normalize(apr_pool_t *p, const char *in)
 static const char *cg_user_code_display(apr_pool_t *p, const char *code)
 {
     return apr_psprintf(p, "%.4s-%.4s", code, code + 4);
+}
+
+static json_t *cg_groups_json(const apr_array_header_t *groups)
+{
+    json_t *a = json_array();
+    int i;
+
+    for (i = 0; groups != NULL && i < groups->nelts; i++) {
+        json_array_append_new(a, json_string(APR_ARRAY_IDX(groups, i, const char *)));
+    }
+    return a;
 }
 
 /* --- discovery ---------------------------------------------------------- */
@@ -528,7 +540,8 @@ static int cg_token_refresh_grant(request_rec *r, const char *refresh_token)
     const cg_srv_conf_t *sc = cg_srv_get(r->server);
     cg_buf_t buf = {r->pool, NULL, 0, 0, 0};
     struct curl_slist *hdrs = NULL;
-    const char *form, *token, *email = NULL, *name = NULL, *sub;
+    const char *form, *token, *email = NULL, *name = NULL, *sub, *gate;
+    apr_array_header_t *garr;
     json_t *resp, *claims, *v, *out, *groups;
     long http_status = 0;
     CURLcode cc;
@@ -595,10 +608,18 @@ static int cg_token_refresh_grant(request_rec *r, const char *refresh_token)
     if ((v = json_object_get(claims, "email_verified")) != NULL && json_is_false(v)) {
         return cg_oauth_fail(r, HTTP_UNAUTHORIZED, "invalid_grant", NULL);
     }
-    email = json_string_value(json_object_get(claims, "email"));
+    email = cg_claims_email(r->pool, claims, cg_srv_email_claims(sc));
     name = json_string_value(json_object_get(claims, "name"));
-    groups = json_object_get(claims, "groups");
-    token = cg_session_mint(r, sub, email, name, json_is_array(groups) ? groups : NULL);
+    garr = cg_claims_groups(r->pool, claims, cg_srv_groups_claim(sc));
+    gate = cg_claims_gate(email, garr, sc->allowed_domains, sc->allowed_groups);
+    if (gate != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0315) "refresh of %s refused: %s", sub,
+                      gate);
+        return cg_oauth_fail(r, HTTP_UNAUTHORIZED, "invalid_grant", NULL);
+    }
+    groups = cg_groups_json(garr);
+    token = cg_session_mint(r, sub, email, name, groups);
+    json_decref(groups);
     if (token == NULL) {
         return cg_oauth_fail(r, HTTP_INTERNAL_SERVER_ERROR, "server_error", NULL);
     }
@@ -697,22 +718,47 @@ static int cg_page_code_form(request_rec *r, const char *who, const char *refuse
 
 /* Who mod_auth_openidc says is at the browser. */
 typedef struct cg_browser_user_t {
-    const char *sub, *email, *name, *groups, *refresh_token, *email_verified;
+    const char *sub, *email, *name, *refresh_token, *email_verified;
+    apr_array_header_t *groups;
 } cg_browser_user_t;
+
+/* mod_auth_openidc's claims (OIDC_CLAIM_*) back as a JSON object: objects
+ * arrive JSON-encoded, arrays comma-joined, the rest as strings. */
+static json_t *cg_env_claims(request_rec *r)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    json_t *claims = json_object(), *v;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key == NULL || strncmp(e[i].key, "OIDC_CLAIM_", 11) != 0 || e[i].val == NULL) {
+            continue;
+        }
+        v = NULL;
+        if (e[i].val[0] == '{') {
+            v = json_loads(e[i].val, 0, NULL);
+        }
+        json_object_set_new(claims, e[i].key + 11, v ? v : json_string(e[i].val));
+    }
+    apr_pool_cleanup_register(r->pool, claims, cg_json_cleanup, apr_pool_cleanup_null);
+    return claims;
+}
 
 static int cg_browser_user(request_rec *r, cg_browser_user_t *u)
 {
-    apr_table_t *env = r->subprocess_env;
+    const cg_srv_conf_t *sc = cg_srv_get(r->server);
+    json_t *claims = cg_env_claims(r);
 
-    u->sub = apr_table_get(env, "OIDC_CLAIM_sub");
+    u->sub = json_string_value(json_object_get(claims, "sub"));
     if (u->sub == NULL) {
         u->sub = r->user;
     }
-    u->email = apr_table_get(env, "OIDC_CLAIM_email");
-    u->name = apr_table_get(env, "OIDC_CLAIM_name");
-    u->groups = apr_table_get(env, "OIDC_CLAIM_groups");
-    u->email_verified = apr_table_get(env, "OIDC_CLAIM_email_verified");
-    u->refresh_token = apr_table_get(env, "OIDC_refresh_token"); /* secret: never logged */
+    u->email = cg_claims_email(r->pool, claims, cg_srv_email_claims(sc));
+    u->name = json_string_value(json_object_get(claims, "name"));
+    u->groups = cg_claims_groups(r->pool, claims, cg_srv_groups_claim(sc));
+    u->email_verified = json_string_value(json_object_get(claims, "email_verified"));
+    u->refresh_token = apr_table_get(r->subprocess_env, "OIDC_refresh_token"); /* secret */
     return u->sub != NULL && *u->sub != '\0';
 }
 
@@ -727,25 +773,6 @@ static int cg_same_origin(request_rec *r)
         return strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0;
     }
     return origin != NULL && strcmp(origin, cg_base_url(r)) == 0;
-}
-
-static json_t *cg_groups_json(const char *joined)
-{
-    json_t *a = json_array();
-    const char *start = joined;
-
-    while (joined != NULL && *start != '\0') {
-        const char *end = strchr(start, ',');
-        apr_size_t n = end ? (apr_size_t)(end - start) : strlen(start);
-        if (n > 0) {
-            json_array_append_new(a, json_stringn(start, n));
-        }
-        if (end == NULL) {
-            break;
-        }
-        start = end + 1;
-    }
-    return a;
 }
 
 static int cg_device_decide(request_rec *r, const cg_browser_user_t *u, const char *code,
@@ -805,7 +832,7 @@ static int cg_device(request_rec *r)
 {
     cg_browser_user_t u;
     apr_table_t *form;
-    const char *code, *who, *step;
+    const char *code, *who, *step, *gate;
     int deny, hits;
 
     if (!cg_browser_user(r, &u)) {
@@ -815,9 +842,16 @@ static int cg_device(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     who = u.email ? u.email : u.sub;
-    if (u.email_verified != NULL && strcmp(u.email_verified, "0") == 0) {
+    if (u.email_verified != NULL &&
+        (strcmp(u.email_verified, "0") == 0 || strcmp(u.email_verified, "false") == 0)) {
         return cg_page(r, "Sign-in refused",
                        "<p>Your identity provider has not verified your email address.</p>");
+    }
+    if ((gate = cg_claims_gate(u.email, u.groups, cg_srv_get(r->server)->allowed_domains,
+                               cg_srv_get(r->server)->allowed_groups)) != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0309) "sign-in of %s refused: %s",
+                      u.sub, gate);
+        return cg_page(r, "Sign-in refused", apr_psprintf(r->pool, "<p>%s</p>", gate));
     }
     deny = strcmp(r->uri, "/device/deny") == 0;
     if (r->method_number == M_GET && !deny) {

@@ -351,3 +351,45 @@ class TestSecretRotation:
         assert jwt.get_unverified_header(tok['access_token'])['kid'] == hashlib.sha256(
             env.extra_env['CLAUDE_TEST_SESSION_SECRET_NEW'].encode()).hexdigest()[:16]
         assert hmac.compare_digest(tok['token_type'], 'Bearer')
+
+
+class TestGates:
+
+    def _install(self, env, pg, upstream, idp, oidc_client, extra):
+        GatewayConf(env).add_database(pg.conninfo) \
+            .add_signin(idp.url, oidc_client['client_id'], extra=extra) \
+            .add_messages(upstream.url, dev_identity=None).install()
+        assert env.restart() == 0
+        env.error_log.ignore_recent(matches=OIDC_HTTP_WARNINGS)
+        requests.post(idp.url + '/_fake/reset', timeout=5)
+        pg.psql('DELETE FROM claude_rate')
+
+    def test_cg_200_40_group_gate_refuses_sign_in(self, env, pg, upstream, idp, oidc_client):
+        self._install(env, pg, upstream, idp, oidc_client, 'ClaudeGatewayAllowedGroups admins ops')
+        d = device_authorize(env)
+        s = requests.Session()
+        r = s.get(env.mkurl('/device?user_code=' + d['user_code']))
+        assert "aren't in a group that may use Claude Code" in r.text
+        r = token_post(env, grant_type=DEVICE_GRANT, device_code=d['device_code'])
+        assert r.json() == {'error': 'authorization_pending'}
+
+    def test_cg_200_41_domain_and_group_gates_admit(self, env, pg, upstream, idp, oidc_client):
+        self._install(env, pg, upstream, idp, oidc_client,
+                      'ClaudeGatewayAllowedGroups eng\nClaudeGatewayAllowedEmailDomains example.com')
+        tok = login(env)
+        assert tok['access_token']
+
+    def test_cg_200_42_domain_gate_applies_at_refresh(self, env, pg, upstream, idp, oidc_client):
+        self._install(env, pg, upstream, idp, oidc_client, '')
+        tok = login(env)
+        self._install(env, pg, upstream, idp, oidc_client,
+                      'ClaudeGatewayAllowedEmailDomains corp.example')
+        r = token_post(env, grant_type='refresh_token', refresh_token=tok['refresh_token'])
+        assert r.status_code == 401 and r.json() == {'error': 'invalid_grant'}
+
+    def test_cg_200_43_bad_gate_config(self, env, idp, oidc_client, upstream):
+        GatewayConf(env).add_signin(idp.url, oidc_client['client_id'],
+                                    extra='ClaudeGatewayAllowedEmailDomains @example.com') \
+            .add_messages(upstream.url).install()
+        rc, out = env.config_test()
+        assert rc != 0 and "'@example.com' is not a domain" in out

@@ -17,5 +17,6 @@ Suite *unit_suite_cg_util(void);
 Suite *unit_suite_cg_body(void);
 Suite *unit_suite_cg_jwt(void);
 Suite *unit_suite_cs_usage(void);
+Suite *unit_suite_cg_claims(void);
 
 #endif

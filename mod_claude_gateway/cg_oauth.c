@@ -203,6 +203,8 @@ static int cg_discovery(request_rec *r)
         json_string(apr_pstrcat(r->pool, base, "/oauth/device_authorization", NULL)));
     json_object_set_new(j, "token_endpoint",
                         json_string(apr_pstrcat(r->pool, base, "/oauth/token", NULL)));
+    json_object_set_new(j, "revocation_endpoint",
+                        json_string(apr_pstrcat(r->pool, base, "/oauth/revoke", NULL)));
     json_object_set_new(
         j, "grant_types_supported",
         json_pack("[ss]", "urn:ietf:params:oauth:grant-type:device_code", "refresh_token"));

@@ -46,11 +46,14 @@ def main():
         pg.wait_ready()
         pg.create_db().apply_schema(os.path.join(TOP, 'sql'))
 
-        idp = IdpFake(client_id='mod-claude', client_secret=secrets.token_urlsafe(24),
+        client_secret = secrets.token_urlsafe(24)
+        idp = IdpFake(client_id='mod-claude', client_secret=client_secret,
                       redirect_uris=[f'http://127.0.0.1:{port}/oauth/callback']).start()
         started.append(idp.stop)
 
         env = HttpdEnv(data, loglevel='warn claude_gateway:info claude_spend:info', port=port)
+        env.extra_env['CLAUDE_RUN_OIDC_SECRET'] = client_secret
+        env.extra_env['CLAUDE_RUN_SESSION_SECRET'] = secrets.token_urlsafe(40)
         real_key = os.environ.get('ANTHROPIC_API_KEY')
         if real_key:
             upstream_url = 'https://api.anthropic.com'
@@ -65,6 +68,11 @@ def main():
             env.extra_env['CLAUDE_RUN_UPSTREAM_KEY'] = key
             extra_tls = ''
         conf = GatewayConf(env).add(extra_tls).add_database(pg.conninfo).add_health()
+        conf.add_signin(idp.url, 'mod-claude', secret_env='CLAUDE_RUN_OIDC_SECRET',
+                        public_url=f'http://127.0.0.1:{port}',
+                        session_env='CLAUDE_RUN_SESSION_SECRET',
+                        extra='ClaudeGatewayLoginNotice "Development gateway: you sign in as '
+                              'the demo user alice."')
         conf.add_messages(upstream_url, key_ref='env:CLAUDE_RUN_UPSTREAM_KEY',
                           dev_identity=f'{DEMO[0]} {DEMO[1]} {" ".join(DEMO[2])}')
         conf.install()
@@ -87,11 +95,12 @@ Try it:
        -d '{{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
   curl {base}/healthz ; curl {base}/readyz
 
-Claude Code settings (~/.claude/settings.json) for `claude /login`:
+Claude Code: put this in ~/.claude/settings.json, then run `claude` and type /login:
   {{"forceLoginMethod": "gateway", "forceLoginGatewayUrl": "{base}"}}
-Sign-in: this development gateway serves every request as the demo user
-(ClaudeGatewayDevIdentity, development only); `claude /login` through the IdP
-arrives with the sign-in work (issue 3).
+Sign-in: /login opens {base}/device; the development IdP signs you in as the
+demo user alice (alice@example.com) without a password; approve the code shown.
+Requests that carry no session at all (the curl above) are served as the demo
+user too (ClaudeGatewayDevIdentity: development only).
 
 Stop with Ctrl-C.
 """, flush=True)

@@ -81,6 +81,7 @@ class TestSignIn:
         assert d['issuer'] == env.url
         assert d['device_authorization_endpoint'] == env.url + '/oauth/device_authorization'
         assert d['token_endpoint'] == env.url + '/oauth/token'
+        assert d['revocation_endpoint'] == env.url + '/oauth/revoke'
         assert d['gateway_protocol_version'] == 1
         assert d['grant_types_supported'] == [DEVICE_GRANT, 'refresh_token']
         assert d['token_endpoint_auth_methods_supported'] == ['none']

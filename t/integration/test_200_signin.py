@@ -394,3 +394,45 @@ class TestGates:
             .add_messages(upstream.url).install()
         rc, out = env.config_test()
         assert rc != 0 and "'@example.com' is not a domain" in out
+
+
+class TestTwoNodes:
+    """Two httpd instances on one PostgreSQL: a login started on one node
+    finishes on the other, and the session works on both."""
+
+    def test_cg_200_50_login_across_nodes(self, env, gen_dir, pg, upstream, idp, oidc_client,
+                                          upstream_key, session_secret):
+        import os
+        from pyclaude.env import HttpdEnv
+
+        GatewayConf(env).add_database(pg.conninfo) \
+            .add_signin(idp.url, oidc_client['client_id']) \
+            .add_messages(upstream.url, dev_identity=None).install()
+        assert env.restart() == 0
+        env.error_log.ignore_recent(matches=OIDC_HTTP_WARNINGS)
+        other = HttpdEnv(os.path.join(gen_dir, 'node2'))
+        other.extra_env.update(env.extra_env)
+        other.error_log.add_ignored_tags(['AH01882', 'CG0002'])
+        try:
+            GatewayConf(other).add_database(pg.conninfo) \
+                .add_signin(idp.url, oidc_client['client_id'], public_url=None) \
+                .add_messages(upstream.url, dev_identity=None).install()
+            assert other.restart() == 0
+            requests.post(idp.url + '/_fake/reset', timeout=5)
+            pg.psql('DELETE FROM claude_rate')
+            r = requests.post(other.mkurl('/oauth/device_authorization'),
+                              data={'surface': 'claude_code'})
+            assert r.status_code == 200
+            d = r.json()
+            browser_approve(env, d['user_code'])
+            r = token_post(env, grant_type=DEVICE_GRANT, device_code=d['device_code'])
+            assert r.status_code == 200, r.text
+            tok = r.json()['access_token']
+            for node in (env, other):
+                r = post(node.port, '/v1/messages', message_body(),
+                         headers={'authorization': 'Bearer ' + tok})
+                assert r.status == 200
+        finally:
+            other.stop()
+            other.error_log.ignore_recent(matches=OIDC_HTTP_WARNINGS)
+            other.error_log.check()

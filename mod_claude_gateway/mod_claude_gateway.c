@@ -32,6 +32,9 @@
 #define CG_REPLAY_FILTER "CLAUDE_GATEWAY_REPLAY"
 
 static ap_filter_rec_t *cg_replay_filter_handle;
+static ap_filter_rec_t *cg_headers_filter_handle;
+
+#define CG_HEADERS_FILTER "CLAUDE_GATEWAY_HEADERS"
 
 static request_rec *cg_initial(request_rec *r)
 {
@@ -331,7 +334,44 @@ static void cg_insert_filter(request_rec *r)
     if (rq != NULL && rq->body != NULL && rq->err_status == 0 && r->main == NULL) {
         /* here and not in fixups: an internal redirect resets input filters */
         ap_add_input_filter_handle(cg_replay_filter_handle, rq, r, r->connection);
+        ap_add_output_filter_handle(cg_headers_filter_handle, rq, r, r->connection);
     }
+}
+
+/* Upstream response headers that say things about the provider account
+ * (its request ids, rate limits, organization) rather than about this
+ * answer: the client gets ours instead. */
+static int cg_header_private(void *rec, const char *key, const char *value)
+{
+    apr_array_header_t *drop = rec;
+
+    (void)value;
+    if (strncasecmp(key, "anthropic-ratelimit-", 20) == 0 || strcasecmp(key, "request-id") == 0 ||
+        strcasecmp(key, "anthropic-organization-id") == 0 || strcasecmp(key, "cf-ray") == 0 ||
+        strcasecmp(key, "via") == 0 || strncasecmp(key, "x-gateway-", 10) == 0) {
+        APR_ARRAY_PUSH(drop, const char *) = key;
+    }
+    return 1;
+}
+
+/* Runs once, on the first brigade of the proxied answer, before any header
+ * is written; then steps aside. */
+static apr_status_t cg_headers_out(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    const cg_req_t *rq = f->ctx;
+    apr_array_header_t *drop = apr_array_make(r->pool, 8, sizeof(const char *));
+    int i;
+
+    apr_table_do(cg_header_private, drop, r->headers_out, NULL);
+    for (i = 0; i < drop->nelts; i++) {
+        apr_table_unset(r->headers_out, APR_ARRAY_IDX(drop, i, const char *));
+    }
+    if (r->status >= 200 && r->status < 300) {
+        apr_table_setn(r->headers_out, "request-id", rq->request_id);
+    }
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
 }
 
 /* Serves the body read in fixups to whoever reads the request next
@@ -429,6 +469,9 @@ static void cg_register_hooks(apr_pool_t *p)
     ap_hook_handler(cg_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     cg_replay_filter_handle =
         ap_register_input_filter(CG_REPLAY_FILTER, cg_replay_in, NULL, AP_FTYPE_RESOURCE);
+    /* a content filter sees the first brigade before HTTP_HEADER writes */
+    cg_headers_filter_handle =
+        ap_register_output_filter(CG_HEADERS_FILTER, cg_headers_out, NULL, AP_FTYPE_CONTENT_SET);
 }
 
 /* clang-format off */

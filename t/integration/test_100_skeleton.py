@@ -172,6 +172,18 @@ class TestProxy:
         assert rec['path'] == '/v1/messages/count_tokens'
         assert rec['query'] == 'beta=true'
 
+    def test_cg_100_14_provider_headers_replaced(self, env, upstream):
+        body = message_body(_fake={'headers': {
+            'request-id': 'req_upstream_1', 'anthropic-organization-id': 'org-secret',
+            'anthropic-ratelimit-requests-remaining': '7', 'x-custom-resp': 'kept'}})
+        r = post(env.port, '/v1/messages', body, headers={'x-client-request-id': 'rid-14'})
+        assert r.status == 200
+        assert r.headers['request-id'] == 'rid-14'
+        assert r.headers['x-request-id'] == 'rid-14'
+        assert 'anthropic-organization-id' not in r.headers
+        assert 'anthropic-ratelimit-requests-remaining' not in r.headers
+        assert r.headers['x-custom-resp'] == 'kept'
+
     @pytest.mark.parametrize('body,message', [
         (b'{not json', 'invalid JSON'),
         (b'[1,2]', 'request body must be a JSON object'),

@@ -17,6 +17,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_filter.h>
+#include <http_ssl.h>
 #include <curl/curl.h>
 
 #include "cg_private.h"
@@ -81,6 +82,9 @@ void cg_response_headers(request_rec *r)
     apr_table_setn(h, "Referrer-Policy", "no-referrer");
     apr_table_setn(h, "Cross-Origin-Opener-Policy", "same-origin");
     apr_table_setn(h, "x-request-id", cg_req_get(r)->request_id);
+    if (ap_ssl_conn_is_ssl(r->connection)) {
+        apr_table_setn(h, "Strict-Transport-Security", "max-age=31536000; includeSubDomains");
+    }
 }
 
 /* --- optional functions ------------------------------------------------- */

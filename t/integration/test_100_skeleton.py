@@ -282,6 +282,26 @@ class TestStreaming:
         env.error_log.ignore_recent(tags=['AH01102', 'AH01110'], matches=[r'proxy.*error reading'])
 
 
+class TestTls:
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, upstream):
+        GatewayConf(env).add_database(pg.conninfo).add_health().add_messages(upstream.url) \
+            .install()
+        assert env.restart() == 0
+
+    def test_cg_100_50_gateway_over_tls(self, env, upstream):
+        r = requests.get(env.tls_url + '/healthz', verify=env.tls_ca)
+        assert r.status_code == 200
+        assert r.headers['strict-transport-security'] == 'max-age=31536000; includeSubDomains'
+        assert 'strict-transport-security' not in requests.get(env.mkurl('/healthz')).headers
+        r = requests.post(env.tls_url + '/v1/messages', data=message_body(stream=True),
+                          headers={'content-type': 'application/json',
+                                   'anthropic-version': '2023-06-01'}, verify=env.tls_ca)
+        assert r.status_code == 200
+        assert 'event: message_stop' in r.text
+
+
 class TestConfig:
 
     def test_cg_100_40_missing_key_fails_config_test(self, env, pg, upstream):

@@ -265,6 +265,11 @@ class TestRevocation:
         assert env.restart() == 0
         env.error_log.ignore_recent(matches=OIDC_HTTP_WARNINGS)
 
+    @pytest.fixture(autouse=True)
+    def _clean(self, pg):
+        yield
+        pg.psql('DELETE FROM claude_revocations')
+
     def _call(self, env, tok):
         return post(env.port, '/v1/messages', message_body(),
                     headers={'authorization': 'Bearer ' + tok['access_token']}).status
@@ -335,6 +340,7 @@ class TestSecretRotation:
         old = jwt.encode({'sub': 'user-alice', 'aud': 'claude-gateway', 'iat': now,
                           'exp': now + 600}, session_secret, algorithm='HS256',
                          headers={'kid': old_kid})
+        pg.psql('DELETE FROM claude_revocations; DELETE FROM claude_rate')
         env.extra_env['CLAUDE_TEST_SESSION_SECRET_NEW'] = 'n' * 20 + session_secret[:20]
         conf = GatewayConf(env).add_database(pg.conninfo)
         conf.add_signin(idp.url, oidc_client['client_id'])

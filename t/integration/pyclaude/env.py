@@ -73,6 +73,13 @@ CustomLog "{logs}/access_log" claude
     Require all granted
 </Location>
 Include "{conf}/test.conf"
+# the same gateway over TLS (mod_ssl), with a certificate made for the run
+Listen 127.0.0.1:{tls_port}
+<VirtualHost 127.0.0.1:{tls_port}>
+    SSLEngine on
+    SSLCertificateFile "{conf}/tls.crt"
+    SSLCertificateKeyFile "{conf}/tls.key"
+</VirtualHost>
 """
 
 
@@ -86,12 +93,16 @@ class HttpdEnv:
         self.logs_dir = os.path.join(self.root, 'logs')
         self.run_dir = os.path.join(self.root, 'run')
         self.port = port or free_port()
+        self.tls_port = free_port()
         self.loglevel = loglevel
         self.extra_env = {}
         self.sanitize = os.environ.get('SANITIZE') == '1'
         for d in (self.conf_dir, self.logs_dir, self.run_dir, os.path.join(self.root, 'htdocs')):
             os.makedirs(d, exist_ok=True)
         self.error_log = HttpdErrorLog(os.path.join(self.logs_dir, 'error_log'))
+        self.tls_cert = os.path.join(self.conf_dir, 'tls.crt')
+        self.tls_ca = os.path.join(self.conf_dir, 'tls-ca.crt')
+        self._make_cert()
         self.access_log_path = os.path.join(self.logs_dir, 'access_log')
         self._write_base()
         self.install('')
@@ -113,6 +124,31 @@ class HttpdEnv:
             raise RuntimeError(f'{p} not built: run make')
         return p
 
+    @property
+    def tls_url(self):
+        return f'https://127.0.0.1:{self.tls_port}'
+
+    def _make_cert(self):
+        """A throwaway CA (tls-ca.crt: what clients trust) and a leaf for
+        127.0.0.1/localhost signed by it."""
+        if os.path.exists(self.tls_cert):
+            return
+        c = self.conf_dir
+        ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+        run = lambda args: subprocess.run(['openssl'] + args, check=True, capture_output=True)
+        run(['req', '-x509'] + ec + ['-days', '2', '-subj', '/CN=mod_claude test CA',
+             '-addext', 'basicConstraints=critical,CA:TRUE',
+             '-keyout', f'{c}/tls-ca.key', '-out', f'{c}/tls-ca.crt'])
+        run(['req'] + ec + ['-subj', '/CN=127.0.0.1', '-keyout', f'{c}/tls.key',
+                            '-out', f'{c}/tls.csr'])
+        with open(f'{c}/tls.ext', 'w') as f:
+            f.write('basicConstraints=critical,CA:FALSE\n'
+                    'subjectAltName=IP:127.0.0.1,DNS:localhost\n'
+                    'extendedKeyUsage=serverAuth\n')
+        run(['x509', '-req', '-in', f'{c}/tls.csr', '-CA', f'{c}/tls-ca.crt', '-CAkey',
+             f'{c}/tls-ca.key', '-CAcreateserial', '-days', '2', '-extfile', f'{c}/tls.ext',
+             '-out', self.tls_cert])
+
     def _write_base(self):
         mods = [f'LoadModule {n} {MODDIR}/{f}' for n, f in SYSTEM_MODULES]
         mods.append(f'LoadModule claude_gateway_module {self.module_path("claude_gateway")}')
@@ -121,6 +157,7 @@ class HttpdEnv:
         with open(os.path.join(self.conf_dir, 'httpd.conf'), 'w') as f:
             f.write(BASE_CONF.format(root=self.root, port=self.port, run=self.run_dir,
                                      logs=self.logs_dir, conf=self.conf_dir,
+                                     tls_port=self.tls_port,
                                      loglevel=self.loglevel, modules='\n'.join(mods),
                                      user=user))
 

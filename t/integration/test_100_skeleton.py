@@ -263,11 +263,10 @@ class TestStreaming:
                                                           'output_tokens': 800}})
         r = stream(env.port, '/v1/messages', body, headers={'x-client-request-id': 'usage-sse-1'})
         assert r.status == 200
-        lines = env.access_log_lines()
-        json_line = [x for x in lines if 'usage-json-1' in x][-1]
+        json_line = env.access_log_line('usage-json-1')
         assert 'in=1000 out=500 cache_read=30 cache_write=20 partial=0' in json_line
         assert 'user-alice' in json_line
-        sse_line = [x for x in lines if 'usage-sse-1' in x][-1]
+        sse_line = env.access_log_line('usage-sse-1')
         assert 'in=2000 out=800' in sse_line and 'partial=0' in sse_line
 
     def test_cg_100_32_truncated_stream_is_partial(self, env, upstream):
@@ -276,7 +275,7 @@ class TestStreaming:
         r = stream(env.port, '/v1/messages', body, headers={'x-client-request-id': 'usage-cut-1'})
         assert r.status == 200
         assert 'message_stop' not in [n for _, n, _ in r.events]
-        line = [x for x in env.access_log_lines() if 'usage-cut-1' in x][-1]
+        line = env.access_log_line('usage-cut-1')
         assert 'in=700' in line and 'partial=1' in line
         # mod_proxy reports the broken backend; that is the point of the test
         env.error_log.ignore_recent(tags=['AH01102', 'AH01110'], matches=[r'proxy.*error reading'])

@@ -117,7 +117,7 @@ class TestSignIn:
         assert r.status == 200
         rec = upstream.requests[-1]
         assert 'authorization' not in {k for k, _ in rec['headers']}
-        line = [x for x in env.access_log_lines() if 'signed-in-1' in x][-1]
+        line = env.access_log_line('signed-in-1')
         assert ' user-alice ' in line
 
     def test_cg_200_04_device_code_single_use(self, env):

@@ -284,6 +284,17 @@ class HttpdEnv:
         with open(self.access_log_path, errors='replace') as f:
             return f.read().splitlines()
 
+    def access_log_line(self, needle, timeout=5.0):
+        """The last access-log line containing needle; log_transaction runs
+        after the answer went out, so wait for it a little."""
+        end = time.monotonic() + timeout
+        while True:
+            lines = [x for x in self.access_log_lines() if needle in x]
+            if lines or time.monotonic() >= end:
+                assert lines, f'no access log line with {needle}'
+                return lines[-1]
+            time.sleep(0.05)
+
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)

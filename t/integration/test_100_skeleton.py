@@ -281,6 +281,55 @@ class TestStreaming:
         env.error_log.ignore_recent(tags=['AH01102', 'AH01110'], matches=[r'proxy.*error reading'])
 
 
+class TestStreamLifecycle:
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, upstream):
+        GatewayConf(env).add_database(pg.conninfo).add_messages(upstream.url).install()
+        assert env.restart() == 0
+
+    def test_cg_100_60_graceful_restart_keeps_streams(self, env, upstream):
+        import threading
+        result = {}
+
+        def run():
+            result['r'] = stream(env.port, '/v1/messages', message_body(
+                stream=True, _fake={'events': 8, 'pace_ms': 250}),
+                headers={'x-client-request-id': 'graceful-1'})
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(0.6)
+        assert env.graceful() == 0
+        t.join(timeout=30)
+        names = [n for _, n, _ in result['r'].events]
+        assert names.count('content_block_delta') == 8 and names[-1] == 'message_stop'
+        assert 'partial=0' in env.access_log_line('graceful-1')
+        assert env.is_live()
+        env.error_log.ignore_recent(matches=[r'AH00493', r'SIGUSR1'])
+
+    def test_cg_100_61_client_abort_still_metered(self, env, upstream):
+        import socket as sk
+        s = sk.create_connection(('127.0.0.1', env.port))
+        raw = message_body(stream=True, _fake={'events': 6, 'pace_ms': 300,
+                                                'usage': {'input_tokens': 321}})
+        s.sendall(b'POST /v1/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n'
+                  b'anthropic-version: 2023-06-01\r\nx-client-request-id: abort-1\r\n'
+                  b'content-length: %d\r\n\r\n' % len(raw) + raw)
+        got = b''
+        while b'content_block_delta' not in got:
+            got += s.recv(4096)
+        s.close()  # the developer hit Ctrl-C
+        line = env.access_log_line('abort-1', timeout=10)
+        assert 'in=321' in line and 'partial=1' in line
+
+    def test_cg_100_62_upstream_errors_relayed(self, env, upstream):
+        for status, etype in ((529, 'overloaded_error'), (429, 'rate_limit_error'),
+                              (500, 'api_error')):
+            r = post(env.port, '/v1/messages', message_body(_fake={'status': status}))
+            assert r.status == status
+            assert r.json['error']['type'] == etype
+
+
 class TestTls:
 
     @pytest.fixture(autouse=True, scope='class')

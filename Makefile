@@ -67,6 +67,7 @@ integration: all
 
 deps:
 	bash tools/install-deps.sh
+	bash tools/install-claude.sh >/dev/null
 
 # The README's test command: installs what is missing, then everything CI runs.
 test: deps

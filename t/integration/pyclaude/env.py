@@ -63,7 +63,7 @@ KeepAliveTimeout 5
 TypesConfig /etc/mime.types
 SSLSessionCache "shmcb:{run}/ssl_scache(512000)"
 DocumentRoot "{root}/htdocs"
-LogFormat "%h %{{claude-request-id}}n %{{claude-user}}n \\"%r\\" %>s model=%{{claude-model}}n in=%{{claude-usage-in}}n out=%{{claude-usage-out}}n cache_read=%{{claude-usage-cache-read}}n cache_write=%{{claude-usage-cache-write}}n partial=%{{claude-usage-partial}}n" claude
+LogFormat "%h %{{claude-request-id}}n %{{claude-user}}n \\"%m %U %H\\" %>s model=%{{claude-model}}n in=%{{claude-usage-in}}n out=%{{claude-usage-out}}n cache_read=%{{claude-usage-cache-read}}n cache_write=%{{claude-usage-cache-write}}n partial=%{{claude-usage-partial}}n" claude
 CustomLog "{logs}/access_log" claude
 <Directory />
     Require all denied

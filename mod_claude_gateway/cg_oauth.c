@@ -552,6 +552,22 @@ static int cg_token_refresh_grant(request_rec *r, const char *refresh_token)
     if (sc->oidc_token_endpoint == NULL || sc->oidc_client_id == NULL) {
         return cg_oauth_fail(r, HTTP_BAD_REQUEST, "unsupported_grant_type", NULL);
     }
+    else {
+        const char *params[1];
+        PGresult *res;
+
+        params[0] = cg_jwt_sha256_hex(r->pool, refresh_token, strlen(refresh_token));
+        if (cg_db_query(r->pool, r->server,
+                        "SELECT 1 FROM claude_refresh_revocations WHERE token_hash = $1", 1, params,
+                        &res) != APR_SUCCESS) {
+            return cg_oauth_fail(r, HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable", NULL);
+        }
+        if (PQntuples(res) > 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          CG_LOGNO(0316) "refresh with a revoked refresh token refused");
+            return cg_oauth_fail(r, HTTP_UNAUTHORIZED, "invalid_grant", NULL);
+        }
+    }
     h = curl_easy_init();
     if (h == NULL) {
         return cg_oauth_fail(r, HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable", NULL);

@@ -241,6 +241,22 @@ static int cg_revoke_rfc7009(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       CG_LOGNO(0402) "session of %s revoked by its holder", id.sub);
     }
+    else if (token != NULL && *token != '\0' && strlen(token) <= 4096) {
+        /* anything else is taken for a refresh token: our refresh grant
+         * refuses it from now on (it is the IdP's, known only by hash) */
+        const char *params[1];
+        PGresult *res;
+
+        params[0] = cg_jwt_sha256_hex(r->pool, token, strlen(token));
+        if (cg_db_query(r->pool, r->server,
+                        "INSERT INTO claude_refresh_revocations (token_hash) VALUES ($1) "
+                        "ON CONFLICT DO NOTHING",
+                        1, params, &res) != APR_SUCCESS) {
+            return cg_json_answer(r, HTTP_SERVICE_UNAVAILABLE,
+                                  "{\"error\":\"temporarily_unavailable\"}");
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0405) "refresh token revoked");
+    }
     return cg_json_answer(r, HTTP_OK, "{}");
 }
 

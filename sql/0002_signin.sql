@@ -39,4 +39,11 @@ CREATE TABLE IF NOT EXISTS claude_session_revocations (
     expires_at timestamptz NOT NULL
 );
 
+-- RFC 7009 for refresh tokens: the IdP's token, known here only by its hash,
+-- is refused by our refresh grant from now on.
+CREATE TABLE IF NOT EXISTS claude_refresh_revocations (
+    token_hash text PRIMARY KEY,
+    revoked_at timestamptz NOT NULL DEFAULT now()
+);
+
 INSERT INTO claude_migrations (version) VALUES (2) ON CONFLICT DO NOTHING;

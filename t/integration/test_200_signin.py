@@ -304,6 +304,12 @@ class TestRevocation:
         assert self._call(env, b) == 200  # only that session
         # unknown tokens are fine per RFC 7009
         assert requests.post(env.mkurl('/oauth/revoke'), data={'token': 'zzz'}).status_code == 200
+        # the client's /logout revokes its refresh token: no more refreshes with it
+        r = requests.post(env.mkurl('/oauth/revoke'), data={
+            'token': b['refresh_token'], 'token_type_hint': 'refresh_token'})
+        assert r.status_code == 200
+        r = token_post(env, grant_type='refresh_token', refresh_token=b['refresh_token'])
+        assert r.status_code == 401 and r.json() == {'error': 'invalid_grant'}
         env.error_log.ignore_recent(tags=['CG0402'])
 
     def test_cg_200_32_cached_list_catches_up(self, env, pg, upstream, idp, oidc_client):

@@ -44,7 +44,7 @@ def client_env(env, pg, upstream, idp, oidc_client):
     return setup
 
 
-def test_e2e_950_01_login_and_prompt_over_http(env, client_env, upstream):
+def test_e2e_950_01_login_and_prompt_over_http(env, client_env, upstream, pg):
     base = f'http://127.0.0.1:{env.port}'
     client_env(base)
     claude = ClaudeTmux(base)
@@ -60,6 +60,13 @@ def test_e2e_950_01_login_and_prompt_over_http(env, client_env, upstream):
         names = {k for r in msgs for k, _ in r['headers']}
         assert 'authorization' not in names and 'x-claude-code-session-id' not in names
         assert 'user-alice' in env.access_log_line('POST /v1/messages')
+        # /logout uses the advertised revocation endpoint (RFC 7009)
+        claude.type('/logout')
+        line = env.access_log_line('POST /oauth/revoke', timeout=20)
+        assert '" 200 ' in line
+        revoked = int(pg.psql('SELECT (SELECT count(*) FROM claude_refresh_revocations) + '
+                              '(SELECT count(*) FROM claude_session_revocations)'))
+        assert revoked >= 1
     finally:
         claude.close()
 

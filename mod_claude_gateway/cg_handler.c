@@ -6,6 +6,7 @@
 #include <apr_strings.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <util_script.h>
 
 #include "cg_private.h"
 #include "cg_config.h"
@@ -32,6 +33,46 @@ int cg_error_set_plain(request_rec *r, int status, const char *msg)
     cg_error_set(r, status, NULL, msg);
     cg_req_get(r)->err_plain = 1;
     return OK;
+}
+
+int cg_reply_json(request_rec *r, int status, const char *body, int no_store)
+{
+    cg_response_headers(r);
+    if (no_store) {
+        apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+        apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
+    }
+    r->status = status;
+    ap_set_content_type(r, "application/json;charset=utf-8");
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    if (!r->header_only) {
+        ap_rputs(body, r);
+    }
+    return OK;
+}
+
+apr_table_t *cg_form_table(request_rec *r, apr_size_t max)
+{
+    apr_array_header_t *pairs = NULL;
+    apr_table_t *t = apr_table_make(r->pool, 8);
+
+    if (ap_parse_form_data(r, NULL, &pairs, 32, max) != OK) {
+        return NULL;
+    }
+    while (pairs != NULL && !apr_is_empty_array(pairs)) {
+        ap_form_pair_t *pair = apr_array_pop(pairs);
+        apr_off_t len;
+        apr_size_t size;
+        char *buf;
+
+        apr_brigade_length(pair->value, 1, &len);
+        size = (apr_size_t)len;
+        buf = apr_palloc(r->pool, size + 1);
+        apr_brigade_flatten(pair->value, buf, &size);
+        buf[size] = '\0';
+        apr_table_setn(t, pair->name, buf);
+    }
+    return t;
 }
 
 static int cg_write_text(request_rec *r, int status, const char *text)

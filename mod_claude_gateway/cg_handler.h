@@ -23,4 +23,20 @@ int cg_error_set(request_rec *r, int status, const char *type, const char *msg);
 /** Like cg_error_set, but a text/plain body as the reference's 404/411/413. */
 int cg_error_set_plain(request_rec *r, int status, const char *msg);
 
+/**
+ * Write a JSON answer with the gateway's headers.
+ * @param body compact JSON text
+ * @param no_store add Cache-Control: no-store and Pragma: no-cache (OAuth)
+ * @return OK
+ */
+int cg_reply_json(request_rec *r, int status, const char *body, int no_store);
+
+/**
+ * The urlencoded form of a POST as a table of strings (r->pool).
+ * Another content type gives an empty table.
+ * @param max largest body accepted
+ * @return the table, or NULL when the body cannot be read or is too large
+ */
+apr_table_t *cg_form_table(request_rec *r, apr_size_t max);
+
 #endif

@@ -23,6 +23,7 @@
 #include "cg_jwt.h"
 #include "cg_oauth.h"
 #include "cg_util.h"
+#include "cg_handler.h"
 #include "cg_claims.h"
 
 #define CG_DEVICE_TTL 600
@@ -51,18 +52,7 @@ static int cg_json_reply(request_rec *r, int status, json_t *j, int no_store)
 
     free(s);
     json_decref(j);
-    cg_response_headers(r);
-    if (no_store) {
-        apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-        apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
-    }
-    r->status = status;
-    ap_set_content_type(r, "application/json;charset=utf-8");
-    ap_set_content_length(r, (apr_off_t)strlen(body));
-    if (!r->header_only) {
-        ap_rputs(body, r);
-    }
-    return OK;
+    return cg_reply_json(r, status, body, no_store);
 }
 
 static int cg_oauth_fail(request_rec *r, int status, const char *error, const char *desc)
@@ -76,30 +66,9 @@ static int cg_oauth_fail(request_rec *r, int status, const char *error, const ch
     return cg_json_reply(r, status, j, 1);
 }
 
-/* The urlencoded form of a POST, as a table; NULL when it cannot be read.
- * Another content type gives an empty table (the reference's invalid_request). */
 static apr_table_t *cg_form_read(request_rec *r)
 {
-    apr_array_header_t *pairs = NULL;
-    apr_table_t *t = apr_table_make(r->pool, 8);
-
-    if (ap_parse_form_data(r, NULL, &pairs, 32, CG_FORM_MAX) != OK) {
-        return NULL;
-    }
-    while (pairs != NULL && !apr_is_empty_array(pairs)) {
-        ap_form_pair_t *pair = apr_array_pop(pairs);
-        apr_off_t len;
-        apr_size_t size;
-        char *buf;
-
-        apr_brigade_length(pair->value, 1, &len);
-        size = (apr_size_t)len;
-        buf = apr_palloc(r->pool, size + 1);
-        apr_brigade_flatten(pair->value, buf, &size);
-        buf[size] = '\0';
-        apr_table_setn(t, pair->name, buf);
-    }
-    return t;
+    return cg_form_table(r, CG_FORM_MAX);
 }
 
 /* One fixed-window counter per key; returns the count in this window, or -1

@@ -21,6 +21,7 @@
 #include "cg_jwt.h"
 #include "cg_oauth.h"
 #include "cg_revoke.h"
+#include "cg_handler.h"
 
 #define CG_ADMIN_BODY_MAX 16384
 
@@ -161,15 +162,7 @@ int cg_revoked(request_rec *r, const cg_identity_t *id)
 
 static int cg_json_answer(request_rec *r, int status, const char *body)
 {
-    cg_response_headers(r);
-    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    r->status = status;
-    ap_set_content_type(r, "application/json;charset=utf-8");
-    ap_set_content_length(r, (apr_off_t)strlen(body));
-    if (!r->header_only) {
-        ap_rputs(body, r);
-    }
-    return OK;
+    return cg_reply_json(r, status, body, 1);
 }
 
 static const char *cg_body_small(request_rec *r, apr_size_t max, apr_size_t *len)
@@ -200,30 +193,16 @@ static const char *cg_body_small(request_rec *r, apr_size_t max, apr_size_t *len
  * revoked until it would have expired. Refresh tokens belong to the IdP. */
 static int cg_revoke_rfc7009(request_rec *r)
 {
-    apr_array_header_t *pairs = NULL;
-    const char *token = NULL;
+    apr_table_t *form;
+    const char *token;
     cg_identity_t id;
     const char *why;
 
     if (r->method_number != M_POST) {
         return HTTP_METHOD_NOT_ALLOWED;
     }
-    if (ap_parse_form_data(r, NULL, &pairs, 8, 16384) == OK) {
-        while (pairs != NULL && !apr_is_empty_array(pairs)) {
-            ap_form_pair_t *pair = apr_array_pop(pairs);
-            if (strcmp(pair->name, "token") == 0) {
-                apr_off_t l;
-                apr_size_t size;
-                char *buf;
-                apr_brigade_length(pair->value, 1, &l);
-                size = (apr_size_t)l;
-                buf = apr_palloc(r->pool, size + 1);
-                apr_brigade_flatten(pair->value, buf, &size);
-                buf[size] = '\0';
-                token = buf;
-            }
-        }
-    }
+    form = cg_form_table(r, 16384);
+    token = form ? apr_table_get(form, "token") : NULL;
     if (token != NULL && cg_session_verify(r, token, &id, &why) && id.session_id != NULL) {
         const char *params[2];
         PGresult *res;

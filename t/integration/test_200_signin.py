@@ -448,3 +448,46 @@ class TestTwoNodes:
             other.stop()
             other.error_log.ignore_recent(matches=OIDC_HTTP_WARNINGS)
             other.error_log.check()
+
+
+class TestClaimMapping:
+
+    @pytest.fixture(autouse=True)
+    def _setup(self, env, pg, upstream, idp, oidc_client):
+        GatewayConf(env).add_database(pg.conninfo) \
+            .add_signin(idp.url, oidc_client['client_id'],
+                        extra='ClaudeGatewayEmailClaim email upn\n'
+                              'ClaudeGatewayGroupsClaim /realm_access/roles') \
+            .add_messages(upstream.url, dev_identity=None).install()
+        assert env.restart() == 0
+        env.error_log.ignore_recent(matches=OIDC_HTTP_WARNINGS)
+        requests.post(idp.url + '/_fake/reset', timeout=5)
+        pg.psql('DELETE FROM claude_rate; DELETE FROM claude_revocations')
+        yield
+        requests.post(idp.url + '/_fake/reset', timeout=5)
+
+    def test_cg_200_60_email_fallback_and_nested_groups(self, env, idp, session_secret):
+        requests.post(idp.url + '/_fake/users', json={'username': 'carol', 'claims': {
+            'sub': 'user-carol', 'upn': 'carol@example.com', 'email_verified': True,
+            'name': 'Carol', 'realm_access': {'roles': ['ml', 'claude-users']}}})
+        requests.post(idp.url + '/_fake/login_as', json={'username': 'carol'})
+        tok = login(env)
+        claims = jwt.decode(tok['access_token'], session_secret, algorithms=['HS256'],
+                            audience='claude-gateway')
+        assert claims['sub'] == 'user-carol' and claims['email'] == 'carol@example.com'
+        assert claims['groups'] == ['ml', 'claude-users']
+        # the same mapping at refresh, from the new id_token
+        r = token_post(env, grant_type='refresh_token', refresh_token=tok['refresh_token'])
+        claims = jwt.decode(r.json()['access_token'], session_secret, algorithms=['HS256'],
+                            audience='claude-gateway')
+        assert claims['groups'] == ['ml', 'claude-users']
+
+    def test_cg_200_61_unverified_email_refused(self, env, idp):
+        requests.post(idp.url + '/_fake/users', json={'username': 'dave', 'claims': {
+            'sub': 'user-dave', 'email': 'dave@example.com', 'email_verified': False}})
+        requests.post(idp.url + '/_fake/login_as', json={'username': 'dave'})
+        d = device_authorize(env)
+        r = requests.Session().get(env.mkurl('/device?user_code=' + d['user_code']))
+        assert 'has not verified your email address' in r.text
+        r = token_post(env, grant_type=DEVICE_GRANT, device_code=d['device_code'])
+        assert r.json() == {'error': 'authorization_pending'}

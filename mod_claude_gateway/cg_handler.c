@@ -20,6 +20,12 @@ int cg_error_set(request_rec *r, int status, const char *type, const char *msg)
 {
     cg_req_t *rq = cg_req_get(r);
 
+    /* for the audit log: what the gateway decided, and the client-facing why */
+    apr_table_setn(r->notes, "claude-decision",
+                   status == HTTP_NOT_FOUND                  ? "not_found"
+                   : status == HTTP_REQUEST_ENTITY_TOO_LARGE ? "too_large"
+                                                             : "invalid_request");
+    apr_table_setn(r->notes, "claude-reason", msg);
     rq->err_status = status;
     rq->err_type = type;
     rq->err_msg = msg;

@@ -114,8 +114,11 @@ static void claude_gateway_db_release(server_rec *s, struct pg_conn *conn, int b
 
 /* --- authentication ----------------------------------------------------- */
 
-static int cg_auth_fail(request_rec *r, cg_req_t *rq)
+static int cg_auth_fail(request_rec *r, cg_req_t *rq, const char *why)
 {
+    /* for the audit log: why is a static reason, never token bytes */
+    apr_table_setn(r->notes, "claude-decision", "auth_failed");
+    apr_table_setn(r->notes, "claude-reason", why);
     rq->err_status = HTTP_UNAUTHORIZED;
     rq->err_type = "authentication_error";
     rq->err_msg = "invalid token";
@@ -161,7 +164,7 @@ static int cg_check_authn(request_rec *r)
             why = "revoked";
         }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "session refused: %s", why);
-        return cg_auth_fail(r, rq);
+        return cg_auth_fail(r, rq, why);
     }
     /* no credential at all: only the development identity, which
      * post_config announces loudly, gets in */
@@ -172,7 +175,7 @@ static int cg_check_authn(request_rec *r)
         return OK;
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "no session token");
-    return cg_auth_fail(r, rq);
+    return cg_auth_fail(r, rq, "no session token");
 }
 
 /* --- the Messages request path ----------------------------------------- */
@@ -327,6 +330,7 @@ static int cg_fixups(request_rec *r)
     rq->model = info.model;
     rq->stream = info.stream;
     apr_table_setn(r->notes, "claude-model", rq->model);
+    apr_table_setn(r->notes, "claude-decision", "allowed");
     cg_headers_upstream(r, dc, rq);
     return OK;
 }

@@ -192,11 +192,14 @@ class TestProxy:
         (b'{"model":"claude-haiku-4-5","model":"claude-opus-4-1"}', 'invalid JSON'),
     ])
     def test_cg_100_20_bad_bodies_refused(self, env, upstream, body, message):
-        r = post(env.port, '/v1/messages', body, headers={'x-client-request-id': 'bad-1'})
+        rid = 'bad-' + hashlib.sha256(body).hexdigest()[:12]
+        r = post(env.port, '/v1/messages', body, headers={'x-client-request-id': rid})
         assert r.status == 400
         assert r.headers['content-type'] == 'application/json;charset=utf-8'
-        assert r.json == {'type': 'error', 'request_id': 'bad-1',
+        assert r.json == {'type': 'error', 'request_id': rid,
                           'error': {'type': 'invalid_request_error', 'message': message}}
+        rec = env.audit_records(rid)[-1]
+        assert rec['decision'] == 'invalid_request' and rec['reason'] == message
         assert upstream.requests == []
 
     def test_cg_100_21_body_over_limit(self, env, upstream):
@@ -268,6 +271,10 @@ class TestStreaming:
         assert 'user-alice' in json_line
         sse_line = env.access_log_line('usage-sse-1')
         assert 'in=2000 out=800' in sse_line and 'partial=0' in sse_line
+        rec = env.audit_records('usage-json-1')[-1]
+        assert rec['decision'] == 'allowed' and rec['user'] == 'user-alice'
+        assert rec['model'] == 'claude-sonnet-4-5' and rec['input_tokens'] == '1000'
+        assert rec['cache_read_tokens'] == '30' and rec['status'] == 200
 
     def test_cg_100_32_truncated_stream_is_partial(self, env, upstream):
         body = message_body(stream=True, _fake={'events': 5, 'disconnect_after': 3,

@@ -243,8 +243,17 @@ class TestSignIn:
                      headers={'authorization': 'Bearer ' + token})
             assert r.status == 401, name
             assert r.json['error'] == {'type': 'authentication_error', 'message': 'invalid token'}
-        r = post(env.port, '/v1/messages', message_body())
+        r = post(env.port, '/v1/messages', message_body(), headers={'x-client-request-id': 'nok-1'})
         assert r.status == 401
+        rec = env.audit_records('nok-1')[-1]
+        assert rec['decision'] == 'auth_failed' and rec['reason'] == 'no session token'
+        assert rec['status'] == 401 and rec['path'] == '/v1/messages'
+        r = post(env.port, '/v1/messages', message_body(),
+                 headers={'authorization': 'Bearer ' + forged['expired'],
+                          'x-client-request-id': 'nok-2'})
+        rec = env.audit_records('nok-2')[-1]
+        assert rec['decision'] == 'auth_failed' and 'expired' in rec['reason']
+        assert forged['expired'] not in open(env.logs_dir + '/audit.json').read()
 
     def test_cg_200_15_device_rate_limit(self, env, pg):
         for _ in range(30):

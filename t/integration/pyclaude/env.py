@@ -63,8 +63,10 @@ KeepAliveTimeout 5
 TypesConfig /etc/mime.types
 SSLSessionCache "shmcb:{run}/ssl_scache(512000)"
 DocumentRoot "{root}/htdocs"
-LogFormat "%h %{{claude-request-id}}n %{{claude-user}}n \\"%m %U %H\\" %>s model=%{{claude-model}}n in=%{{claude-usage-in}}n out=%{{claude-usage-out}}n cache_read=%{{claude-usage-cache-read}}n cache_write=%{{claude-usage-cache-write}}n partial=%{{claude-usage-partial}}n" claude
+LogFormat "%h %<{{claude-request-id}}n %<{{claude-user}}n \\"%m %U %H\\" %>s model=%<{{claude-model}}n in=%<{{claude-usage-in}}n out=%<{{claude-usage-out}}n cache_read=%<{{claude-usage-cache-read}}n cache_write=%<{{claude-usage-cache-write}}n partial=%<{{claude-usage-partial}}n" claude
 CustomLog "{logs}/access_log" claude
+Include "{top}/conf/claude-gateway-log.conf"
+CustomLog "{logs}/audit.json" claude_json
 <Directory />
     Require all denied
     AllowOverride None
@@ -157,7 +159,7 @@ class HttpdEnv:
         with open(os.path.join(self.conf_dir, 'httpd.conf'), 'w') as f:
             f.write(BASE_CONF.format(root=self.root, port=self.port, run=self.run_dir,
                                      logs=self.logs_dir, conf=self.conf_dir,
-                                     tls_port=self.tls_port,
+                                     tls_port=self.tls_port, top=TOP,
                                      loglevel=self.loglevel, modules='\n'.join(mods),
                                      user=user))
 
@@ -293,6 +295,21 @@ class HttpdEnv:
             if lines or time.monotonic() >= end:
                 assert lines, f'no access log line with {needle}'
                 return lines[-1]
+            time.sleep(0.05)
+
+    def audit_records(self, request_id, timeout=5.0):
+        """The JSON audit lines (conf/claude-gateway-log.conf claude_json) of
+        one request id, parsed."""
+        import json
+        path = os.path.join(self.logs_dir, 'audit.json')
+        end = time.monotonic() + timeout
+        while True:
+            recs = []
+            if os.path.exists(path):
+                with open(path) as f:
+                    recs = [json.loads(x) for x in f if f'"request_id":"{request_id}"' in x]
+            if recs or time.monotonic() >= end:
+                return recs
             time.sleep(0.05)
 
     def cleanup(self):

@@ -13,7 +13,7 @@ CS_DIR := mod_claude_spend
 
 # Logic files: APR, jansson, OpenSSL only. Unit-tested and fuzzed without httpd.
 CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c $(CG_DIR)/cg_jwt.c $(CG_DIR)/cg_claims.c
-CS_PURE := $(CS_DIR)/cs_usage.c
+CS_PURE := $(CS_DIR)/cs_usage.c $(CS_DIR)/cs_price.c
 
 # httpd glue.
 CG_GLUE := $(CG_DIR)/mod_claude_gateway.c $(CG_DIR)/cg_config.c $(CG_DIR)/cg_handler.c \
@@ -40,7 +40,7 @@ APXS_LDSAN  := -Wl,-fsanitize=address,undefined
 endif
 
 CG_LIBS := -ljansson -lpq -lcrypto -lcurl
-CS_LIBS := -ljansson
+CS_LIBS := -ljansson -lpq
 
 SQL_FILES := $(sort $(wildcard sql/*.sql))
 

@@ -28,7 +28,8 @@ typedef struct cs_dir_conf_t {
 typedef struct cs_req_t {
     cs_usage_parser_t *parser; /* NULL until a 2xx JSON/SSE answer starts */
     cs_usage_t usage;
-    int finished; /* usage final, notes set */
+    int finished;     /* usage final, notes set */
+    apr_int64_t cost; /* micro-USD, at list price */
 } cs_req_t;
 
 /** The request state of r's initial request, created on first use. */

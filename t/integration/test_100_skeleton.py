@@ -1,6 +1,7 @@
 """The walking skeleton: /healthz, /readyz, and /v1/messages proxied through
 mod_proxy_http with the body replayed byte-identical, client credentials
 stripped, the upstream key set server-side, and SSE streamed unbuffered."""
+import glob
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ import requests
 
 from pyclaude.client import post, post_expect_continue, stream
 from pyclaude.conf import GatewayConf
-from pyclaude.env import HTTPD
+from pyclaude.env import HTTPD, TOP
 
 
 def message_body(size=None, **extra):
@@ -83,7 +84,8 @@ class TestHealth:
         try:
             assert requests.get(env.mkurl('/readyz')).status_code == 200
             assert pg.psql('SELECT string_agg(version::text, \',\' ORDER BY version) '
-                           'FROM claude_migrations', db='claude_fresh') == '1,2'
+                           'FROM claude_migrations', db='claude_fresh') == ','.join(
+                str(i + 1) for i in range(len(glob.glob(os.path.join(TOP, 'sql', '*.sql')))))
             assert pg.psql("SELECT count(*) FROM information_schema.tables WHERE table_name IN "
                            "('claude_device_grants', 'claude_rate', 'claude_revocations')",
                            db='claude_fresh') == '3'
@@ -256,7 +258,7 @@ class TestStreaming:
         assert all(g > 0.2 for g in gaps), gaps
         assert r.events[-1][0] - deltas[0] > 0.5
 
-    def test_cg_100_31_usage_in_access_log(self, env, upstream):
+    def test_cg_100_31_usage_in_access_log(self, env, upstream, pg):
         body = message_body(_fake={'usage': {'input_tokens': 1000, 'output_tokens': 500,
                                              'cache_read_input_tokens': 30,
                                              'cache_creation_input_tokens': 20}})
@@ -271,12 +273,21 @@ class TestStreaming:
         assert 'user-alice' in json_line
         sse_line = env.access_log_line('usage-sse-1')
         assert 'in=2000 out=800' in sse_line and 'partial=0' in sse_line
+        # the ledger: one row per metered request, integer micro-USD at list price
+        row = pg.psql("SELECT sub, model_requested, input_tokens, output_tokens, "
+                      "cache_read_tokens, cache_write_tokens, cost_micro_usd, partial, status, "
+                      "upstream, groups::text FROM claude_ledger WHERE request_id = 'usage-json-1'")
+        assert row == ('user-alice|claude-sonnet-4-5|1000|500|30|20|10584|f|200|'
+                       f'{upstream.url}|["eng", "claude-users"]'), row
+        row = pg.psql("SELECT input_tokens, output_tokens, cost_micro_usd, partial "
+                      "FROM claude_ledger WHERE request_id = 'usage-sse-1'")
+        assert row == '2000|800|18000|f'
         rec = env.audit_records('usage-json-1')[-1]
         assert rec['decision'] == 'allowed' and rec['user'] == 'user-alice'
         assert rec['model'] == 'claude-sonnet-4-5' and rec['input_tokens'] == '1000'
         assert rec['cache_read_tokens'] == '30' and rec['status'] == 200
 
-    def test_cg_100_32_truncated_stream_is_partial(self, env, upstream):
+    def test_cg_100_32_truncated_stream_is_partial(self, env, upstream, pg):
         body = message_body(stream=True, _fake={'events': 5, 'disconnect_after': 3,
                                                 'usage': {'input_tokens': 700}})
         r = stream(env.port, '/v1/messages', body, headers={'x-client-request-id': 'usage-cut-1'})
@@ -284,6 +295,9 @@ class TestStreaming:
         assert 'message_stop' not in [n for _, n, _ in r.events]
         line = env.access_log_line('usage-cut-1')
         assert 'in=700' in line and 'partial=1' in line
+        assert pg.psql("SELECT input_tokens, partial FROM claude_ledger "
+                       "WHERE request_id = 'usage-cut-1'") == '700|t'
+
         # mod_proxy reports the broken backend; that is the point of the test
         env.error_log.ignore_recent(tags=['AH01102', 'AH01110'], matches=[r'proxy.*error reading'])
 

@@ -18,5 +18,6 @@ Suite *unit_suite_cg_body(void);
 Suite *unit_suite_cg_jwt(void);
 Suite *unit_suite_cs_usage(void);
 Suite *unit_suite_cg_claims(void);
+Suite *unit_suite_cs_price(void);
 
 #endif

@@ -64,7 +64,9 @@ static apr_status_t cg_db_construct(void **resource, void *params, apr_pool_t *p
             if (!ok) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                              CG_LOGNO(0105) "applying the schema migrations failed: %s",
-                             PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+                             PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                                 ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                                 : PQerrorMessage(conn));
             }
             PQclear(res);
         }

@@ -24,6 +24,11 @@ typedef struct cs_dir_conf_t {
     int enabled; /* ClaudeSpend */
 } cs_dir_conf_t;
 
+/** Server configuration. */
+typedef struct cs_srv_conf_t {
+    const char *journal; /* ClaudeSpendJournal: ledger rows the database could not take */
+} cs_srv_conf_t;
+
 /** Per-request state on the initial request. */
 typedef struct cs_req_t {
     cs_usage_parser_t *parser; /* NULL until a 2xx JSON/SSE answer starts */

@@ -20,6 +20,10 @@
 #include "cs_filter.h"
 #include "cs_price.h"
 #include <libpq-fe.h>
+#include <jansson.h>
+#include <unixd.h>
+#include <unistd.h>
+#include <errno.h>
 
 static APR_OPTIONAL_FN_TYPE(claude_gateway_identity) * cs_identity;
 static APR_OPTIONAL_FN_TYPE(claude_gateway_request_id) * cs_request_id;
@@ -50,6 +54,34 @@ static int cs_dir_enabled(const request_rec *r)
     const cs_dir_conf_t *dc = ap_get_module_config(r->per_dir_config, &claude_spend_module);
 
     return dc->enabled == CS_UNSET ? 0 : dc->enabled;
+}
+
+static void *cs_srv_create(apr_pool_t *p, server_rec *s)
+{
+    (void)s;
+    return apr_pcalloc(p, sizeof(cs_srv_conf_t));
+}
+
+static void *cs_srv_merge(apr_pool_t *p, void *basev, void *addv)
+{
+    const cs_srv_conf_t *base = basev, *add = addv;
+    cs_srv_conf_t *n = apr_pcalloc(p, sizeof(*n));
+
+    n->journal = add->journal ? add->journal : base->journal;
+    return n;
+}
+
+static const char *cs_set_journal(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cs_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_spend_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dcv;
+    if (err != NULL) {
+        return err;
+    }
+    sc->journal = ap_server_root_relative(cmd->pool, arg);
+    return NULL;
 }
 
 static const char *cs_set_enabled(cmd_parms *cmd, void *dcv, int flag)
@@ -137,6 +169,120 @@ static int cs_fixups(request_rec *r)
     return DECLINED;
 }
 
+#define CS_LEDGER_INSERT                                                                           \
+    "INSERT INTO claude_ledger (entry_id, request_id, sub, email, groups, model_requested, "       \
+    "model_served, upstream, status, input_tokens, output_tokens, cache_read_tokens, "             \
+    "cache_write_tokens, cost_micro_usd, partial) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, " \
+    "$9, $10, $11, $12, $13, $14, $15) ON CONFLICT (entry_id) DO NOTHING"
+#define CS_LEDGER_NPARAMS 15
+
+/* A random id per ledger row, so a replayed journal line is inserted once. */
+static const char *cs_entry_id(apr_pool_t *p)
+{
+    unsigned char b[16];
+    char *hex = apr_palloc(p, sizeof(b) * 2 + 1);
+    apr_size_t i;
+
+    apr_generate_random_bytes(b, sizeof(b));
+    for (i = 0; i < sizeof(b); i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", b[i]);
+    }
+    return hex;
+}
+
+static const char *cs_journal_path(server_rec *s)
+{
+    const cs_srv_conf_t *sc = ap_get_module_config(s->module_config, &claude_spend_module);
+
+    return sc->journal ? sc->journal
+                       : ap_server_root_relative(s->process->pconf, "logs/claude-spend.journal");
+}
+
+/* A row the database could not take goes to the journal, one JSON array per
+ * line, under an exclusive lock shared by every child. */
+static apr_status_t cs_journal_append(request_rec *r, const char *const *params)
+{
+    apr_file_t *f;
+    apr_status_t rv;
+    json_t *row = json_array();
+    char *line;
+    apr_size_t len;
+    int i;
+
+    for (i = 0; i < CS_LEDGER_NPARAMS; i++) {
+        json_array_append_new(row, params[i] ? json_string(params[i]) : json_null());
+    }
+    line = json_dumps(row, JSON_COMPACT);
+    json_decref(row);
+    if (line == NULL) {
+        return APR_ENOMEM;
+    }
+    rv = apr_file_open(&f, cs_journal_path(r->server),
+                       APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE, r->pool);
+    if (rv == APR_SUCCESS) {
+        apr_file_lock(f, APR_FLOCK_EXCLUSIVE);
+        len = strlen(line);
+        rv = apr_file_write_full(f, line, len, NULL);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_write_full(f, "\n", 1, NULL);
+        }
+        apr_file_flush(f);
+        apr_file_unlock(f);
+        apr_file_close(f);
+    }
+    free(line);
+    return rv;
+}
+
+/* Replay the journal into the ledger once the database answers again; the
+ * entry ids make a replay that is interrupted and repeated harmless. */
+static void cs_journal_replay(request_rec *r, struct pg_conn *conn)
+{
+    const char *path = cs_journal_path(r->server);
+    apr_finfo_t fi;
+    apr_file_t *f;
+    char buf[16384];
+    int replayed = 0, ok = 1;
+
+    if (apr_stat(&fi, path, APR_FINFO_SIZE, r->pool) != APR_SUCCESS || fi.size == 0) {
+        return; /* the common case: one stat per metered request */
+    }
+    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_WRITE, APR_OS_DEFAULT, r->pool) !=
+        APR_SUCCESS) {
+        return;
+    }
+    apr_file_lock(f, APR_FLOCK_EXCLUSIVE);
+    while (ok && apr_file_gets(buf, sizeof(buf), f) == APR_SUCCESS) {
+        json_t *row = json_loads(buf, 0, NULL);
+        const char *params[CS_LEDGER_NPARAMS];
+        PGresult *res;
+        int i;
+
+        if (!json_is_array(row) || json_array_size(row) != CS_LEDGER_NPARAMS) {
+            json_decref(row);
+            continue; /* a torn line from a crash: its row was never acknowledged */
+        }
+        for (i = 0; i < CS_LEDGER_NPARAMS; i++) {
+            json_t *v = json_array_get(row, (size_t)i);
+            params[i] = json_is_string(v) ? apr_pstrdup(r->pool, json_string_value(v)) : NULL;
+        }
+        json_decref(row);
+        res = PQexecParams((PGconn *)conn, CS_LEDGER_INSERT, CS_LEDGER_NPARAMS, NULL, params, NULL,
+                           NULL, 0);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        replayed += ok;
+    }
+    if (ok) {
+        apr_file_trunc(f, 0);
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      CS_LOGNO(0304) "%d journaled ledger rows replayed", replayed);
+    }
+    apr_file_unlock(f);
+    apr_file_close(f);
+}
+
 /* The append-only ledger row. One short statement on a pooled connection,
  * after the answer went out: never a connection held across a stream. */
 static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
@@ -145,7 +291,7 @@ static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
     const cs_usage_t *u = &rq->usage;
     struct pg_conn *conn;
     PGresult *res;
-    const char *params[14];
+    const char *params[CS_LEDGER_NPARAMS], **p = params + 1;
     apr_status_t rv;
     int i, ok;
     char *groups;
@@ -165,52 +311,62 @@ static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
         groups = apr_pstrcat(r->pool, groups, i ? "," : "", "\"", g, "\"", NULL);
     }
     groups = apr_pstrcat(r->pool, groups, "]", NULL);
-    params[0] = cs_request_id(r);
-    params[1] = id->sub;
-    params[2] = id->email;
-    params[3] = groups;
-    params[4] = apr_table_get(r->notes, "claude-model");
-    params[5] = u->model;
-    params[6] = r->filename && strncmp(r->filename, "proxy:", 6) == 0 ? r->filename + 6 : NULL;
-    params[7] = apr_itoa(r->pool, r->status);
-    params[8] = apr_off_t_toa(r->pool, u->input_tokens);
-    params[9] = apr_off_t_toa(r->pool, u->output_tokens);
-    params[10] = apr_off_t_toa(r->pool, u->cache_read_tokens);
-    params[11] = apr_off_t_toa(r->pool, u->cache_creation_tokens);
-    params[12] = apr_off_t_toa(r->pool, rq->cost);
-    params[13] = u->complete ? "f" : "t";
-    if (params[6] != NULL) {
+    params[0] = cs_entry_id(r->pool);
+    p[0] = cs_request_id(r);
+    p[1] = id->sub;
+    p[2] = id->email;
+    p[3] = groups;
+    p[4] = apr_table_get(r->notes, "claude-model");
+    p[5] = u->model;
+    p[6] = r->filename && strncmp(r->filename, "proxy:", 6) == 0 ? r->filename + 6 : NULL;
+    p[7] = apr_itoa(r->pool, r->status);
+    p[8] = apr_off_t_toa(r->pool, u->input_tokens);
+    p[9] = apr_off_t_toa(r->pool, u->output_tokens);
+    p[10] = apr_off_t_toa(r->pool, u->cache_read_tokens);
+    p[11] = apr_off_t_toa(r->pool, u->cache_creation_tokens);
+    p[12] = apr_off_t_toa(r->pool, rq->cost);
+    p[13] = u->complete ? "f" : "t";
+    if (p[6] != NULL) {
         /* the upstream's origin, not the path or query */
-        const char *slash = strstr(params[6], "://");
+        const char *slash = strstr(p[6], "://");
         slash = slash ? strchr(slash + 3, '/') : NULL;
-        params[6] =
-            slash ? apr_pstrmemdup(r->pool, params[6], (apr_size_t)(slash - params[6])) : params[6];
+        p[6] = slash ? apr_pstrmemdup(r->pool, p[6], (apr_size_t)(slash - p[6])) : p[6];
     }
     rv = cs_db_acquire(r->server, &conn);
     if (rv == APR_ENOTIMPL) {
         return; /* no ClaudeGatewayDatabase: metering ends in the access log */
     }
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                      CS_LOGNO(0301) "ledger unreachable: request %s of %s not recorded", params[0],
-                      id->sub);
+    ok = 0;
+    if (rv == APR_SUCCESS) {
+        res = PQexecParams((PGconn *)conn, CS_LEDGER_INSERT, CS_LEDGER_NPARAMS, NULL, params, NULL,
+                           NULL, 0);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          CS_LOGNO(0302) "ledger row of request %s refused: %s", p[0],
+                          PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                              ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                              : PQerrorMessage((PGconn *)conn));
+        }
+        PQclear(res);
+        if (ok) {
+            cs_journal_replay(r, conn);
+        }
+        cs_db_release(r->server, conn, !ok);
+    }
+    if (ok) {
         return;
     }
-    res = PQexecParams((PGconn *)conn,
-                       "INSERT INTO claude_ledger (request_id, sub, email, groups, "
-                       "model_requested, model_served, upstream, status, input_tokens, "
-                       "output_tokens, cache_read_tokens, cache_write_tokens, cost_micro_usd, "
-                       "partial) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, "
-                       "$12, $13, $14)",
-                       14, NULL, params, NULL, NULL, 0);
-    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      CS_LOGNO(0302) "ledger row of request %s not written: %s", params[0],
-                      PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+    rv = cs_journal_append(r, params);
+    if (rv == APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      CS_LOGNO(0303) "ledger unreachable: request %s journaled for replay", p[0]);
     }
-    PQclear(res);
-    cs_db_release(r->server, conn, !ok);
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_CRIT, rv, r,
+                      CS_LOGNO(0301) "ledger and journal unavailable: request %s of %s lost", p[0],
+                      id->sub);
+    }
 }
 
 static int cs_log_transaction(request_rec *r)
@@ -231,11 +387,30 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 {
     (void)pconf;
     (void)plog;
-    (void)ptemp;
     cs_identity = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_identity);
     cs_request_id = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_request_id);
     cs_db_acquire = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_db_acquire);
     cs_db_release = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_db_release);
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        /* made here, by root, and handed to the user the children run as */
+        const char *path = cs_journal_path(s);
+        apr_file_t *f;
+        apr_status_t rv =
+            apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE,
+                          APR_FPROT_UREAD | APR_FPROT_UWRITE, ptemp);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         CS_LOGNO(0002) "cannot create the spend journal %s", path);
+            return !OK;
+        }
+        apr_file_close(f);
+        if (geteuid() == 0 && chown(path, ap_unixd_config.user_id, -1) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, APR_FROM_OS_ERROR(errno), s,
+                         CS_LOGNO(0003) "cannot hand the spend journal %s to the server user",
+                         path);
+            return !OK;
+        }
+    }
     if (cs_identity == NULL || cs_request_id == NULL || cs_db_acquire == NULL ||
         cs_db_release == NULL) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
@@ -264,6 +439,9 @@ static void cs_register_hooks(apr_pool_t *p)
 static const command_rec cs_cmds[] = {
     AP_INIT_FLAG("ClaudeSpend", cs_set_enabled, NULL, ACCESS_CONF | RSRC_CONF,
                  "On to meter token usage of the Messages answers here; default Off"),
+    AP_INIT_TAKE1("ClaudeSpendJournal", cs_set_journal, NULL, RSRC_CONF,
+                  "file for ledger rows the database cannot take, replayed when it can; default "
+                  "logs/claude-spend.journal"),
     {NULL}
 };
 
@@ -272,8 +450,8 @@ __attribute__((visibility("default"))) module AP_MODULE_DECLARE_DATA claude_spen
     STANDARD20_MODULE_STUFF,
     cs_dir_create,
     cs_dir_merge,
-    NULL,
-    NULL,
+    cs_srv_create,
+    cs_srv_merge,
     cs_cmds,
     cs_register_hooks,
     0

@@ -2,6 +2,7 @@
 -- per metered request. Money is integer micro-USD.
 CREATE TABLE IF NOT EXISTS claude_ledger (
     id              bigserial PRIMARY KEY,
+    entry_id        text NOT NULL UNIQUE,          -- makes journal replays idempotent
     request_id      text NOT NULL,
     at              timestamptz NOT NULL DEFAULT now(),
     sub             text NOT NULL,

@@ -72,7 +72,7 @@ class TestHealth:
             assert pg.wait_ready()
         # pooled connections died with the server; a fresh one is made
         assert requests.get(env.mkurl('/readyz')).status_code == 200
-        env.error_log.ignore_recent(tags=['CG0101', 'CG0201'])
+        env.error_log.ignore_recent(tags=['CG0101', 'CG0201', 'CG0105'])
 
     def test_cg_100_05_schema_applied_automatically(self, env, pg, upstream):
         """A fresh database gets the schema from the first connection."""
@@ -300,6 +300,45 @@ class TestStreaming:
 
         # mod_proxy reports the broken backend; that is the point of the test
         env.error_log.ignore_recent(tags=['AH01102', 'AH01110'], matches=[r'proxy.*error reading'])
+
+
+class TestLedgerJournal:
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, upstream):
+        GatewayConf(env).add_database(pg.conninfo, pool='4 500').add_messages(upstream.url) \
+            .install()
+        assert env.restart() == 0
+
+    def test_cs_100_70_postgres_blip_loses_no_debit(self, env, pg, upstream):
+        journal = os.path.join(env.logs_dir, 'claude-spend.journal')
+        assert post(env.port, '/v1/messages', message_body(),
+                    headers={'x-client-request-id': 'blip-0'}).status == 200
+        pg.stop()
+        try:
+            for i in (1, 2):
+                r = post(env.port, '/v1/messages', message_body(),
+                         headers={'x-client-request-id': f'blip-{i}'})
+                assert r.status == 200  # metering never fails the user's request
+            end = time.time() + 5
+            while time.time() < end and open(journal).read().count('\n') < 2:
+                time.sleep(0.1)
+            text = open(journal).read()
+            assert 'blip-1' in text and 'blip-2' in text
+        finally:
+            pg.start()
+            assert pg.wait_ready()
+        assert post(env.port, '/v1/messages', message_body(),
+                    headers={'x-client-request-id': 'blip-3'}).status == 200
+        end = time.time() + 10
+        while time.time() < end and os.path.getsize(journal) > 0:
+            time.sleep(0.1)
+        assert os.path.getsize(journal) == 0
+        rows = pg.psql("SELECT string_agg(request_id, ',' ORDER BY request_id) FROM claude_ledger "
+                       "WHERE request_id LIKE 'blip-%'")
+        assert rows == 'blip-0,blip-1,blip-2,blip-3'
+        env.error_log.ignore_recent(tags=['CS0302', 'CS0303', 'CS0304', 'CG0101', 'CG0103',
+                                          'CG0104', 'CG0105'])
 
 
 class TestStreamLifecycle:

@@ -274,12 +274,12 @@ class TestStreaming:
         sse_line = env.access_log_line('usage-sse-1')
         assert 'in=2000 out=800' in sse_line and 'partial=0' in sse_line
         # the ledger: one row per metered request, integer micro-USD at list price
-        row = pg.psql("SELECT sub, model_requested, input_tokens, output_tokens, "
+        row = pg.wait_value("SELECT sub, model_requested, input_tokens, output_tokens, "
                       "cache_read_tokens, cache_write_tokens, cost_micro_usd, partial, status, "
                       "upstream, groups::text FROM claude_ledger WHERE request_id = 'usage-json-1'")
         assert row == ('user-alice|claude-sonnet-4-5|1000|500|30|20|10584|f|200|'
                        f'{upstream.url}|["eng", "claude-users"]'), row
-        row = pg.psql("SELECT input_tokens, output_tokens, cost_micro_usd, partial "
+        row = pg.wait_value("SELECT input_tokens, output_tokens, cost_micro_usd, partial "
                       "FROM claude_ledger WHERE request_id = 'usage-sse-1'")
         assert row == '2000|800|18000|f'
         rec = env.audit_records('usage-json-1')[-1]
@@ -295,7 +295,7 @@ class TestStreaming:
         assert 'message_stop' not in [n for _, n, _ in r.events]
         line = env.access_log_line('usage-cut-1')
         assert 'in=700' in line and 'partial=1' in line
-        assert pg.psql("SELECT input_tokens, partial FROM claude_ledger "
+        assert pg.wait_value("SELECT input_tokens, partial FROM claude_ledger "
                        "WHERE request_id = 'usage-cut-1'") == '700|t'
 
         # mod_proxy reports the broken backend; that is the point of the test
@@ -314,6 +314,10 @@ class TestLedgerJournal:
         journal = os.path.join(env.logs_dir, 'claude-spend.journal')
         assert post(env.port, '/v1/messages', message_body(),
                     headers={'x-client-request-id': 'blip-0'}).status == 200
+        end = time.time() + 5  # the row is written after the answer went out
+        while time.time() < end and pg.psql(
+                "SELECT count(*) FROM claude_ledger WHERE request_id = 'blip-0'") != '1':
+            time.sleep(0.05)
         pg.stop()
         try:
             for i in (1, 2):
@@ -321,7 +325,8 @@ class TestLedgerJournal:
                          headers={'x-client-request-id': f'blip-{i}'})
                 assert r.status == 200  # metering never fails the user's request
             end = time.time() + 5
-            while time.time() < end and open(journal).read().count('\n') < 2:
+            while time.time() < end and not ('blip-1' in open(journal).read() and
+                                             'blip-2' in open(journal).read()):
                 time.sleep(0.1)
             text = open(journal).read()
             assert 'blip-1' in text and 'blip-2' in text
@@ -334,6 +339,10 @@ class TestLedgerJournal:
         while time.time() < end and os.path.getsize(journal) > 0:
             time.sleep(0.1)
         assert os.path.getsize(journal) == 0
+        end = time.time() + 5
+        while time.time() < end and pg.psql(
+                "SELECT count(*) FROM claude_ledger WHERE request_id LIKE 'blip-%'") != '4':
+            time.sleep(0.05)
         rows = pg.psql("SELECT string_agg(request_id, ',' ORDER BY request_id) FROM claude_ledger "
                        "WHERE request_id LIKE 'blip-%'")
         assert rows == 'blip-0,blip-1,blip-2,blip-3'

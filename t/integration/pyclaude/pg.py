@@ -89,6 +89,16 @@ class PgCluster:
                        '-d', db or self.dbname, '-c', sql])
         return r.stdout.strip()
 
+    def wait_value(self, sql, timeout=5.0):
+        """The first non-empty answer of sql within timeout (rows written in
+        log_transaction land just after the answer reached the client)."""
+        end = time.monotonic() + timeout
+        while True:
+            v = self.psql(sql)
+            if v or time.monotonic() >= end:
+                return v
+            time.sleep(0.05)
+
     def create_db(self):
         self._run(['createdb', '-h', self.sockdir, '-p', str(self.port), '-U', self.user,
                    self.dbname])

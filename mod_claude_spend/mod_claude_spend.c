@@ -8,6 +8,8 @@
  * log_transaction publishes the usage of streams that never reached EOS
  * (client abort) so no request goes unrecorded. */
 #include <apr_strings.h>
+#include <apr_hash.h>
+#include <apr_thread_mutex.h>
 #include <apr_optional.h>
 #include <httpd.h>
 #include <http_config.h>
@@ -93,6 +95,43 @@ static const char *cs_set_enabled(cmd_parms *cmd, void *dcv, int flag)
     return NULL;
 }
 
+/* Models already warned about in this child: the warning comes once per id,
+ * as the reference's does, not once per request. */
+static apr_thread_mutex_t *cs_warn_mutex;
+static apr_hash_t *cs_warned;
+static apr_pool_t *cs_warn_pool;
+
+static int cs_price_warn_first(const char *model)
+{
+    int first = 0;
+
+    if (cs_warn_mutex == NULL) {
+        return 1;
+    }
+    apr_thread_mutex_lock(cs_warn_mutex);
+    /* bounded: a client cycling through made-up ids cannot grow it forever */
+    if (apr_hash_get(cs_warned, model, APR_HASH_KEY_STRING) == NULL &&
+        apr_hash_count(cs_warned) < 1024) {
+        apr_hash_set(cs_warned, apr_pstrdup(cs_warn_pool, model), APR_HASH_KEY_STRING, "");
+        first = 1;
+    }
+    apr_thread_mutex_unlock(cs_warn_mutex);
+    return first;
+}
+
+static void cs_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv;
+
+    apr_pool_create(&cs_warn_pool, pchild);
+    cs_warned = apr_hash_make(cs_warn_pool);
+    rv = apr_thread_mutex_create(&cs_warn_mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CS_LOGNO(0004) "price warning mutex");
+        cs_warn_mutex = NULL;
+    }
+}
+
 cs_req_t *cs_req_get(request_rec *r)
 {
     cs_req_t *rq;
@@ -137,7 +176,7 @@ void cs_usage_publish(request_rec *r, cs_req_t *rq)
         cs_price_lookup(u->model ? u->model : apr_table_get(r->notes, "claude-model"), &price);
         rq->cost = cs_price_cost(&price, u->input_tokens, u->output_tokens, u->cache_read_tokens,
                                  u->cache_creation_tokens);
-        if (!price.known) {
+        if (!price.known && cs_price_warn_first(u->model ? u->model : "(none)")) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           CS_LOGNO(0220) "no list price for model %s: metered at the fallback "
                                          "rate ($5/$25 per MTok)",
@@ -428,6 +467,7 @@ static void cs_register_hooks(apr_pool_t *p)
 
     (void)p;
     ap_hook_post_config(cs_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(cs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(cs_fixups, after_gateway, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(cs_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     /* before mod_deflate (AP_FTYPE_CONTENT_SET) so we read plain bytes */

@@ -391,6 +391,19 @@ class TestStreamLifecycle:
         line = env.access_log_line('abort-1', timeout=10)
         assert 'in=321' in line and 'partial=1' in line
 
+    def test_cs_100_63_unknown_model_fallback_price_warned_once(self, env, upstream, pg):
+        for i in range(3):
+            r = post(env.port, '/v1/messages', message_body(model='acme-private-model'),
+                     headers={'x-client-request-id': f'unknown-{i}'})
+            assert r.status == 200
+        cost = pg.wait_value("SELECT cost_micro_usd FROM claude_ledger "
+                             "WHERE request_id = 'unknown-2'")
+        assert cost == '235'  # 12 in x $5 + 7 out x $25 per MTok, rounded up
+        time.sleep(0.2)
+        warned = [x for x in open(env.error_log.path) if 'CS0220' in x]
+        assert len(warned) == 1 and 'acme-private-model' in warned[0]
+        env.error_log.ignore_recent(tags=['CS0220'])
+
     def test_cg_100_62_upstream_errors_relayed(self, env, upstream):
         for status, etype in ((529, 'overloaded_error'), (429, 'rate_limit_error'),
                               (500, 'api_error')):

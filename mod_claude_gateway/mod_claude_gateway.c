@@ -18,6 +18,7 @@
 #include <http_request.h>
 #include <util_filter.h>
 #include <http_ssl.h>
+#include <mod_auth.h>
 #include <curl/curl.h>
 
 #include "cg_private.h"
@@ -177,6 +178,45 @@ static int cg_check_authn(request_rec *r)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "no session token");
     return cg_auth_fail(r, rq, "no session token");
 }
+
+/* --- Require claude-group ---------------------------------------------- */
+
+/* An authz provider so any location can say `Require claude-group eng ops`.
+ * A refusal is answered as JSON like every other gateway error. */
+static authz_status cg_authz_group(request_rec *r, const char *require_args,
+                                   const void *parsed_require_line)
+{
+    const cg_identity_t *id = claude_gateway_identity(r);
+    const char *line = require_args, *want;
+    cg_req_t *rq;
+    int i;
+
+    (void)parsed_require_line;
+    if (id == NULL) {
+        return AUTHZ_DENIED_NO_USER;
+    }
+    while ((want = ap_getword_conf(r->pool, &line)) != NULL && *want != '\0') {
+        for (i = 0; id->groups != NULL && i < id->groups->nelts; i++) {
+            if (strcmp(APR_ARRAY_IDX(id->groups, i, const char *), want) == 0) {
+                return AUTHZ_GRANTED;
+            }
+        }
+    }
+    rq = cg_req_get(r);
+    rq->err_status = HTTP_FORBIDDEN;
+    rq->err_type = "permission_error";
+    rq->err_msg = "you aren't in a group that can use this gateway. Ask your administrator to "
+                  "add you to one";
+    apr_table_setn(r->notes, "claude-decision", "group_denied");
+    apr_table_setn(r->notes, "claude-reason", require_args);
+    /* mod_authz_core answers 401 unless AuthzSendForbiddenOnFailure is on;
+     * either way our handler writes the 403 */
+    ap_custom_response(r, HTTP_FORBIDDEN, CG_ERROR_URI);
+    ap_custom_response(r, HTTP_UNAUTHORIZED, CG_ERROR_URI);
+    return AUTHZ_DENIED;
+}
+
+static const authz_provider cg_authz_group_provider = {&cg_authz_group, NULL};
 
 /* --- the Messages request path ----------------------------------------- */
 
@@ -461,12 +501,13 @@ static void cg_child_init(apr_pool_t *pchild, server_rec *s)
 
 static void cg_register_hooks(apr_pool_t *p)
 {
-    (void)p;
     APR_REGISTER_OPTIONAL_FN(claude_gateway_identity);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_request_id);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_db_acquire);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_db_release);
 
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "claude-group", AUTHZ_PROVIDER_VERSION,
+                              &cg_authz_group_provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_post_config(cg_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(cg_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_authn(cg_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);

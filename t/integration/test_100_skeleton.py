@@ -412,6 +412,36 @@ class TestStreamLifecycle:
             assert r.json['error']['type'] == etype
 
 
+class TestRequireGroup:
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, upstream):
+        conf = GatewayConf(env).add_database(pg.conninfo)
+        conf.add_messages(upstream.url)
+        conf.lines[-1] = conf.lines[-1].replace('    Require valid-user',
+                                                '    Require claude-group admins ops')
+        conf.add('<Location /v1/messages/count_tokens>\n    Require claude-group eng\n'
+                 '</Location>')
+        conf.install()
+        assert env.restart() == 0
+
+    def test_cg_100_80_require_claude_group(self, env, upstream):
+        upstream.reset()
+        # alice is in eng and claude-users: not admins or ops
+        r = post(env.port, '/v1/messages', message_body(),
+                 headers={'x-client-request-id': 'grp-1'})
+        assert r.status == 403
+        assert r.headers['content-type'] == 'application/json;charset=utf-8'
+        assert r.json['error']['type'] == 'permission_error'
+        assert r.json['request_id'] == 'grp-1'
+        rec = env.audit_records('grp-1')[-1]
+        assert rec['decision'] == 'group_denied' and rec['reason'] == 'admins ops'
+        assert upstream.requests == []
+        r = post(env.port, '/v1/messages/count_tokens', message_body())
+        assert r.status == 200
+        env.error_log.ignore_recent(tags=['AH01631'])  # authz_core logs each refusal
+
+
 class TestTls:
 
     @pytest.fixture(autouse=True, scope='class')

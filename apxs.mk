@@ -13,7 +13,7 @@ CS_DIR := mod_claude_spend
 
 # Logic files: APR, jansson, OpenSSL only. Unit-tested and fuzzed without httpd.
 CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c $(CG_DIR)/cg_jwt.c $(CG_DIR)/cg_claims.c
-CS_PURE := $(CS_DIR)/cs_usage.c $(CS_DIR)/cs_price.c
+CS_PURE := $(CS_DIR)/cs_usage.c $(CS_DIR)/cs_price.c $(CS_DIR)/cs_period.c
 
 # httpd glue.
 CG_GLUE := $(CG_DIR)/mod_claude_gateway.c $(CG_DIR)/cg_config.c $(CG_DIR)/cg_handler.c \

@@ -19,5 +19,6 @@ Suite *unit_suite_cg_jwt(void);
 Suite *unit_suite_cs_usage(void);
 Suite *unit_suite_cg_claims(void);
 Suite *unit_suite_cs_price(void);
+Suite *unit_suite_cs_period(void);
 
 #endif

@@ -25,7 +25,7 @@ UNIT_CFLAGS := $(WARN) -std=gnu11 -g -O1 $(APR_CFLAGS) -I$(CG_DIR) -I$(CS_DIR)
 ifeq ($(SANITIZE),1)
 UNIT_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
-UNIT_LIBS := $(APR_LIBS) -ljansson -lcrypto $(CHECK_LIBS)
+UNIT_LIBS := $(APR_LIBS) -ljansson -lyaml -lcrypto -lm $(CHECK_LIBS)
 
 MODULES := $(CG_DIR)/mod_claude_gateway.la $(CS_DIR)/mod_claude_spend.la
 UNIT_SRCS := $(wildcard t/unit/*.c)
@@ -45,7 +45,7 @@ build/unit_tests: $(UNIT_SRCS) $(CG_PURE) $(CS_PURE) $(CG_HDRS) $(CS_HDRS) | bui
 	$(CC) $(UNIT_CFLAGS) -o $@ $(UNIT_SRCS) $(CG_PURE) $(CS_PURE) $(UNIT_LIBS)
 
 build/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/standalone.c $(CG_PURE) $(CS_PURE) | build
-	$(CC) $(UNIT_CFLAGS) -o $@ $< t/fuzz/standalone.c $(CG_PURE) $(CS_PURE) $(APR_LIBS) -ljansson -lcrypto
+	$(CC) $(UNIT_CFLAGS) -o $@ $< t/fuzz/standalone.c $(CG_PURE) $(CS_PURE) $(APR_LIBS) -ljansson -lyaml -lcrypto -lm
 
 unit: build/unit_tests
 	CK_FORK=yes build/unit_tests

@@ -11,8 +11,9 @@ PKGCONFIG ?= pkg-config
 CG_DIR := mod_claude_gateway
 CS_DIR := mod_claude_spend
 
-# Logic files: APR, jansson, OpenSSL only. Unit-tested and fuzzed without httpd.
-CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c $(CG_DIR)/cg_jwt.c $(CG_DIR)/cg_claims.c
+# Logic files: APR, jansson, libyaml, OpenSSL only. Unit-tested and fuzzed without httpd.
+CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c $(CG_DIR)/cg_jwt.c $(CG_DIR)/cg_claims.c \
+           $(CG_DIR)/cg_yaml.c $(CG_DIR)/cg_policy.c
 CS_PURE := $(CS_DIR)/cs_usage.c $(CS_DIR)/cs_price.c $(CS_DIR)/cs_period.c
 
 # httpd glue.
@@ -39,7 +40,7 @@ APXS_CFLAGS += -Wc,-fsanitize=address,undefined -Wc,-fno-omit-frame-pointer \
 APXS_LDSAN  := -Wl,-fsanitize=address,undefined
 endif
 
-CG_LIBS := -ljansson -lpq -lcrypto -lcurl
+CG_LIBS := -ljansson -lyaml -lpq -lcrypto -lcurl
 CS_LIBS := -ljansson -lpq
 
 SQL_FILES := $(sort $(wildcard sql/*.sql))

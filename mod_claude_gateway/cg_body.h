@@ -27,4 +27,16 @@ typedef struct cg_body_info_t {
  */
 const char *cg_body_check(apr_pool_t *p, const char *buf, apr_size_t len, cg_body_info_t *info);
 
+/**
+ * The body with its top-level "model" value replaced, every other byte kept.
+ * @param p pool for the result
+ * @param buf a body cg_body_check accepted
+ * @param len its length
+ * @param model the new model id
+ * @param out_len receives the new length
+ * @return the new body (NUL-terminated), or NULL if buf has no model key
+ */
+const char *cg_body_set_model(apr_pool_t *p, const char *buf, apr_size_t len, const char *model,
+                              apr_size_t *out_len);
+
 #endif

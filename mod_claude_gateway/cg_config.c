@@ -8,6 +8,8 @@
  *                                        unauthenticated requests as this user
  *   ClaudeGatewayDatabase <conninfo>     (global) PostgreSQL, libpq syntax
  *   ClaudeGatewayDatabasePool <max> [timeout-ms] (global) per-child pool
+ *   ClaudeGatewayPolicy <file>           (server) gateway.yaml: managed settings, models
+ *   ClaudeGatewayUpstreamName <name>     (dir) the policy's name for this upstream
  *
  * Every field starts UNSET, merges "inner if set", and has its default in one
  * getter, so an inner section can always restate the default. */
@@ -19,6 +21,7 @@
 #include "cg_config.h"
 #include "cg_util.h"
 #include "cg_jwt.h"
+#include "cg_yaml.h"
 
 #define CG_MERGE(f, unset) n->f = (add->f != (unset)) ? add->f : base->f
 
@@ -44,6 +47,7 @@ void *cg_dir_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(upstream_key_ref, NULL);
     CG_MERGE(upstream_auth, CG_UNSET);
     CG_MERGE(dev_identity, NULL);
+    CG_MERGE(upstream_name, NULL);
     return n;
 }
 
@@ -81,6 +85,7 @@ void *cg_srv_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(oidc_token_endpoint, NULL);
     CG_MERGE(oidc_client_id, NULL);
     CG_MERGE(oidc_client_secret, NULL);
+    CG_MERGE(policy, NULL);
     return n;
 }
 
@@ -108,6 +113,11 @@ cg_upstream_auth_e cg_dir_upstream_auth(const cg_dir_conf_t *dc)
 {
     return dc->upstream_auth == CG_UNSET ? CG_UPSTREAM_AUTH_API_KEY
                                          : (cg_upstream_auth_e)dc->upstream_auth;
+}
+
+const char *cg_dir_upstream_name(const cg_dir_conf_t *dc)
+{
+    return dc->upstream_name ? dc->upstream_name : "anthropic";
 }
 
 int cg_srv_db_max(const cg_srv_conf_t *sc)
@@ -233,6 +243,47 @@ static const char *cg_set_dev_identity(cmd_parms *cmd, void *dcv, int argc, char
     id->source = "dev";
     dc->dev_identity = id;
     apr_pool_userdata_setn("1", CG_DEV_IDENTITY_KEY, NULL, cmd->pool);
+    return NULL;
+}
+
+static const char *cg_set_upstream_name(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cg_dir_conf_t *dc = dcv;
+
+    (void)cmd;
+    if (*arg == '\0') {
+        return "ClaudeGatewayUpstreamName: give the name of an upstream of the policy file";
+    }
+    dc->upstream_name = arg;
+    return NULL;
+}
+
+/* Loaded and compiled here, in the configuration pool, so that `apachectl
+ * -t` (which never reaches post_config) rejects a bad policy file. */
+static const char *cg_set_policy(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cg_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_gateway_module);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    cg_policy_t *pol;
+    json_t *root;
+    const char *err;
+
+    (void)dcv;
+    if (path == NULL) {
+        return apr_psprintf(cmd->pool, "ClaudeGatewayPolicy: invalid path '%s'", arg);
+    }
+    if (sc->policy != NULL) {
+        return "ClaudeGatewayPolicy: given twice for this server";
+    }
+    err = cg_yaml_load_file(cmd->pool, path, NULL, NULL, &root);
+    if (err == NULL) {
+        err = cg_policy_compile(cmd->pool, root, path, &pol);
+        json_decref(root);
+    }
+    if (err != NULL) {
+        return apr_pstrcat(cmd->pool, "ClaudeGatewayPolicy: ", err, NULL);
+    }
+    sc->policy = pol;
     return NULL;
 }
 
@@ -472,6 +523,11 @@ const command_rec cg_cmds[] = {
                       ACCESS_CONF | RSRC_CONF,
                       "DEVELOPMENT ONLY: subject, email and groups that requests without a "
                       "session are served as"),
+    AP_INIT_TAKE1("ClaudeGatewayUpstreamName", cg_set_upstream_name, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "the policy file's name of the upstream this location proxies to"),
+    AP_INIT_TAKE1("ClaudeGatewayPolicy", cg_set_policy, NULL, RSRC_CONF,
+                  "the policy file (gateway.yaml: managed settings, models, upstream names)"),
     AP_INIT_TAKE1("ClaudeGatewayDatabase", cg_set_database, NULL, RSRC_CONF,
                   "PostgreSQL connection string (libpq keywords or URI)"),
     AP_INIT_TAKE12("ClaudeGatewayDatabasePool", cg_set_database_pool, NULL, RSRC_CONF,

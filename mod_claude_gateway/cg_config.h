@@ -8,6 +8,7 @@
 
 #include "mod_claude_gateway.h"
 #include "cg_jwt.h"
+#include "cg_policy.h"
 
 #define CG_UNSET (-1)
 #define CG_DEFAULT_MAX_BODY ((apr_off_t)32 * 1024 * 1024)
@@ -22,6 +23,7 @@ typedef struct cg_dir_conf_t {
     const char *upstream_key_ref; /* what the admin wrote (env:/file:), for messages */
     int upstream_auth;            /* ClaudeGatewayUpstreamAuth */
     const cg_identity_t *dev_identity; /* ClaudeGatewayDevIdentity: development only */
+    const char *upstream_name;         /* ClaudeGatewayUpstreamName: for model mapping */
 } cg_dir_conf_t;
 
 #define CG_DEFAULT_SESSION_TTL 3600
@@ -44,6 +46,7 @@ typedef struct cg_srv_conf_t {
     const char *db_conninfo;                /* ClaudeGatewayDatabase; secret: may hold a password */
     int db_max;                             /* ClaudeGatewayDatabasePool max */
     apr_interval_time_t db_acquire_timeout; /* ClaudeGatewayDatabasePool timeout */
+    const cg_policy_t *policy;              /* ClaudeGatewayPolicy, compiled */
 } cg_srv_conf_t;
 
 extern const command_rec cg_cmds[];
@@ -61,6 +64,8 @@ const cg_srv_conf_t *cg_srv_get(const server_rec *s);
 int cg_dir_enabled(const cg_dir_conf_t *dc);
 apr_off_t cg_dir_max_body(const cg_dir_conf_t *dc);
 cg_upstream_auth_e cg_dir_upstream_auth(const cg_dir_conf_t *dc);
+/** The upstream this location proxies to, by its policy name; "anthropic" by default. */
+const char *cg_dir_upstream_name(const cg_dir_conf_t *dc);
 int cg_srv_db_max(const cg_srv_conf_t *sc);
 int cg_srv_session_ttl(const cg_srv_conf_t *sc);
 int cg_srv_device_rate(const cg_srv_conf_t *sc);

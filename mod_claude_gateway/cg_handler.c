@@ -3,7 +3,10 @@
  * Errors are written here and not by returning HTTP_* from a hook: that path
  * (ap_send_error_response) forces text/html and drops headers_out, and the
  * Claude Code client expects the reference's JSON envelope. */
+#include <stdlib.h>
+
 #include <apr_strings.h>
+#include <jansson.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_script.h>
@@ -137,6 +140,99 @@ static int cg_error_answer(request_rec *r, const cg_req_t *rq)
     return OK;
 }
 
+/* If-None-Match holds our ETag (strong or weak). "*" is answered as if absent,
+ * as the reference does: Claude Desktop sends it only to ask for a 200/404. */
+static int cg_etag_listed(request_rec *r, const char *etag)
+{
+    const char *inm = apr_table_get(r->headers_in, "If-None-Match");
+    char *list, *tok, *last;
+
+    if (inm == NULL) {
+        return 0;
+    }
+    list = apr_pstrdup(r->pool, inm);
+    for (tok = apr_strtok(list, ", \t", &last); tok; tok = apr_strtok(NULL, ", \t", &last)) {
+        if (strncmp(tok, "W/", 2) == 0) {
+            tok += 2;
+        }
+        if (strcmp(tok, etag) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Claude Code's managed settings for the signed-in user (PROTOCOL.md §6). */
+static int cg_managed_settings(request_rec *r)
+{
+    const cg_policy_t *pol = cg_srv_get(r->server)->policy;
+    cg_req_t *rq = cg_req_get(r);
+    const cg_identity_t *id = rq->identity.sub ? &rq->identity : NULL;
+    const cg_settings_t *s;
+    const char *etag;
+
+    cg_response_headers(r);
+    apr_table_setn(r->err_headers_out, "x-cc-gateway-version", CG_PROTOCOL_VERSION);
+    apr_table_mergen(r->err_headers_out, "Vary", "User-Agent");
+    if (r->method_number != M_GET) {
+        cg_error_set_plain(r, HTTP_NOT_FOUND, "not found");
+        return cg_error_answer(r, rq);
+    }
+    if (id == NULL) {
+        /* the location lacks AuthType claude-session: never serve anonymously */
+        cg_error_set(r, HTTP_UNAUTHORIZED, "authentication_error", "invalid token");
+        return cg_error_answer(r, rq);
+    }
+    s = cg_policy_settings(pol, r->pool, id->email, id->groups);
+    if (s == NULL) {
+        apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+        cg_error_set(r, HTTP_NOT_FOUND, "not_found_error",
+                     pol != NULL && pol->configured ? "no policy matched" : "not configured");
+        apr_table_setn(r->notes, "claude-decision", "allowed");
+        return cg_error_answer(r, rq);
+    }
+    apr_table_setn(r->notes, "claude-decision", "allowed");
+    etag = apr_pstrcat(r->pool, "\"", s->checksum, "\"", NULL);
+    if (cg_etag_listed(r, etag)) {
+        return HTTP_NOT_MODIFIED;
+    }
+    apr_table_setn(r->headers_out, "ETag", etag);
+    return cg_reply_json(r, HTTP_OK, s->response, 0);
+}
+
+/* The model list, generated here and filtered by the user's availableModels. */
+static int cg_models(request_rec *r)
+{
+    const cg_policy_t *pol = cg_srv_get(r->server)->policy;
+    cg_req_t *rq = cg_req_get(r);
+    const cg_identity_t *id = rq->identity.sub ? &rq->identity : NULL;
+    const cg_settings_t *s;
+    json_t *list;
+    char *dump;
+    const char *body;
+
+    cg_response_headers(r);
+    if (r->method_number != M_GET) {
+        cg_error_set_plain(r, HTTP_NOT_FOUND, "not found");
+        return cg_error_answer(r, rq);
+    }
+    if (id == NULL) {
+        cg_error_set(r, HTTP_UNAUTHORIZED, "authentication_error", "invalid token");
+        return cg_error_answer(r, rq);
+    }
+    s = cg_policy_settings(pol, r->pool, id->email, id->groups);
+    list = cg_policy_models_list(pol, s);
+    dump = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    if (dump == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    body = apr_pstrdup(r->pool, dump);
+    free(dump);
+    apr_table_setn(r->notes, "claude-decision", "allowed");
+    return cg_reply_json(r, HTTP_OK, body, 0);
+}
+
 int cg_handler(request_rec *r)
 {
     const cg_req_t *rq;
@@ -163,6 +259,12 @@ int cg_handler(request_rec *r)
     }
     if (strcmp(r->handler, CG_HANDLER_READYZ) == 0) {
         return r->method_number == M_GET ? cg_readyz(r) : HTTP_METHOD_NOT_ALLOWED;
+    }
+    if (strcmp(r->handler, CG_HANDLER_MANAGED_SETTINGS) == 0) {
+        return cg_managed_settings(r);
+    }
+    if (strcmp(r->handler, CG_HANDLER_MODELS) == 0) {
+        return cg_models(r);
     }
     return DECLINED;
 }

@@ -18,11 +18,17 @@ APLOG_USE_MODULE(claude_gateway);
 #define CG_LOGNO(n) "CG" #n ": "
 
 #define CG_VERSION "0.1.0"
+/* the reference protocol version we speak, sent as x-cc-gateway-version */
+#define CG_PROTOCOL_VERSION "2.1.328"
+/* the model the client uses until the user picks one (2.1.328) */
+#define CG_CLIENT_DEFAULT_MODEL "claude-opus-4-7"
 
 /* Handler names, for SetHandler and for the internal error answer. */
 #define CG_HANDLER_HEALTHZ "claude-gateway-healthz"
 #define CG_HANDLER_READYZ "claude-gateway-readyz"
 #define CG_HANDLER_ERROR "claude-gateway-error"
+#define CG_HANDLER_MANAGED_SETTINGS "claude-managed-settings"
+#define CG_HANDLER_MODELS "claude-models"
 /* The URI an authentication failure is internally redirected to, so the 401
  * is written as JSON by our handler rather than as httpd's HTML page. */
 #define CG_ERROR_URI "/.claude-gateway/error"

@@ -336,6 +336,50 @@ static void cg_headers_upstream(request_rec *r, const cg_dir_conf_t *dc, const c
     r->headers_in = out;
 }
 
+/* availableModels, then the model id this upstream knows. The body is
+ * rewritten only when the id changes; otherwise it goes up byte for byte. */
+static int cg_apply_policy(request_rec *r, const cg_dir_conf_t *dc, cg_req_t *rq)
+{
+    const cg_policy_t *pol = cg_srv_get(r->server)->policy;
+    const cg_identity_t *id = rq->identity.sub ? &rq->identity : NULL;
+    const cg_settings_t *settings;
+    const char *upstream, *target;
+
+    settings = cg_policy_settings(pol, r->pool, id ? id->email : NULL, id ? id->groups : NULL);
+    if (!cg_policy_model_allowed(settings, rq->model)) {
+        cg_error_set(r, HTTP_BAD_REQUEST, "invalid_request_error",
+                     apr_psprintf(r->pool,
+                                  "model %s is not in your role's availableModels allowlist",
+                                  rq->model));
+        apr_table_setn(r->notes, "claude-decision", "policy_denied");
+        return OK;
+    }
+    upstream = cg_dir_upstream_name(dc);
+    target = cg_policy_upstream_model(pol, rq->model, upstream,
+                                      cg_policy_upstream_provider(pol, upstream));
+    if (target == NULL) {
+        /* a custom model with no mapping for this upstream: skipped, as the
+         * reference skips it, and nothing is left to try */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      CG_LOGNO(0110) "model %s has no upstream_model for upstream %s", rq->model,
+                      upstream);
+        cg_error_set(r, HTTP_BAD_GATEWAY, "api_error", "all upstreams failed (1 attempted)");
+        apr_table_setn(r->notes, "claude-decision", "no_upstream");
+        return OK;
+    }
+    if (strcmp(target, rq->model) != 0) {
+        apr_size_t len;
+        const char *body = cg_body_set_model(r->pool, rq->body, rq->body_len, target, &len);
+        if (body == NULL) {
+            return cg_error_set(r, HTTP_BAD_REQUEST, "invalid_request_error", "invalid JSON");
+        }
+        rq->body = body;
+        rq->body_len = len;
+        apr_table_setn(r->notes, "claude-model-upstream", target);
+    }
+    return OK;
+}
+
 static int cg_fixups(request_rec *r)
 {
     const cg_dir_conf_t *dc = cg_dir_get(r);
@@ -370,6 +414,9 @@ static int cg_fixups(request_rec *r)
     rq->model = info.model;
     rq->stream = info.stream;
     apr_table_setn(r->notes, "claude-model", rq->model);
+    if (cg_apply_policy(r, dc, rq) != OK || rq->err_status != 0) {
+        return OK;
+    }
     apr_table_setn(r->notes, "claude-decision", "allowed");
     cg_headers_upstream(r, dc, rq);
     return OK;
@@ -464,6 +511,48 @@ static apr_status_t cg_curl_global_cleanup(void *unused)
     return APR_SUCCESS;
 }
 
+/* What the admin should know about each policy file, said once per file. */
+static void cg_policy_report(server_rec *s)
+{
+    const cg_policy_t *last = NULL;
+    int i;
+
+    for (; s != NULL; s = s->next) {
+        const cg_policy_t *pol = cg_srv_get(s)->policy;
+        if (pol == NULL || pol == last) {
+            continue;
+        }
+        last = pol;
+        for (i = 0; i < pol->notes->nelts; i++) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, CG_LOGNO(0100) "%s: %s", pol->file,
+                         APR_ARRAY_IDX(pol->notes, i, const char *));
+        }
+        for (i = 0; i < pol->rules->nelts; i++) {
+            const cg_policy_rule_t *rule = &APR_ARRAY_IDX(pol->rules, i, cg_policy_rule_t);
+            if (rule->compiled != NULL &&
+                !cg_policy_model_allowed(rule->compiled, CG_CLIENT_DEFAULT_MODEL)) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                             CG_LOGNO(0101) "%s: managed.policies[%d]: availableModels leaves "
+                                            "out the client's default model %s; its users must "
+                                            "pick a model with /model first",
+                             pol->file, i, CG_CLIENT_DEFAULT_MODEL);
+            }
+        }
+    }
+}
+
+/* apachectl -t never reaches post_config: report the policy here then. */
+static int cg_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    if (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
+        cg_policy_report(s);
+    }
+    return OK;
+}
+
 static int cg_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     void *dev = NULL;
@@ -487,6 +576,7 @@ static int cg_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                      CG_LOGNO(0002) "ClaudeGatewayDevIdentity is set: requests without a session "
                                     "are served unauthenticated. Development only.");
     }
+    cg_policy_report(s);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                  CG_LOGNO(0001) "mod_claude_gateway/" CG_VERSION " ready (database %s)",
                  cg_srv_get(s)->db_conninfo ? "configured" : "none");
@@ -508,6 +598,7 @@ static void cg_register_hooks(apr_pool_t *p)
 
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "claude-group", AUTHZ_PROVIDER_VERSION,
                               &cg_authz_group_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_config(cg_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(cg_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(cg_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_authn(cg_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);

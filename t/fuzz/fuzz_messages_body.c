@@ -3,7 +3,8 @@
  * The body a client POSTs to /v1/messages is the gateway's most exposed
  * input. Besides not crashing: a body accepted must yield a model, a NUL-free
  * non-empty string, and the check must not depend on whether info is asked
- * for. Each input gets its own APR subpool. */
+ * for; an accepted body's model can be replaced without touching anything
+ * else. Each input gets its own APR subpool. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (err != NULL && err[0] == '\0') {
         abort();
+    }
+    if (err == NULL) {
+        /* the model can always be swapped, and only the model changes */
+        cg_body_info_t again = {NULL, -1};
+        apr_size_t len;
+        const char *swapped =
+            cg_body_set_model(p, (const char *)data, size, "claude-x-\"quoted\"", &len);
+        if (swapped == NULL || cg_body_check(p, swapped, len, &again) != NULL ||
+            strcmp(again.model, "claude-x-\"quoted\"") != 0 || again.stream != info.stream) {
+            abort();
+        }
     }
     apr_pool_destroy(p);
     return 0;

@@ -114,7 +114,8 @@ class TestProxy:
     @pytest.mark.parametrize('size', [1024, 1024 * 1024])
     @pytest.mark.parametrize('framing', ['content-length', 'chunked'])
     def test_cg_100_10_body_byte_identical(self, env, upstream, upstream_key, size, framing):
-        body = message_body(size)
+        # an id the upstream knows as is: no mapping, so the bytes go up unchanged
+        body = message_body(size, model='claude-sonnet-4-5-20250929')
         r = post(env.port, '/v1/messages', body, chunked=(framing == 'chunked'))
         assert r.status == 200, r.body
         rec = upstream.requests[-1]
@@ -126,7 +127,7 @@ class TestProxy:
         assert not rec['violations']
 
     def test_cg_100_11_expect_100_continue(self, env, upstream):
-        body = message_body(64 * 1024)
+        body = message_body(64 * 1024, model='claude-sonnet-4-5-20250929')
         first, r = post_expect_continue(env.port, '/v1/messages', body)
         assert first.startswith('HTTP/1.1 100')
         assert r.status == 200

@@ -53,6 +53,29 @@ START_TEST(embedded_nul_refused)
 }
 END_TEST
 
+START_TEST(model_replaced_in_place)
+{
+    const char *body = "{ \"max_tokens\": 10, \"mod\\u0065l\" : \"claude-sonnet-4-5\" ,"
+                       "\"messages\":[{\"role\":\"user\",\"content\":\"model\"}],"
+                       "\"metadata\":{\"model\":\"x\"},\"temperature\":0.7}";
+    apr_size_t len;
+    const char *out = cg_body_set_model(unit_pool, body, strlen(body), "claude-sonnet-4-5-20250929",
+                                        &len);
+
+    ck_assert_str_eq(out, "{ \"max_tokens\": 10, \"mod\\u0065l\" : "
+                          "\"claude-sonnet-4-5-20250929\" ,\"messages\":[{\"role\":\"user\","
+                          "\"content\":\"model\"}],\"metadata\":{\"model\":\"x\"},"
+                          "\"temperature\":0.7}");
+    ck_assert_uint_eq(len, strlen(out));
+    out = cg_body_set_model(unit_pool, "{\"a\":[1,{\"b\":\"}\"}],\"n\":-1.5e3,\"t\":true,"
+                                       "\"model\":\"m\"}",
+                            51, "q\"x", &len);
+    ck_assert_str_eq(out, "{\"a\":[1,{\"b\":\"}\"}],\"n\":-1.5e3,\"t\":true,"
+                          "\"model\":\"q\\\"x\"}");
+    ck_assert_ptr_null(cg_body_set_model(unit_pool, "{\"a\":1}", 7, "m", &len));
+}
+END_TEST
+
 Suite *unit_suite_cg_body(void)
 {
     Suite *s = suite_create("cg_body");
@@ -63,6 +86,7 @@ Suite *unit_suite_cg_body(void)
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, duplicate_keys_refused);
     tcase_add_test(tc, embedded_nul_refused);
+    tcase_add_test(tc, model_replaced_in_place);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,1664 @@
+/* cg_policy: validation and compilation of the policy file, see cg_policy.h.
+ *
+ * Messages follow the reference gateway (zod's "path: message"), so an admin
+ * moving a gateway.yaml over sees the complaints they already know. Sections
+ * of gateway.yaml that this module takes from httpd directives instead, or
+ * does not implement yet, are reported in pol->notes, never silently
+ * ignored. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <openssl/sha.h>
+
+#include "cg_policy.h"
+
+/* The catalogue of the Claude Code client 2.1.328 (its provider_ids table),
+ * limited to the models it routes through a gateway. */
+static const cg_builtin_model_t cg_catalog[] = {
+    {"claude-3-5-haiku", "haiku", "Haiku 3.5", "claude-3-5-haiku-20241022",
+     "us.anthropic.claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku@20241022",
+     "claude-3-5-haiku"},
+    {"claude-3-5-sonnet", "sonnet", "Sonnet 3.5", "claude-3-5-sonnet-20241022",
+     "us.anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet-v2@20241022",
+     "claude-3-5-sonnet"},
+    {"claude-3-7-sonnet", "sonnet", "Sonnet 3.7", "claude-3-7-sonnet-20250219",
+     "us.anthropic.claude-3-7-sonnet-20250219-v1:0", "claude-3-7-sonnet@20250219",
+     "claude-3-7-sonnet"},
+    {"claude-fable-5", "fable", "Fable 5", "claude-fable-5", "us.anthropic.claude-fable-5",
+     "claude-fable-5", "claude-fable-5"},
+    {"claude-fable-5-1", "fable", "Fable 5.1", "claude-fable-5-1", "us.anthropic.claude-fable-5-1",
+     "claude-fable-5-1", "claude-fable-5-1"},
+    {"claude-fable-5-2", "fable", "Fable 5.2", "claude-fable-5-2", "us.anthropic.claude-fable-5-2",
+     "claude-fable-5-2", "claude-fable-5-2"},
+    {"claude-haiku-4-5", "haiku", "Haiku 4.5", "claude-haiku-4-5-20251001",
+     "us.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5@20251001",
+     "claude-haiku-4-5"},
+    {"claude-haiku-5-5", "haiku", "Haiku 5.5", "claude-haiku-5-5", "us.anthropic.claude-haiku-5-5",
+     "claude-haiku-5-5", "claude-haiku-5-5"},
+    {"claude-opus-4-0", "opus", "Opus 4", "claude-opus-4-20250514",
+     "us.anthropic.claude-opus-4-20250514-v1:0", "claude-opus-4@20250514", "claude-opus-4"},
+    {"claude-opus-4-1", "opus", "Opus 4.1", "claude-opus-4-1-20250805",
+     "us.anthropic.claude-opus-4-1-20250805-v1:0", "claude-opus-4-1@20250805", "claude-opus-4-1"},
+    {"claude-opus-4-5", "opus", "Opus 4.5", "claude-opus-4-5-20251101",
+     "us.anthropic.claude-opus-4-5-20251101-v1:0", "claude-opus-4-5@20251101", "claude-opus-4-5"},
+    {"claude-opus-4-6", "opus", "Opus 4.6", "claude-opus-4-6", "us.anthropic.claude-opus-4-6-v1",
+     "claude-opus-4-6", "claude-opus-4-6"},
+    {"claude-opus-4-7", "opus", "Opus 4.7", "claude-opus-4-7", "us.anthropic.claude-opus-4-7",
+     "claude-opus-4-7", "claude-opus-4-7"},
+    {"claude-opus-4-8", "opus", "Opus 4.8", "claude-opus-4-8", "us.anthropic.claude-opus-4-8",
+     "claude-opus-4-8", "claude-opus-4-8"},
+    {"claude-opus-5", "opus", "Opus 5", "claude-opus-5", "us.anthropic.claude-opus-5",
+     "claude-opus-5", "claude-opus-5"},
+    {"claude-opus-5-5", "opus", "Opus 5.5", "claude-opus-5-5", "us.anthropic.claude-opus-5-5",
+     "claude-opus-5-5", "claude-opus-5-5"},
+    {"claude-sonnet-4-0", "sonnet", "Sonnet 4", "claude-sonnet-4-20250514",
+     "us.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4@20250514", "claude-sonnet-4"},
+    {"claude-sonnet-4-5", "sonnet", "Sonnet 4.5", "claude-sonnet-4-5-20250929",
+     "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5@20250929",
+     "claude-sonnet-4-5"},
+    {"claude-sonnet-4-6", "sonnet", "Sonnet 4.6", "claude-sonnet-4-6",
+     "us.anthropic.claude-sonnet-4-6", "claude-sonnet-4-6", "claude-sonnet-4-6"},
+    {"claude-sonnet-5", "sonnet", "Sonnet 5", "claude-sonnet-5", "us.anthropic.claude-sonnet-5",
+     "claude-sonnet-5", "claude-sonnet-5"},
+    {"claude-sonnet-5-5", "sonnet", "Sonnet 5.5", "claude-sonnet-5-5",
+     "us.anthropic.claude-sonnet-5-5", "claude-sonnet-5-5", "claude-sonnet-5-5"},
+};
+#define CG_CATALOG_N (sizeof(cg_catalog) / sizeof(cg_catalog[0]))
+
+/* Top-level keys of managed-settings.json, from the settings schema bundled
+ * in the Claude Code client 2.1.328. The reference validates `cli` against
+ * that schema at boot; so do we, as far as the key names go. */
+static const char *const cg_cli_keys[] = {
+    "$schema",
+    "additionalMarketplaces",
+    "advisorModel",
+    "agent",
+    "agentPushNotifEnabled",
+    "allowAllClaudeAiMcps",
+    "allowClaudeInChromeWithManagedMcp",
+    "allowManagedHooksOnly",
+    "allowManagedMcpServersOnly",
+    "allowManagedPermissionRulesOnly",
+    "allowNestedModelAccessUnderForceLogin",
+    "allowedChannelPlugins",
+    "allowedHttpHookUrls",
+    "allowedMarketplaces",
+    "allowedMcpServers",
+    "allowedProviders",
+    "alwaysThinkingEnabled",
+    "apiKeyHelper",
+    "appendPlugins",
+    "askUserQuestionTimeout",
+    "attribution",
+    "attributionProject",
+    "attributionProjectPolicy",
+    "autoCompactEnabled",
+    "autoCompactOfferAnswer",
+    "autoCompactRaisedForLoad",
+    "autoCompactWindow",
+    "autoContinueAtUsageLimit",
+    "autoDreamEnabled",
+    "autoMemoryDirectory",
+    "autoMemoryEnabled",
+    "autoScrollEnabled",
+    "autoUpdatesChannel",
+    "autoUploadSessions",
+    "availableModels",
+    "availableModelsMatch",
+    "awaySummaryEnabled",
+    "awsAuthRefresh",
+    "awsCredentialExport",
+    "bashEditDiffEnabled",
+    "bashOutputMaxChars",
+    "blockedMarketplaces",
+    "breakReminder",
+    "channelsEnabled",
+    "claudeMd",
+    "claudeMdExcludes",
+    "clawdFileProgressEnabled",
+    "cleanupPeriodDays",
+    "companyAnnouncements",
+    "crossSessionInbound",
+    "daemonColdStart",
+    "defaultShell",
+    "deniedMcpServers",
+    "deniedModels",
+    "desktopSessionCleanupPeriodDays",
+    "dialogExpiry",
+    "disableAgentView",
+    "disableAllHooks",
+    "disableArtifact",
+    "disableAutoMode",
+    "disableBundledSkills",
+    "disableClaudeAiConnectors",
+    "disableCommandPluginSources",
+    "disableRemoteControl",
+    "disableReplyCheck",
+    "disableSideloadFlags",
+    "disableSkillShellExecution",
+    "disableWindowsBashCommandSplit",
+    "disableWorkflows",
+    "disabledMcpjsonServers",
+    "doneMeansMerged",
+    "editorMode",
+    "effortLevel",
+    "emojiCompletionEnabled",
+    "enableAllProjectMcpServers",
+    "enableArtifact",
+    "enableWorkflows",
+    "enabledMcpjsonServers",
+    "enabledPlugins",
+    "enforceAvailableModels",
+    "env",
+    "extraKnownMarketplaces",
+    "fallbackModel",
+    "fastMode",
+    "fastModePerSessionOptIn",
+    "feedbackDrafts",
+    "feedbackSurveyRate",
+    "fileCheckpointingEnabled",
+    "fileSuggestion",
+    "footerLinksRegexes",
+    "forceLoginGatewayUrl",
+    "forceLoginMethod",
+    "forceLoginOrgUUID",
+    "forceRemoteSettingsRefresh",
+    "gatewayInternalNetworks",
+    "gcpAuthRefresh",
+    "hooks",
+    "httpHookAllowedEnvVars",
+    "idleCompaction",
+    "includeCoAuthoredBy",
+    "includeGitInstructions",
+    "inputNeededNotifEnabled",
+    "isolatePeerMachines",
+    "keybindingFlavor",
+    "language",
+    "managedMcpServers",
+    "managedSourcesBehavior",
+    "maxEffortLevel",
+    "maxProseWidth",
+    "minimumVersion",
+    "model",
+    "modelOverrides",
+    "modelPicker",
+    "modelPricing",
+    "modelProposedGoals",
+    "modelSettings",
+    "otelHeadersHelper",
+    "outputStyle",
+    "parentSettingsBehavior",
+    "permissions",
+    "plansDirectory",
+    "pluginConfigs",
+    "pluginSuggestionMarketplaces",
+    "pluginTrustMessage",
+    "policyHelper",
+    "policyHelpers",
+    "prUrlTemplate",
+    "precomputeArmTokens",
+    "precomputeCompactionEnabled",
+    "preferredNotifChannel",
+    "prefersReducedMotion",
+    "prependPlugins",
+    "processWrapper",
+    "promptCacheTtl",
+    "promptSuggestionEnabled",
+    "proxyAuthHelper",
+    "quietHours",
+    "remote",
+    "remoteControl",
+    "remoteControlAtStartup",
+    "remoteMessageReceipts",
+    "remoteTools",
+    "requiredMaximumVersion",
+    "requiredMinimumVersion",
+    "respectGitignore",
+    "respondToBashCommands",
+    "responseComparisonEnabled",
+    "sandbox",
+    "showClearContextOnPlanAccept",
+    "showMessageTimestamps",
+    "showThinkingSummaries",
+    "showTurnDuration",
+    "skillListingBudgetFraction",
+    "skillListingMaxDescChars",
+    "skillOverrides",
+    "skipDangerousModePermissionPrompt",
+    "skipWebFetchPreflight",
+    "skipWorkflowUsageWarning",
+    "spellcheck",
+    "spinnerTipsEnabled",
+    "spinnerTipsOverride",
+    "spinnerVerbs",
+    "sshConfigs",
+    "sshHostCommands",
+    "statusLine",
+    "strictKnownMarketplaces",
+    "strictPluginOnlyCustomization",
+    "subagentPromptCacheTtl",
+    "subagentStatusLine",
+    "switchModelsOnFlag",
+    "syncClaudeAiPlugins",
+    "syncClaudeAiSkills",
+    "syntaxHighlightingDisabled",
+    "taskOutputMaxChars",
+    "teammateMode",
+    "terminalProgressBarEnabled",
+    "terminalTitleFromRename",
+    "theme",
+    "timeFormat",
+    "timeZone",
+    "todoFeatureEnabled",
+    "totalTokensReminder",
+    "totalTokensReminderAfterUserTurn",
+    "totalTokensReminderBudget",
+    "tui",
+    "ultracode",
+    "verbose",
+    "viewMode",
+    "vimInsertModeRemaps",
+    "voice",
+    "wheelScrollAccelerationEnabled",
+    "workflowKeywordTriggerEnabled",
+    "workflowSizeGuideline",
+    "worktree",
+    "wslInheritsWindowsSettings",
+    "xaaIdp",
+};
+
+/* gateway.yaml sections this module reads from httpd directives instead, with
+ * the directive to use; reported at load so nothing is silently ignored. */
+static const char *const cg_directive_sections[][2] = {
+    {"listen", "Listen, VirtualHost, SSLEngine and ClaudeGatewayPublicURL"},
+    {"oidc", "mod_auth_openidc (OIDC*) and ClaudeGatewayOIDCClient, ClaudeGatewayEmailClaim, "
+             "ClaudeGatewayGroupsClaim, ClaudeGatewayAllowedEmailDomains, "
+             "ClaudeGatewayAllowedGroups"},
+    {"session", "ClaudeGatewaySessionSecret and ClaudeGatewaySessionTTL"},
+    {"store", "ClaudeGatewayDatabase and ClaudeGatewayDatabasePool"},
+    {"limits", "ClaudeGatewayMaxBody, LimitRequestFieldSize and LimitRequestLine"},
+    {"rate_limits", "ClaudeGatewayDeviceRateLimit"},
+    {"login_notice", "ClaudeGatewayLoginNotice"},
+    {"access_control", "Require ip / Require not ip"},
+    {"timeouts", "ProxyTimeout"},
+    {"$schema", NULL},
+};
+
+/* Sections that belong to features not built yet. */
+static const char *const cg_later_sections[] = {"telemetry", "admin", "enforcement",
+                                                "pricing",   "cri",   "load_test_mode"};
+
+static const char *const cg_providers[] = {
+    "anthropic", "bedrock", "mantle", "anthropicAws", "anthropicGoogleCloud", "vertex", "foundry"};
+
+/* --- the catalogue ------------------------------------------------------ */
+
+static int cg_ieq(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && strcasecmp(a, b) == 0;
+}
+
+/* A copy of id, lower case, without one trailing "[1m]" context hint. */
+static char *cg_model_norm(apr_pool_t *p, const char *id)
+{
+    apr_size_t len = strlen(id);
+    char *s, *c;
+
+    if (len >= 4 && strcasecmp(id + len - 4, "[1m]") == 0) {
+        len -= 4;
+    }
+    s = apr_pstrmemdup(p, id, len);
+    for (c = s; *c; c++) {
+        *c = (char)tolower((unsigned char)*c);
+    }
+    return s;
+}
+
+/* strip_hint: ignore one trailing "[1m]" (callers that already did pass 0) */
+static const cg_builtin_model_t *cg_catalog_lookup(const char *id, int strip_hint)
+{
+    char buf[256];
+    apr_size_t len, i;
+
+    if (id == NULL) {
+        return NULL;
+    }
+    len = strlen(id);
+    if (strip_hint && len >= 4 && strcasecmp(id + len - 4, "[1m]") == 0) {
+        len -= 4;
+    }
+    if (len == 0 || len >= sizeof(buf)) {
+        return NULL;
+    }
+    memcpy(buf, id, len);
+    buf[len] = '\0';
+    for (i = 0; i < CG_CATALOG_N; i++) {
+        const cg_builtin_model_t *m = &cg_catalog[i];
+        if (cg_ieq(buf, m->id) || cg_ieq(buf, m->first_party) || cg_ieq(buf, m->bedrock) ||
+            cg_ieq(buf, m->vertex) || cg_ieq(buf, m->foundry)) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+const cg_builtin_model_t *cg_catalog_find(const char *id)
+{
+    return cg_catalog_lookup(id, 1);
+}
+
+const char *cg_catalog_provider_id(const cg_builtin_model_t *m, const char *provider)
+{
+    if (!strcmp(provider, "bedrock")) {
+        return m->bedrock;
+    }
+    if (!strcmp(provider, "vertex")) {
+        return m->vertex;
+    }
+    if (!strcmp(provider, "foundry")) {
+        return m->foundry;
+    }
+    /* anthropic, anthropicAws and anthropicGoogleCloud take first-party ids */
+    return m->first_party;
+}
+
+/* --- canonical JSON ----------------------------------------------------- */
+
+static void cg_canon_string(apr_array_header_t *out, const char *s, apr_size_t len)
+{
+    apr_size_t i;
+
+    *(char *)apr_array_push(out) = '"';
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char hex[8];
+
+        switch (c) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        default:
+            if (c < 0x20) {
+                snprintf(hex, sizeof(hex), "\\u%04x", c);
+                esc = hex;
+            }
+        }
+        if (esc != NULL) {
+            apr_size_t n = strlen(esc);
+            memcpy(apr_array_push(out), esc, 1);
+            if (n > 1) {
+                char *dst;
+                apr_size_t k;
+                for (k = 1; k < n; k++) {
+                    dst = apr_array_push(out);
+                    *dst = esc[k];
+                }
+            }
+        }
+        else {
+            *(char *)apr_array_push(out) = (char)c;
+        }
+    }
+    *(char *)apr_array_push(out) = '"';
+}
+
+static void cg_canon_append(apr_array_header_t *out, const char *s)
+{
+    for (; *s; s++) {
+        *(char *)apr_array_push(out) = *s;
+    }
+}
+
+/* Number::toString: the shortest digits that read back, in JS's layout. */
+static void cg_canon_real(apr_array_header_t *out, double v)
+{
+    char buf[64], digits[32], res[64];
+    int prec, k = 0, n, e, i;
+    char *mant, *exp;
+
+    if (!isfinite(v)) {
+        cg_canon_append(out, "null");
+        return;
+    }
+    if (v == 0) {
+        cg_canon_append(out, "0");
+        return;
+    }
+    if (v < 0) {
+        cg_canon_append(out, "-");
+        v = -v;
+    }
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
+        if (strtod(buf, NULL) == v) {
+            break;
+        }
+    }
+    mant = buf;
+    exp = strchr(buf, 'e');
+    *exp++ = '\0';
+    e = atoi(exp);
+    for (; *mant; mant++) {
+        if (*mant != '.') {
+            digits[k++] = *mant;
+        }
+    }
+    while (k > 1 && digits[k - 1] == '0') {
+        k--;
+    }
+    digits[k] = '\0';
+    n = e + 1;
+    if (k <= n && n <= 21) {
+        snprintf(res, sizeof(res), "%s", digits);
+        for (i = 0; i < n - k; i++) {
+            strcat(res, "0");
+        }
+    }
+    else if (0 < n && n <= 21) {
+        snprintf(res, sizeof(res), "%.*s.%s", n, digits, digits + n);
+    }
+    else if (-6 < n && n <= 0) {
+        snprintf(res, sizeof(res), "0.");
+        for (i = 0; i < -n; i++) {
+            strcat(res, "0");
+        }
+        strcat(res, digits);
+    }
+    else {
+        snprintf(res, sizeof(res), "%c%s%s%se%c%d", digits[0], k > 1 ? "." : "", digits + 1, "",
+                 n - 1 >= 0 ? '+' : '-', abs(n - 1));
+    }
+    cg_canon_append(out, res);
+}
+
+static int cg_key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void cg_canon(apr_pool_t *p, apr_array_header_t *out, const json_t *j)
+{
+    char num[32];
+
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char **keys = apr_palloc(p, sizeof(char *) * (json_object_size(j) + 1));
+        const char *key;
+        json_t *val;
+        apr_size_t n = 0, i;
+
+        json_object_foreach((json_t *)j, key, val)
+        {
+            keys[n++] = key;
+        }
+        qsort(keys, n, sizeof(char *), cg_key_cmp);
+        cg_canon_append(out, "{");
+        for (i = 0; i < n; i++) {
+            if (i > 0) {
+                cg_canon_append(out, ",");
+            }
+            cg_canon_string(out, keys[i], strlen(keys[i]));
+            cg_canon_append(out, ":");
+            cg_canon(p, out, json_object_get(j, keys[i]));
+        }
+        cg_canon_append(out, "}");
+        break;
+    }
+    case JSON_ARRAY: {
+        apr_size_t i;
+        cg_canon_append(out, "[");
+        for (i = 0; i < json_array_size(j); i++) {
+            if (i > 0) {
+                cg_canon_append(out, ",");
+            }
+            cg_canon(p, out, json_array_get(j, i));
+        }
+        cg_canon_append(out, "]");
+        break;
+    }
+    case JSON_STRING:
+        cg_canon_string(out, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_INTEGER:
+        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        cg_canon_append(out, num);
+        break;
+    case JSON_REAL:
+        cg_canon_real(out, json_real_value(j));
+        break;
+    case JSON_TRUE:
+        cg_canon_append(out, "true");
+        break;
+    case JSON_FALSE:
+        cg_canon_append(out, "false");
+        break;
+    case JSON_NULL:
+        cg_canon_append(out, "null");
+        break;
+    }
+}
+
+char *cg_json_canonical(apr_pool_t *p, const json_t *j)
+{
+    apr_array_header_t *out = apr_array_make(p, 256, 1);
+
+    cg_canon(p, out, j);
+    *(char *)apr_array_push(out) = '\0';
+    return out->elts;
+}
+
+const char *cg_json_checksum(apr_pool_t *p, const json_t *j)
+{
+    const char *canon = cg_json_canonical(p, j);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char *hex = apr_palloc(p, 7 + 2 * SHA256_DIGEST_LENGTH + 1);
+    int i;
+
+    SHA256((const unsigned char *)canon, strlen(canon), md);
+    memcpy(hex, "sha256:", 7);
+    for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        snprintf(hex + 7 + 2 * i, 3, "%02x", md[i]);
+    }
+    return hex;
+}
+
+/* --- validation --------------------------------------------------------- */
+
+typedef struct cg_val_t {
+    apr_pool_t *p;
+    const char *file;
+    const char *err;
+    cg_policy_t *pol;
+} cg_val_t;
+
+static int cg_fail(cg_val_t *v, const char *path, const char *msg)
+{
+    if (v->err == NULL) {
+        v->err = apr_psprintf(v->p, "%s: %s: %s", v->file, path, msg);
+    }
+    return 0;
+}
+
+static const char *cg_idx(cg_val_t *v, const char *path, apr_size_t i)
+{
+    return apr_psprintf(v->p, "%s[%lu]", path, (unsigned long)i);
+}
+
+static const char *cg_sub(cg_val_t *v, const char *path, const char *key)
+{
+    return *path ? apr_pstrcat(v->p, path, ".", key, NULL) : key;
+}
+
+static const char *cg_type_name(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
+    }
+}
+
+static int cg_want(cg_val_t *v, const char *path, const json_t *j, json_type t, const char *name)
+{
+    int ok = json_typeof(j) == t || (t == JSON_TRUE && json_is_boolean(j)) ||
+             (t == JSON_REAL && json_is_number(j));
+    if (!ok) {
+        return cg_fail(v, path,
+                       apr_psprintf(v->p, "Expected %s, received %s", name, cg_type_name(j)));
+    }
+    return 1;
+}
+
+/* Only the listed keys may appear (zod's strict objects). */
+static int cg_keys_only(cg_val_t *v, const char *path, const json_t *obj, const char *const *keys)
+{
+    const char *key;
+    json_t *val;
+
+    json_object_foreach((json_t *)obj, key, val)
+    {
+        const char *const *k;
+        for (k = keys; *k; k++) {
+            if (!strcmp(*k, key)) {
+                break;
+            }
+        }
+        if (*k == NULL) {
+            return cg_fail(v, path, apr_psprintf(v->p, "Unrecognized key: \"%s\"", key));
+        }
+    }
+    return 1;
+}
+
+static int cg_string_list(cg_val_t *v, const char *path, const json_t *j, int nonempty)
+{
+    apr_size_t i;
+
+    if (!cg_want(v, path, j, JSON_ARRAY, "array")) {
+        return 0;
+    }
+    if (nonempty && json_array_size(j) == 0) {
+        return cg_fail(v, path, "must contain at least 1 element");
+    }
+    for (i = 0; i < json_array_size(j); i++) {
+        const json_t *e = json_array_get(j, i);
+        if (!cg_want(v, cg_idx(v, path, i), e, JSON_STRING, "string")) {
+            return 0;
+        }
+        if (nonempty && json_string_length(e) == 0) {
+            return cg_fail(v, cg_idx(v, path, i), "must not be empty");
+        }
+    }
+    return 1;
+}
+
+static int cg_string_map(cg_val_t *v, const char *path, const json_t *j)
+{
+    const char *key;
+    json_t *val;
+
+    if (!cg_want(v, path, j, JSON_OBJECT, "object")) {
+        return 0;
+    }
+    json_object_foreach((json_t *)j, key, val)
+    {
+        if (!cg_want(v, cg_sub(v, path, key), val, JSON_STRING, "string")) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int cg_is_cli_key(const char *key)
+{
+    apr_size_t i;
+    for (i = 0; i < sizeof(cg_cli_keys) / sizeof(cg_cli_keys[0]); i++) {
+        if (!strcmp(cg_cli_keys[i], key)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A managed-settings.json document: the client's key names, and the types of
+ * the keys the gateway itself reads or merges. */
+static int cg_check_cli(cg_val_t *v, const char *path, const json_t *doc)
+{
+    const char *key;
+    json_t *val;
+    const char *bad = NULL;
+
+    if (!cg_want(v, path, doc, JSON_OBJECT, "object")) {
+        return 0;
+    }
+    json_object_foreach((json_t *)doc, key, val)
+    {
+        if (!strcmp(key, "mcpServers")) {
+            return cg_fail(v, cg_sub(v, path, key),
+                           "mcpServers cannot be pushed through managed settings; use "
+                           "managedMcpServers or allowedMcpServers");
+        }
+        if (!cg_is_cli_key(key)) {
+            bad = bad ? apr_pstrcat(v->p, bad, ", \"", key, "\"", NULL)
+                      : apr_pstrcat(v->p, "\"", key, "\"", NULL);
+        }
+    }
+    if (bad != NULL) {
+        return cg_fail(v, path,
+                       apr_psprintf(v->p, "Unrecognized key(s) in managed settings: %s", bad));
+    }
+    if ((val = json_object_get(doc, "availableModels")) != NULL &&
+        !cg_string_list(v, cg_sub(v, path, "availableModels"), val, 0)) {
+        return 0;
+    }
+    if ((val = json_object_get(doc, "availableModelsMatch")) != NULL &&
+        (!json_is_string(val) || (strcmp(json_string_value(val), "prefix") != 0 &&
+                                  strcmp(json_string_value(val), "exact") != 0))) {
+        return cg_fail(v, cg_sub(v, path, "availableModelsMatch"),
+                       "Invalid enum value. Expected 'prefix' | 'exact'");
+    }
+    if ((val = json_object_get(doc, "env")) != NULL &&
+        !cg_string_map(v, cg_sub(v, path, "env"), val)) {
+        return 0;
+    }
+    if ((val = json_object_get(doc, "permissions")) != NULL) {
+        static const char *const lists[] = {"allow", "deny", "ask", "additionalDirectories"};
+        const char *pp = cg_sub(v, path, "permissions");
+        apr_size_t i;
+        if (!cg_want(v, pp, val, JSON_OBJECT, "object")) {
+            return 0;
+        }
+        for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+            json_t *l = json_object_get(val, lists[i]);
+            if (l != NULL && !cg_string_list(v, cg_sub(v, pp, lists[i]), l, 0)) {
+                return 0;
+            }
+        }
+    }
+    if ((val = json_object_get(doc, "hooks")) != NULL) {
+        const char *hp = cg_sub(v, path, "hooks"), *ev;
+        json_t *arr;
+        if (!cg_want(v, hp, val, JSON_OBJECT, "object")) {
+            return 0;
+        }
+        json_object_foreach(val, ev, arr)
+        {
+            if (!cg_want(v, cg_sub(v, hp, ev), arr, JSON_ARRAY, "array")) {
+                return 0;
+            }
+        }
+    }
+    if ((val = json_object_get(doc, "modelOverrides")) != NULL &&
+        !cg_want(v, cg_sub(v, path, "modelOverrides"), val, JSON_OBJECT, "object")) {
+        return 0;
+    }
+    return 1;
+}
+
+/* email_domain as the reference checks it (v2.1.232+): one leading @ is
+ * stripped; empty, or containing @, whitespace or a comma, fails. */
+static const char *cg_check_domain(cg_val_t *v, const char *path, const json_t *j)
+{
+    const char *d, *c;
+
+    if (!cg_want(v, path, j, JSON_STRING, "string")) {
+        return NULL;
+    }
+    d = json_string_value(j);
+    if (*d == '@') {
+        d++;
+    }
+    if (*d == '\0') {
+        cg_fail(v, path, "email_domain must not be empty");
+        return NULL;
+    }
+    for (c = d; *c; c++) {
+        if (*c == '@' || *c == ',' || isspace((unsigned char)*c)) {
+            cg_fail(v, path,
+                    apr_psprintf(v->p,
+                                 "email_domain must be a bare domain such as example.com "
+                                 "(got \"%s\")",
+                                 json_string_value(j)));
+            return NULL;
+        }
+    }
+    return cg_model_norm(v->p, d);
+}
+
+static int cg_check_upstreams(cg_val_t *v, const json_t *ups)
+{
+    apr_size_t i, k;
+
+    if (!cg_want(v, "upstreams", ups, JSON_ARRAY, "array")) {
+        return 0;
+    }
+    if (json_array_size(ups) == 0) {
+        return cg_fail(v, "upstreams", "must contain at least 1 element");
+    }
+    for (i = 0; i < json_array_size(ups); i++) {
+        const char *path = cg_idx(v, "upstreams", i);
+        json_t *u = json_array_get(ups, i), *prov, *name;
+        cg_upstream_decl_t *d;
+
+        if (!cg_want(v, path, u, JSON_OBJECT, "object")) {
+            return 0;
+        }
+        prov = json_object_get(u, "provider");
+        if (prov == NULL) {
+            return cg_fail(v, cg_sub(v, path, "provider"), "Required");
+        }
+        for (k = 0; k < sizeof(cg_providers) / sizeof(cg_providers[0]); k++) {
+            if (json_is_string(prov) && !strcmp(json_string_value(prov), cg_providers[k])) {
+                break;
+            }
+        }
+        if (k == sizeof(cg_providers) / sizeof(cg_providers[0])) {
+            return cg_fail(v, cg_sub(v, path, "provider"),
+                           "Invalid discriminator value. Expected 'anthropic' | 'bedrock' | "
+                           "'mantle' | 'anthropicAws' | 'anthropicGoogleCloud' | 'vertex' | "
+                           "'foundry'");
+        }
+        name = json_object_get(u, "name");
+        if (name != NULL && (!cg_want(v, cg_sub(v, path, "name"), name, JSON_STRING, "string") ||
+                             json_string_length(name) == 0)) {
+            return cg_fail(v, cg_sub(v, path, "name"), "must not be empty");
+        }
+        d = apr_array_push(v->pol->upstreams);
+        d->provider = apr_pstrdup(v->p, json_string_value(prov));
+        d->name = name ? apr_pstrdup(v->p, json_string_value(name)) : d->provider;
+        for (k = 0; k + 1 < (apr_size_t)v->pol->upstreams->nelts; k++) {
+            if (!strcmp(APR_ARRAY_IDX(v->pol->upstreams, k, cg_upstream_decl_t).name, d->name)) {
+                return cg_fail(v, path,
+                               apr_psprintf(v->p, "duplicate upstream name '%s'", d->name));
+            }
+        }
+    }
+    *(const char **)apr_array_push(v->pol->notes) =
+        "upstreams: names and providers are used for model mapping; this location's traffic "
+        "still goes where ProxyPass sends it, with ClaudeGatewayUpstreamKey";
+    return 1;
+}
+
+static int cg_upstream_known(const cg_policy_t *pol, const char *name)
+{
+    int i;
+
+    if (pol->upstreams->nelts == 0) {
+        return !strcmp(name, "anthropic"); /* the default upstream's name */
+    }
+    for (i = 0; i < pol->upstreams->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(pol->upstreams, i, cg_upstream_decl_t).name, name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int cg_check_models(cg_val_t *v, const json_t *models)
+{
+    static const char *const keys[] = {"id", "label", "description", "upstream_model", NULL};
+    apr_size_t i;
+
+    if (!cg_want(v, "models", models, JSON_ARRAY, "array")) {
+        return 0;
+    }
+    for (i = 0; i < json_array_size(models); i++) {
+        const char *path = cg_idx(v, "models", i), *up;
+        json_t *m = json_array_get(models, i), *id, *label, *desc, *map, *target;
+        cg_custom_model_t *cm;
+        int k;
+
+        if (!cg_want(v, path, m, JSON_OBJECT, "object") || !cg_keys_only(v, path, m, keys)) {
+            return 0;
+        }
+        id = json_object_get(m, "id");
+        label = json_object_get(m, "label");
+        desc = json_object_get(m, "description");
+        map = json_object_get(m, "upstream_model");
+        if (id == NULL) {
+            return cg_fail(v, cg_sub(v, path, "id"), "Required");
+        }
+        if (!cg_want(v, cg_sub(v, path, "id"), id, JSON_STRING, "string")) {
+            return 0;
+        }
+        if (json_string_length(id) == 0) {
+            return cg_fail(v, cg_sub(v, path, "id"), "must not be empty");
+        }
+        if ((label && !cg_want(v, cg_sub(v, path, "label"), label, JSON_STRING, "string")) ||
+            (desc && !cg_want(v, cg_sub(v, path, "description"), desc, JSON_STRING, "string"))) {
+            return 0;
+        }
+        if (map == NULL) {
+            return cg_fail(v, cg_sub(v, path, "upstream_model"), "Required");
+        }
+        if (!cg_string_map(v, cg_sub(v, path, "upstream_model"), map)) {
+            return 0;
+        }
+        if (json_object_size(map) == 0) {
+            return cg_fail(v, cg_sub(v, path, "upstream_model"), "must map at least one upstream");
+        }
+        json_object_foreach(map, up, target)
+        {
+            if (!cg_upstream_known(v->pol, up)) {
+                return cg_fail(v, cg_sub(v, cg_sub(v, path, "upstream_model"), up),
+                               apr_psprintf(v->p, "references unknown upstream '%s'", up));
+            }
+        }
+        for (k = 0; k < v->pol->models->nelts; k++) {
+            if (cg_ieq(APR_ARRAY_IDX(v->pol->models, k, cg_custom_model_t).id,
+                       json_string_value(id))) {
+                return cg_fail(
+                    v, cg_sub(v, path, "id"),
+                    apr_psprintf(v->p, "duplicate model id '%s'", json_string_value(id)));
+            }
+        }
+        cm = apr_array_push(v->pol->models);
+        cm->id = json_string_value(id);
+        cm->label = label ? json_string_value(label) : NULL;
+        cm->description = desc ? json_string_value(desc) : NULL;
+        cm->upstream_model = map;
+    }
+    return 1;
+}
+
+static int cg_check_pricing(cg_val_t *v, const json_t *pr)
+{
+    static const char *const keys[] = {"multiplier", "overrides", NULL};
+    static const char *const row_keys[] = {"upstream",   "model",       "input", "output",
+                                           "cache_read", "cache_write", NULL};
+    json_t *mul, *rows;
+    apr_size_t i, k;
+
+    if (!cg_want(v, "pricing", pr, JSON_OBJECT, "object") ||
+        !cg_keys_only(v, "pricing", pr, keys)) {
+        return 0;
+    }
+    mul = json_object_get(pr, "multiplier");
+    if (mul != NULL && (!cg_want(v, "pricing.multiplier", mul, JSON_REAL, "number") ||
+                        json_number_value(mul) <= 0 || json_number_value(mul) > 10)) {
+        return cg_fail(v, "pricing.multiplier", "must be greater than 0 and at most 10");
+    }
+    rows = json_object_get(pr, "overrides");
+    if (rows == NULL) {
+        return 1;
+    }
+    if (!cg_want(v, "pricing.overrides", rows, JSON_ARRAY, "array")) {
+        return 0;
+    }
+    for (i = 0; i < json_array_size(rows); i++) {
+        const char *path = cg_idx(v, "pricing.overrides", i);
+        json_t *row = json_array_get(rows, i), *up, *model;
+
+        if (!cg_want(v, path, row, JSON_OBJECT, "object") ||
+            !cg_keys_only(v, path, row, row_keys)) {
+            return 0;
+        }
+        for (k = 0; row_keys[k]; k++) {
+            json_t *f = json_object_get(row, row_keys[k]);
+            if (f == NULL) {
+                return cg_fail(v, cg_sub(v, path, row_keys[k]), "Required");
+            }
+            if (k < 2 ? !cg_want(v, cg_sub(v, path, row_keys[k]), f, JSON_STRING, "string")
+                      : !cg_want(v, cg_sub(v, path, row_keys[k]), f, JSON_REAL, "number")) {
+                return 0;
+            }
+            if (k >= 2 && json_number_value(f) < 0) {
+                return cg_fail(v, cg_sub(v, path, row_keys[k]), "must not be negative");
+            }
+        }
+        up = json_object_get(row, "upstream");
+        model = json_object_get(row, "model");
+        if (!cg_upstream_known(v->pol, json_string_value(up))) {
+            return cg_fail(
+                v, cg_sub(v, path, "upstream"),
+                apr_psprintf(v->p, "references unknown upstream '%s'", json_string_value(up)));
+        }
+        for (k = 0; k < i; k++) {
+            json_t *o = json_array_get(rows, k);
+            const cg_builtin_model_t *a = cg_catalog_find(json_string_value(model));
+            const char *om = json_string_value(json_object_get(o, "model"));
+            if (cg_ieq(json_string_value(json_object_get(o, "upstream")), json_string_value(up)) &&
+                (cg_ieq(om, json_string_value(model)) || (a != NULL && a == cg_catalog_find(om)))) {
+                return cg_fail(v, path, "duplicate pricing row for this upstream and model");
+            }
+        }
+    }
+    return 1;
+}
+
+/* --- merging ------------------------------------------------------------ */
+
+static int cg_in(const char *key, const char *const *set)
+{
+    for (; *set; set++) {
+        if (!strcmp(*set, key)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* base's items, then add's items not already there */
+static json_t *cg_union(const json_t *base, const json_t *add)
+{
+    json_t *out = json_deep_copy(base);
+    apr_size_t i, k;
+
+    for (i = 0; i < json_array_size(add); i++) {
+        json_t *e = json_array_get(add, i);
+        for (k = 0; k < json_array_size(out); k++) {
+            if (json_equal(json_array_get(out, k), e)) {
+                break;
+            }
+        }
+        if (k == json_array_size(out)) {
+            json_array_append_new(out, json_deep_copy(e));
+        }
+    }
+    return out;
+}
+
+/* The documented merge of a policy onto the base layer: allow-lists
+ * replaced, deny-lists and hooks unioned, record keys shallow-merged with the
+ * policy winning, everything else replaced. */
+static json_t *cg_merge(const json_t *base, const json_t *over)
+{
+    static const char *const unioned[] = {"disabledMcpjsonServers", "deniedMcpServers",
+                                          "blockedMarketplaces", NULL};
+    static const char *const records[] = {"env", "modelOverrides", "skillOverrides", NULL};
+    static const char *const perm_unioned[] = {"deny", "ask", NULL};
+    json_t *out = json_deep_copy(base);
+    const char *key;
+    json_t *val;
+
+    json_object_foreach((json_t *)over, key, val)
+    {
+        json_t *b = json_object_get(out, key);
+        json_t *merged = NULL;
+
+        if (b != NULL && json_is_array(b) && json_is_array(val) && cg_in(key, unioned)) {
+            merged = cg_union(b, val);
+        }
+        else if (b != NULL && json_is_object(b) && json_is_object(val) && cg_in(key, records)) {
+            merged = json_deep_copy(b);
+            json_object_update(merged, val);
+        }
+        else if (b != NULL && json_is_object(b) && json_is_object(val) &&
+                 (!strcmp(key, "permissions") || !strcmp(key, "hooks"))) {
+            const char *k2;
+            json_t *v2;
+            int hooks = !strcmp(key, "hooks");
+
+            merged = json_deep_copy(b);
+            json_object_foreach(val, k2, v2)
+            {
+                json_t *b2 = json_object_get(merged, k2);
+                if (b2 != NULL && json_is_array(b2) && json_is_array(v2) &&
+                    (hooks || cg_in(k2, perm_unioned))) {
+                    json_object_set_new(merged, k2, cg_union(b2, v2));
+                }
+                else {
+                    json_object_set_new(merged, k2, json_deep_copy(v2));
+                }
+            }
+        }
+        json_object_set_new(out, key, merged ? merged : json_deep_copy(val));
+    }
+    return out;
+}
+
+static apr_status_t cg_json_cleanup(void *data)
+{
+    json_decref((json_t *)data);
+    return APR_SUCCESS;
+}
+
+/* The served form of a settings document; doc is owned by p afterwards. */
+static cg_settings_t *cg_settings_make(apr_pool_t *p, json_t *doc)
+{
+    cg_settings_t *s = apr_pcalloc(p, sizeof(*s));
+    json_t *resp, *models, *match;
+    char *dump;
+    apr_size_t i;
+
+    apr_pool_cleanup_register(p, doc, cg_json_cleanup, apr_pool_cleanup_null);
+    s->doc = doc;
+    s->checksum = cg_json_checksum(p, doc);
+    resp =
+        json_pack("{s:s,s:s,s:O}", "uuid", s->checksum, "checksum", s->checksum, "settings", doc);
+    dump = json_dumps(resp, JSON_COMPACT);
+    s->response = apr_pstrdup(p, dump);
+    free(dump);
+    json_decref(resp);
+    models = json_object_get(doc, "availableModels");
+    if (json_is_array(models)) {
+        s->available_models = apr_array_make(p, (int)json_array_size(models), sizeof(char *));
+        for (i = 0; i < json_array_size(models); i++) {
+            const char *m = json_string_value(json_array_get(models, i));
+            *(const char **)apr_array_push(s->available_models) = cg_model_norm(p, m ? m : "");
+        }
+    }
+    match = json_object_get(doc, "availableModelsMatch");
+    s->match_exact = json_is_string(match) && !strcmp(json_string_value(match), "exact");
+    return s;
+}
+
+/* --- managed ------------------------------------------------------------ */
+
+static int cg_check_managed(cg_val_t *v, const json_t *mg)
+{
+    static const char *const keys[] = {"settings", "policy_mode", "policies", NULL};
+    static const char *const rule_keys[] = {
+        "match", "cli", "settings", "code", "desktop", "serve_to_desktop", NULL};
+    static const char *const match_keys[] = {"groups", "email_domain", NULL};
+    cg_policy_t *pol = v->pol;
+    json_t *mode, *rules, *file;
+    apr_size_t i;
+    int desktop = 0;
+
+    if (!cg_want(v, "managed", mg, JSON_OBJECT, "object") ||
+        !cg_keys_only(v, "managed", mg, keys)) {
+        return 0;
+    }
+    mode = json_object_get(mg, "policy_mode");
+    if (mode != NULL) {
+        if (!json_is_string(mode) || (strcmp(json_string_value(mode), "first_match") != 0 &&
+                                      strcmp(json_string_value(mode), "layered") != 0)) {
+            return cg_fail(v, "managed.policy_mode",
+                           "Invalid enum value. Expected 'first_match' | 'layered'");
+        }
+        pol->layered = !strcmp(json_string_value(mode), "layered");
+    }
+    file = json_object_get(mg, "settings");
+    rules = json_object_get(mg, "policies");
+    if (file != NULL && rules != NULL) {
+        return cg_fail(v, "managed.settings",
+                       "give either managed.settings (one JSON file for everyone) or "
+                       "managed.policies, not both");
+    }
+    if (file != NULL) {
+        json_error_t jerr;
+        json_t *doc;
+        cg_policy_rule_t *r;
+
+        if (!cg_want(v, "managed.settings", file, JSON_STRING, "string")) {
+            return 0;
+        }
+        if (json_string_value(file)[0] != '/') {
+            return cg_fail(v, "managed.settings", "must be an absolute path to a JSON file");
+        }
+        doc = json_load_file(json_string_value(file), JSON_REJECT_DUPLICATES, &jerr);
+        if (doc == NULL) {
+            return cg_fail(
+                v, "managed.settings",
+                apr_psprintf(v->p, "%s:%d: %s", json_string_value(file), jerr.line, jerr.text));
+        }
+        apr_pool_cleanup_register(v->p, doc, cg_json_cleanup, apr_pool_cleanup_null);
+        if (!cg_check_cli(v, "managed.settings", doc)) {
+            return 0;
+        }
+        r = apr_array_push(pol->rules);
+        memset(r, 0, sizeof(*r));
+        r->settings = doc;
+        pol->base = 0;
+        pol->configured = 1;
+        return 1;
+    }
+    if (rules == NULL) {
+        return 1;
+    }
+    if (!cg_want(v, "managed.policies", rules, JSON_ARRAY, "array")) {
+        return 0;
+    }
+    pol->configured = 1;
+    for (i = 0; i < json_array_size(rules); i++) {
+        const char *path = cg_idx(v, "managed.policies", i), *which = NULL;
+        json_t *rule = json_array_get(rules, i), *match, *groups, *domain, *block = NULL;
+        cg_policy_rule_t *r;
+        static const char *const blocks[] = {"cli", "settings", "code"};
+        apr_size_t b;
+
+        if (!cg_want(v, path, rule, JSON_OBJECT, "object") ||
+            !cg_keys_only(v, path, rule, rule_keys)) {
+            return 0;
+        }
+        r = apr_array_push(pol->rules);
+        memset(r, 0, sizeof(*r));
+        match = json_object_get(rule, "match");
+        if (match != NULL) {
+            const char *mp = cg_sub(v, path, "match");
+            if (!cg_want(v, mp, match, JSON_OBJECT, "object") ||
+                !cg_keys_only(v, mp, match, match_keys)) {
+                return 0;
+            }
+            groups = json_object_get(match, "groups");
+            domain = json_object_get(match, "email_domain");
+            if (groups != NULL) {
+                apr_size_t g;
+                if (!cg_string_list(v, cg_sub(v, mp, "groups"), groups, 1)) {
+                    return 0;
+                }
+                r->groups = apr_array_make(v->p, (int)json_array_size(groups), sizeof(char *));
+                for (g = 0; g < json_array_size(groups); g++) {
+                    *(const char **)apr_array_push(r->groups) =
+                        json_string_value(json_array_get(groups, g));
+                }
+            }
+            if (domain != NULL) {
+                r->email_domain = cg_check_domain(v, cg_sub(v, mp, "email_domain"), domain);
+                if (r->email_domain == NULL) {
+                    return 0;
+                }
+            }
+        }
+        for (b = 0; b < sizeof(blocks) / sizeof(blocks[0]); b++) {
+            json_t *blk = json_object_get(rule, blocks[b]);
+            if (blk == NULL) {
+                continue;
+            }
+            if (block != NULL) {
+                return cg_fail(v, path,
+                               apr_psprintf(v->p,
+                                            "give one of cli, settings or code, not both "
+                                            "%s and %s",
+                                            which, blocks[b]));
+            }
+            block = blk;
+            which = blocks[b];
+        }
+        if (block != NULL && !cg_check_cli(v, cg_sub(v, path, which), block)) {
+            return 0;
+        }
+        r->settings = block;
+        if (r->settings == NULL) {
+            r->settings = json_object();
+            apr_pool_cleanup_register(v->p, r->settings, cg_json_cleanup, apr_pool_cleanup_null);
+        }
+        if (json_object_get(rule, "desktop") != NULL) {
+            if (!cg_want(v, cg_sub(v, path, "desktop"), json_object_get(rule, "desktop"),
+                         JSON_OBJECT, "object")) {
+                return 0;
+            }
+            desktop = 1;
+        }
+        if (json_object_get(rule, "serve_to_desktop") != NULL &&
+            !cg_want(v, cg_sub(v, path, "serve_to_desktop"),
+                     json_object_get(rule, "serve_to_desktop"), JSON_TRUE, "boolean")) {
+            return 0;
+        }
+        if (r->groups == NULL && r->email_domain == NULL && pol->base < 0) {
+            pol->base = (int)i;
+        }
+    }
+    if (desktop) {
+        *(const char **)apr_array_push(pol->notes) =
+            "managed.policies[].desktop: accepted, but Claude Desktop's /user/bootstrap is not "
+            "served by mod_claude, so these blocks reach no client";
+    }
+    return 1;
+}
+
+static void cg_compile_rules(apr_pool_t *p, cg_policy_t *pol)
+{
+    const json_t *base =
+        pol->base >= 0 ? APR_ARRAY_IDX(pol->rules, pol->base, cg_policy_rule_t).settings : NULL;
+    int i;
+
+    if (pol->layered) {
+        return; /* built per request from the rules that match */
+    }
+    for (i = 0; i < pol->rules->nelts; i++) {
+        cg_policy_rule_t *r = &APR_ARRAY_IDX(pol->rules, i, cg_policy_rule_t);
+        json_t *doc =
+            (base && i != pol->base) ? cg_merge(base, r->settings) : json_deep_copy(r->settings);
+        r->compiled = cg_settings_make(p, doc);
+    }
+}
+
+const char *cg_policy_compile(apr_pool_t *p, json_t *root, const char *file, cg_policy_t **out)
+{
+    static const char *const known[] = {"managed", "models", "auto_include_builtin_models",
+                                        "upstreams", NULL};
+    cg_val_t v;
+    cg_policy_t *pol = apr_pcalloc(p, sizeof(*pol));
+    const char *key;
+    json_t *val;
+    apr_size_t i;
+
+    pol->file = apr_pstrdup(p, file);
+    pol->rules = apr_array_make(p, 4, sizeof(cg_policy_rule_t));
+    pol->models = apr_array_make(p, 4, sizeof(cg_custom_model_t));
+    pol->upstreams = apr_array_make(p, 4, sizeof(cg_upstream_decl_t));
+    pol->notes = apr_array_make(p, 4, sizeof(char *));
+    pol->base = -1;
+    pol->auto_builtin = 1;
+    pol->root = json_incref(root);
+    apr_pool_cleanup_register(p, root, cg_json_cleanup, apr_pool_cleanup_null);
+    memset(&v, 0, sizeof(v));
+    v.p = p;
+    v.file = pol->file;
+    v.pol = pol;
+    *out = NULL;
+
+    if (json_is_null(root)) {
+        root = NULL; /* an empty file: no policy, every default */
+    }
+    else if (!json_is_object(root)) {
+        return apr_psprintf(p, "%s: the policy file must be a mapping, not a %s", file,
+                            cg_type_name(root));
+    }
+    if (root != NULL) {
+        if (json_object_get(root, "dev") != NULL) {
+            return apr_psprintf(p, "%s: dev: `dev:` was removed — the gateway is Postgres-only",
+                                file);
+        }
+        json_object_foreach(root, key, val)
+        {
+            int found = cg_in(key, known);
+            for (i = 0;
+                 !found && i < sizeof(cg_directive_sections) / sizeof(cg_directive_sections[0]);
+                 i++) {
+                if (!strcmp(key, cg_directive_sections[i][0])) {
+                    found = 1;
+                    if (cg_directive_sections[i][1] != NULL) {
+                        *(const char **)apr_array_push(pol->notes) = apr_psprintf(
+                            p, "%s: not read from the policy file; httpd configures it (%s)", key,
+                            cg_directive_sections[i][1]);
+                    }
+                }
+            }
+            for (i = 0; !found && i < sizeof(cg_later_sections) / sizeof(cg_later_sections[0]);
+                 i++) {
+                if (!strcmp(key, cg_later_sections[i])) {
+                    found = 1;
+                    *(const char **)apr_array_push(pol->notes) = apr_psprintf(
+                        p, "%s: not implemented by this version of mod_claude; ignored", key);
+                }
+            }
+            if (!found) {
+                return apr_psprintf(p, "%s: %s: Unrecognized key: \"%s\"", file, key, key);
+            }
+        }
+        /* upstreams first: models and pricing refer to their names */
+        if ((val = json_object_get(root, "upstreams")) != NULL && !cg_check_upstreams(&v, val)) {
+            return v.err;
+        }
+        if ((val = json_object_get(root, "auto_include_builtin_models")) != NULL) {
+            if (!cg_want(&v, "auto_include_builtin_models", val, JSON_TRUE, "boolean")) {
+                return v.err;
+            }
+            pol->auto_builtin = json_is_true(val);
+        }
+        if ((val = json_object_get(root, "models")) != NULL && !cg_check_models(&v, val)) {
+            return v.err;
+        }
+        if ((val = json_object_get(root, "pricing")) != NULL && !cg_check_pricing(&v, val)) {
+            return v.err;
+        }
+        if ((val = json_object_get(root, "managed")) != NULL && !cg_check_managed(&v, val)) {
+            return v.err;
+        }
+    }
+    cg_compile_rules(p, pol);
+    *out = pol;
+    return NULL;
+}
+
+/* --- requests ----------------------------------------------------------- */
+
+static int cg_rule_matches(const cg_policy_rule_t *r, const char *email,
+                           const apr_array_header_t *groups)
+{
+    if (r->groups != NULL) {
+        int i, k, hit = 0;
+        for (i = 0; groups != NULL && i < groups->nelts && !hit; i++) {
+            for (k = 0; k < r->groups->nelts && !hit; k++) {
+                hit = !strcmp(APR_ARRAY_IDX(groups, i, const char *),
+                              APR_ARRAY_IDX(r->groups, k, const char *));
+            }
+        }
+        if (!hit) {
+            return 0;
+        }
+    }
+    if (r->email_domain != NULL) {
+        const char *at = email ? strrchr(email, '@') : NULL;
+        if (at == NULL || strcasecmp(at + 1, r->email_domain) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+const cg_settings_t *cg_policy_settings(const cg_policy_t *pol, apr_pool_t *p, const char *email,
+                                        const apr_array_header_t *groups)
+{
+    int i, matched = 0;
+    json_t *doc = NULL;
+
+    if (pol == NULL || !pol->configured) {
+        return NULL;
+    }
+    if (!pol->layered) {
+        for (i = 0; i < pol->rules->nelts; i++) {
+            const cg_policy_rule_t *r = &APR_ARRAY_IDX(pol->rules, i, cg_policy_rule_t);
+            if (cg_rule_matches(r, email, groups)) {
+                return r->compiled;
+            }
+        }
+        return NULL;
+    }
+    /* layered: the base, then every other matching rule from the last to the
+     * first, so that an earlier rule wins as it does in first_match */
+    if (pol->base >= 0) {
+        doc = json_deep_copy(APR_ARRAY_IDX(pol->rules, pol->base, cg_policy_rule_t).settings);
+        matched = 1;
+    }
+    for (i = pol->rules->nelts - 1; i >= 0; i--) {
+        const cg_policy_rule_t *r = &APR_ARRAY_IDX(pol->rules, i, cg_policy_rule_t);
+        if (i == pol->base || !cg_rule_matches(r, email, groups)) {
+            continue;
+        }
+        if (doc == NULL) {
+            doc = json_deep_copy(r->settings);
+        }
+        else {
+            json_t *next = cg_merge(doc, r->settings);
+            json_decref(doc);
+            doc = next;
+        }
+        matched = 1;
+    }
+    return matched ? cg_settings_make(p, doc) : NULL;
+}
+
+/* The family of a model id: from the catalogue, else the first word of
+ * "claude-..." that is not a version number. */
+static const char *cg_model_family(apr_pool_t *p, const char *model)
+{
+    const cg_builtin_model_t *m = cg_catalog_lookup(model, 0);
+    const char *s, *e;
+
+    if (m != NULL) {
+        return m->family;
+    }
+    s = strstr(model, "claude-");
+    if (s == NULL) {
+        return NULL;
+    }
+    s += 7;
+    while (*s) {
+        e = strchr(s, '-');
+        if (e == NULL) {
+            e = s + strlen(s);
+        }
+        if (e > s && !isdigit((unsigned char)*s)) {
+            return apr_pstrmemdup(p, s, (apr_size_t)(e - s));
+        }
+        s = *e ? e + 1 : e;
+    }
+    return NULL;
+}
+
+/* "-20250929" style suffix of 8 digits, possibly followed by more (-v1:0) */
+static int cg_is_dated(const char *rest)
+{
+    int i;
+
+    if (*rest != '-' && *rest != '@') {
+        return 0;
+    }
+    for (i = 1; i <= 8; i++) {
+        if (!isdigit((unsigned char)rest[i])) {
+            return 0;
+        }
+    }
+    return rest[9] == '\0' || rest[9] == '-';
+}
+
+static int cg_entry_allows(apr_pool_t *p, const char *entry, const char *model, int exact)
+{
+    const char *full, *family;
+    const cg_builtin_model_t *em, *mm;
+    apr_size_t n;
+
+    if (!strcmp(entry, "best") || !strcmp(entry, "opusplan") || !strcmp(entry, "default") ||
+        *entry == '\0') {
+        return 0; /* depend on the client's release and settings: ignored */
+    }
+    if (!strcmp(entry, model)) {
+        return 1;
+    }
+    family = cg_model_family(p, model);
+    if (strchr(entry, '-') == NULL && strchr(entry, '/') == NULL) {
+        return family != NULL && !strcmp(entry, family); /* a family alias */
+    }
+    em = cg_catalog_lookup(entry, 0);
+    mm = cg_catalog_lookup(model, 0);
+    if (em != NULL && em == mm) {
+        return 1; /* one model under two of its names */
+    }
+    full = (strncmp(entry, "claude-", 7) == 0 || strchr(entry, '/') != NULL)
+               ? entry
+               : apr_pstrcat(p, "claude-", entry, NULL);
+    n = strlen(full);
+    if (strncmp(model, full, n) != 0) {
+        /* a dated or provider id of a catalogue model matches by its canonical id */
+        if (mm == NULL || strncmp(mm->id, full, n) != 0) {
+            return 0;
+        }
+        model = mm->id;
+    }
+    if (model[n] == '\0') {
+        return 1;
+    }
+    if (model[n] != '-' && model[n] != '@') {
+        return 0;
+    }
+    if (!exact) {
+        return 1; /* a version prefix allows every id that extends it */
+    }
+    /* exact: the entry's own dated and -fast ids, not later versions */
+    return cg_is_dated(model + n) || !strcmp(model + n, "-fast");
+}
+
+int cg_policy_model_allowed(const cg_settings_t *s, const char *model)
+{
+    apr_pool_t *p;
+    const char *m;
+    int i, ok = 0;
+
+    if (s == NULL || s->available_models == NULL) {
+        return 1;
+    }
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return 0;
+    }
+    m = cg_model_norm(p, model);
+    for (i = 0; i < s->available_models->nelts && !ok; i++) {
+        ok = cg_entry_allows(p, APR_ARRAY_IDX(s->available_models, i, const char *), m,
+                             s->match_exact);
+    }
+    apr_pool_destroy(p);
+    return ok;
+}
+
+static const cg_custom_model_t *cg_custom_find(const cg_policy_t *pol, const char *model)
+{
+    apr_size_t len = strlen(model);
+    int i;
+
+    if (pol == NULL) {
+        return NULL;
+    }
+    if (len >= 4 && strcasecmp(model + len - 4, "[1m]") == 0) {
+        len -= 4;
+    }
+    for (i = 0; i < pol->models->nelts; i++) {
+        const cg_custom_model_t *cm = &APR_ARRAY_IDX(pol->models, i, cg_custom_model_t);
+        if (strlen(cm->id) == len && strncasecmp(cm->id, model, len) == 0) {
+            return cm;
+        }
+    }
+    return NULL;
+}
+
+const char *cg_policy_upstream_model(const cg_policy_t *pol, const char *model,
+                                     const char *upstream, const char *provider)
+{
+    const cg_custom_model_t *cm = cg_custom_find(pol, model);
+    const cg_builtin_model_t *bm = cg_catalog_find(model);
+    json_t *target;
+
+    if (cm != NULL) {
+        target = json_object_get(cm->upstream_model, upstream);
+        if (target != NULL) {
+            return json_string_value(target);
+        }
+        if (bm == NULL) {
+            return NULL; /* a custom id: upstreams absent from its map are skipped */
+        }
+    }
+    if (bm != NULL) {
+        const char *id = cg_catalog_provider_id(bm, provider);
+        return id ? id : NULL;
+    }
+    return model;
+}
+
+const char *cg_policy_upstream_provider(const cg_policy_t *pol, const char *upstream)
+{
+    int i;
+
+    for (i = 0; pol != NULL && i < pol->upstreams->nelts; i++) {
+        const cg_upstream_decl_t *d = &APR_ARRAY_IDX(pol->upstreams, i, cg_upstream_decl_t);
+        if (!strcmp(d->name, upstream)) {
+            return d->provider;
+        }
+    }
+    return upstream;
+}
+
+json_t *cg_policy_models_list(const cg_policy_t *pol, const cg_settings_t *s)
+{
+    json_t *data = json_array();
+    apr_size_t i;
+    int k;
+
+    for (k = 0; pol != NULL && k < pol->models->nelts; k++) {
+        const cg_custom_model_t *cm = &APR_ARRAY_IDX(pol->models, k, cg_custom_model_t);
+        json_t *e;
+        if (!cg_policy_model_allowed(s, cm->id)) {
+            continue;
+        }
+        e = json_pack("{s:s,s:s,s:s}", "type", "model", "id", cm->id, "display_name",
+                      cm->label ? cm->label : cm->id);
+        if (cm->description != NULL) {
+            json_object_set_new(e, "description", json_string(cm->description));
+        }
+        json_array_append_new(data, e);
+    }
+    for (i = 0; (pol == NULL || pol->auto_builtin) && i < CG_CATALOG_N; i++) {
+        const cg_builtin_model_t *m = &cg_catalog[i];
+        if (cg_custom_find(pol, m->id) != NULL || !cg_policy_model_allowed(s, m->id)) {
+            continue;
+        }
+        json_array_append_new(data, json_pack("{s:s,s:s,s:s}", "type", "model", "id",
+                                              m->first_party, "display_name", m->first_party));
+    }
+    return json_pack("{s:o,s:b,s:n,s:n}", "data", data, "has_more", 0, "first_id", "last_id");
+}

@@ -73,6 +73,8 @@ def main():
                         session_env='CLAUDE_RUN_SESSION_SECRET',
                         extra='ClaudeGatewayLoginNotice "Development gateway: you sign in as '
                               'the demo user alice."')
+        conf.add_policy(os.path.join(TOP, 'conf', 'claude-gateway-policy.yaml'),
+                        dev_identity=f'{DEMO[0]} {DEMO[1]} {" ".join(DEMO[2])}')
         conf.add_messages(upstream_url, key_ref='env:CLAUDE_RUN_UPSTREAM_KEY',
                           dev_identity=f'{DEMO[0]} {DEMO[1]} {" ".join(DEMO[2])}')
         conf.install()
@@ -94,6 +96,7 @@ Try it:
        -H 'anthropic-version: 2023-06-01' \\
        -d '{{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
   curl {base}/healthz ; curl {base}/readyz
+  curl {base}/managed/settings ; curl {base}/v1/models   (policy: conf/claude-gateway-policy.yaml)
 
 Claude Code: put this in ~/.claude/settings.json, then run `claude` and type /login:
   {{"forceLoginMethod": "gateway", "forceLoginGatewayUrl": "{base}"}}

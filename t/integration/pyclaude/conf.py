@@ -54,6 +54,16 @@ class GatewayConf:
         self.add('\n'.join(body))
         return self
 
+    def add_policy(self, path, dev_identity=None):
+        """ClaudeGatewayPolicy and the two endpoints it serves."""
+        self.add(f'ClaudeGatewayPolicy {path}')
+        for loc, handler in (('/managed/settings', 'claude-managed-settings'),
+                             ('/v1/models', 'claude-models')):
+            dev = f'\n    ClaudeGatewayDevIdentity {dev_identity}' if dev_identity else ''
+            self.add(f'<Location {loc}>\n    AuthType claude-session\n    Require valid-user\n'
+                     f'    SetHandler {handler}{dev}\n</Location>')
+        return self
+
     def add_signin(self, idp_url, client_id, secret_env='CLAUDE_TEST_OIDC_SECRET',
                    session_env='CLAUDE_TEST_SESSION_SECRET', public_url=None, extra=''):
         """Discovery, device flow and token endpoints, with mod_auth_openidc as

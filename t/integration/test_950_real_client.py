@@ -1,6 +1,8 @@
 """End to end with the real Claude Code client (npm @anthropic-ai/claude-code):
 `/login` through the gateway and the fake IdP, then a prompt answered by the
 fake upstream through the gateway, over loopback http and over https."""
+import json
+
 import pytest
 import requests
 
@@ -84,5 +86,45 @@ def test_e2e_950_02_login_and_prompt_over_https(env, client_env, upstream, idp):
         claude.wait_for(r'Hello from the fake Anthropic API', timeout=60)
         pin = claude.credentials()['gatewayTrust']['127.0.0.1']
         assert pin != 'http-loopback' and len(pin.replace(':', '')) >= 64
+    finally:
+        claude.close()
+
+
+def test_e2e_950_03_policy_reaches_the_real_client(env, pg, upstream, idp, oidc_client, gen_dir):
+    """The client fetches /managed/settings after sign-in, and a model its
+    policy leaves out is refused with the reference's message, which the
+    client shows as an API error; nothing reaches the upstream for it."""
+    base = f'http://127.0.0.1:{env.port}'
+    policy = f'{gen_dir}/e2e-policy.yaml'
+    with open(policy, 'w') as f:
+        f.write('managed:\n  policies:\n    - match: {groups: [eng]}\n'
+                '      cli:\n        availableModels: [claude-haiku-4-5]\n'
+                '        permissions: {deny: ["WebFetch"]}\n')
+    GatewayConf(env).add_database(pg.conninfo) \
+        .add_signin(idp.url, oidc_client['client_id'], public_url=base) \
+        .add_policy(policy) \
+        .add_messages(upstream.url, dev_identity=None).install()
+    assert env.restart() == 0
+    env.error_log.ignore_recent(matches=OIDC_HTTP_WARNINGS, tags=['CG0101'])
+    requests.post(idp.url + '/_fake/reset', timeout=5)
+    pg.psql('DELETE FROM claude_rate; DELETE FROM claude_revocations')
+    upstream.reset()
+    claude = ClaudeTmux(base)
+    try:
+        claude.login(approver(base))
+        env.access_log_line('GET /managed/settings', timeout=30)
+        fetches = [l for l in env.access_log_lines() if 'GET /managed/settings' in l]
+        assert all('user-alice' in l for l in fetches)
+        assert any('" 200 ' in l for l in fetches), fetches
+        # a later poll carries the checksum the client computed itself from
+        # the settings it holds: a 304 proves it agrees with ours
+        assert all('" 200 ' in l or '" 304 ' in l for l in fetches), fetches
+        claude.type('say hi')
+        claude.wait_for(r"not in your role's availableModels allowlist", timeout=90)
+        refused = [json.loads(l) for l in open(f'{env.logs_dir}/audit.json')
+                   if '"policy_denied"' in l]
+        assert refused and all(r['user'] == 'user-alice' for r in refused)
+        sent = [r['json']['model'] for r in upstream.requests if r['path'] == '/v1/messages']
+        assert all('haiku' in m for m in sent), sent
     finally:
         claude.close()

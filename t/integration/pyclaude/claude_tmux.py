@@ -81,7 +81,8 @@ class ClaudeTmux:
         approve(code)
         self.wait_for(r'Connected to', timeout=30)
         self.keys('Enter')
-        self.wait_for(r'Login successful')
+        # managed settings applied at sign-in redraw the screen over the message
+        self.wait_for(r'Login successful|· Cloud gateway')
         return code
 
     def credentials(self):

@@ -10,6 +10,7 @@
 
 .DEFAULT_GOAL := all
 include apxs.mk
+include audit.mk
 
 PYTHON   ?= /usr/bin/python3
 DESTDIR  ?=
@@ -31,18 +32,19 @@ MODULES := $(CG_DIR)/mod_claude_gateway.la $(CS_DIR)/mod_claude_spend.la
 UNIT_SRCS := $(wildcard t/unit/*.c)
 FUZZ_SRCS := $(wildcard t/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst t/fuzz/%.c,build/%,$(FUZZ_SRCS))
-C_FILES := $(filter-out $(CG_DIR)/cg_schema.h,$(wildcard $(CG_DIR)/*.[ch] $(CS_DIR)/*.[ch] t/unit/*.[ch] t/fuzz/*.[ch]))
+C_FILES := $(filter-out $(CG_DIR)/cg_schema.h,$(wildcard $(CG_DIR)/*.[ch] $(CS_DIR)/*.[ch] t/unit/*.[ch] t/fuzz/*.[ch])) \
+           $(wildcard audit/*.[ch])
 
 .PHONY: all install check unit fuzz-replay test integration run format format-check \
         check-pure clean deps
 
-all: $(MODULES)
+all: $(MODULES) build/claude-auditlog
 
 build:
 	mkdir -p build
 
-build/unit_tests: $(UNIT_SRCS) $(CG_PURE) $(CS_PURE) $(CG_HDRS) $(CS_HDRS) | build
-	$(CC) $(UNIT_CFLAGS) -o $@ $(UNIT_SRCS) $(CG_PURE) $(CS_PURE) $(UNIT_LIBS)
+build/unit_tests: $(UNIT_SRCS) $(CG_PURE) $(CS_PURE) $(CG_HDRS) $(CS_HDRS) $(AUDIT_PURE) $(AUDIT_HDRS) | build
+	$(CC) $(UNIT_CFLAGS) -I audit -o $@ $(UNIT_SRCS) $(CG_PURE) $(CS_PURE) $(AUDIT_PURE) $(UNIT_LIBS)
 
 build/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/standalone.c $(CG_PURE) $(CS_PURE) | build
 	$(CC) $(UNIT_CFLAGS) -o $@ $< t/fuzz/standalone.c $(CG_PURE) $(CS_PURE) $(APR_LIBS) -ljansson -lyaml -lcrypto -lm
@@ -82,6 +84,7 @@ install: all
 	install -d $(MODS_AVAILABLE)
 	install -m 644 conf/claude_gateway.load conf/claude_gateway.conf \
 	    conf/claude_spend.load conf/claude_spend.conf $(MODS_AVAILABLE)/
+	install -D -m 755 build/claude-auditlog $(DESTDIR)/usr/local/bin/claude-auditlog
 
 run:
 	bash tools/run-local.sh

@@ -19,6 +19,7 @@ Suite *unit_suite_cg_jwt(void);
 Suite *unit_suite_cs_usage(void);
 Suite *unit_suite_cg_claims(void);
 Suite *unit_suite_cs_price(void);
+Suite *unit_suite_ca_chain(void);
 Suite *unit_suite_cg_policy(void);
 Suite *unit_suite_cs_period(void);
 

@@ -59,16 +59,17 @@ START_TEST(model_replaced_in_place)
                        "\"messages\":[{\"role\":\"user\",\"content\":\"model\"}],"
                        "\"metadata\":{\"model\":\"x\"},\"temperature\":0.7}";
     apr_size_t len;
-    const char *out = cg_body_set_model(unit_pool, body, strlen(body), "claude-sonnet-4-5-20250929",
-                                        &len);
+    const char *out =
+        cg_body_set_model(unit_pool, body, strlen(body), "claude-sonnet-4-5-20250929", &len);
 
     ck_assert_str_eq(out, "{ \"max_tokens\": 10, \"mod\\u0065l\" : "
                           "\"claude-sonnet-4-5-20250929\" ,\"messages\":[{\"role\":\"user\","
                           "\"content\":\"model\"}],\"metadata\":{\"model\":\"x\"},"
                           "\"temperature\":0.7}");
     ck_assert_uint_eq(len, strlen(out));
-    out = cg_body_set_model(unit_pool, "{\"a\":[1,{\"b\":\"}\"}],\"n\":-1.5e3,\"t\":true,"
-                                       "\"model\":\"m\"}",
+    out = cg_body_set_model(unit_pool,
+                            "{\"a\":[1,{\"b\":\"}\"}],\"n\":-1.5e3,\"t\":true,"
+                            "\"model\":\"m\"}",
                             51, "q\"x", &len);
     ck_assert_str_eq(out, "{\"a\":[1,{\"b\":\"}\"}],\"n\":-1.5e3,\"t\":true,"
                           "\"model\":\"q\\\"x\"}");

@@ -26,8 +26,21 @@ typedef struct cs_dir_conf_t {
 
 /** Server configuration. */
 typedef struct cs_srv_conf_t {
-    const char *journal; /* ClaudeSpendJournal: ledger rows the database could not take */
+    const char *journal;     /* ClaudeSpendJournal: ledger rows the database could not take */
+    int group_mode_max;      /* ClaudeSpendGroupLimitMode max (1) | min (0); CS_UNSET */
+    int fail_open;           /* ClaudeSpendOnError open (1) | closed (0); CS_UNSET */
+    const char *blocked_msg; /* ClaudeSpendBlockedMessage, replaces the 429's message */
+    int reservation_ttl;     /* ClaudeSpendReservationTTL, seconds; CS_UNSET */
 } cs_srv_conf_t;
+
+/** The server configuration of s. */
+const cs_srv_conf_t *cs_srv_get(const server_rec *s);
+/** "min" (the default) or "max": how several group caps of one period combine. */
+const char *cs_srv_group_mode(const cs_srv_conf_t *sc);
+/** Whether requests proceed when the caps cannot be read (default: no). */
+int cs_srv_fail_open(const cs_srv_conf_t *sc);
+/** How long a reservation holds when its request never settles (default 900 s). */
+int cs_srv_reservation_ttl(const cs_srv_conf_t *sc);
 
 /** Per-request state on the initial request. */
 typedef struct cs_req_t {

@@ -60,8 +60,33 @@ static int cs_dir_enabled(const request_rec *r)
 
 static void *cs_srv_create(apr_pool_t *p, server_rec *s)
 {
+    cs_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
     (void)s;
-    return apr_pcalloc(p, sizeof(cs_srv_conf_t));
+    sc->group_mode_max = CS_UNSET;
+    sc->fail_open = CS_UNSET;
+    sc->reservation_ttl = CS_UNSET;
+    return sc;
+}
+
+const cs_srv_conf_t *cs_srv_get(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &claude_spend_module);
+}
+
+const char *cs_srv_group_mode(const cs_srv_conf_t *sc)
+{
+    return sc->group_mode_max == 1 ? "max" : "min";
+}
+
+int cs_srv_fail_open(const cs_srv_conf_t *sc)
+{
+    return sc->fail_open == 1;
+}
+
+int cs_srv_reservation_ttl(const cs_srv_conf_t *sc)
+{
+    return sc->reservation_ttl == CS_UNSET ? 900 : sc->reservation_ttl;
 }
 
 static void *cs_srv_merge(apr_pool_t *p, void *basev, void *addv)
@@ -70,6 +95,12 @@ static void *cs_srv_merge(apr_pool_t *p, void *basev, void *addv)
     cs_srv_conf_t *n = apr_pcalloc(p, sizeof(*n));
 
     n->journal = add->journal ? add->journal : base->journal;
+    n->group_mode_max =
+        add->group_mode_max != CS_UNSET ? add->group_mode_max : base->group_mode_max;
+    n->fail_open = add->fail_open != CS_UNSET ? add->fail_open : base->fail_open;
+    n->blocked_msg = add->blocked_msg ? add->blocked_msg : base->blocked_msg;
+    n->reservation_ttl =
+        add->reservation_ttl != CS_UNSET ? add->reservation_ttl : base->reservation_ttl;
     return n;
 }
 
@@ -83,6 +114,61 @@ static const char *cs_set_journal(cmd_parms *cmd, void *dcv, const char *arg)
         return err;
     }
     sc->journal = ap_server_root_relative(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *cs_set_group_mode(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cs_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_spend_module);
+
+    (void)dcv;
+    if (strcasecmp(arg, "min") != 0 && strcasecmp(arg, "max") != 0) {
+        return apr_psprintf(cmd->pool, "ClaudeSpendGroupLimitMode: '%s' is neither min nor max",
+                            arg);
+    }
+    sc->group_mode_max = strcasecmp(arg, "max") == 0;
+    return NULL;
+}
+
+static const char *cs_set_on_error(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cs_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_spend_module);
+
+    (void)dcv;
+    if (strcasecmp(arg, "open") != 0 && strcasecmp(arg, "closed") != 0) {
+        return apr_psprintf(cmd->pool, "ClaudeSpendOnError: '%s' is neither open nor closed", arg);
+    }
+    sc->fail_open = strcasecmp(arg, "open") == 0;
+    return NULL;
+}
+
+static const char *cs_set_blocked_msg(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cs_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_spend_module);
+
+    (void)dcv;
+    if (*arg == '\0' || strlen(arg) > 500) {
+        return "ClaudeSpendBlockedMessage: give 1 to 500 characters";
+    }
+    sc->blocked_msg = arg;
+    return NULL;
+}
+
+static const char *cs_set_reservation_ttl(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cs_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_spend_module);
+    apr_int64_t v;
+    char *end;
+
+    (void)dcv;
+    v = apr_strtoi64(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || v < 10 || v > 86400) {
+        return apr_psprintf(cmd->pool,
+                            "ClaudeSpendReservationTTL: '%s' is not a number of seconds "
+                            "from 10 to 86400",
+                            arg);
+    }
+    sc->reservation_ttl = (int)v;
     return NULL;
 }
 
@@ -479,6 +565,15 @@ static void cs_register_hooks(apr_pool_t *p)
 static const command_rec cs_cmds[] = {
     AP_INIT_FLAG("ClaudeSpend", cs_set_enabled, NULL, ACCESS_CONF | RSRC_CONF,
                  "On to meter token usage of the Messages answers here; default Off"),
+    AP_INIT_TAKE1("ClaudeSpendGroupLimitMode", cs_set_group_mode, NULL, RSRC_CONF,
+                  "min (default) or max: how several group caps of one period combine"),
+    AP_INIT_TAKE1("ClaudeSpendOnError", cs_set_on_error, NULL, RSRC_CONF,
+                  "closed (default): refuse when the caps cannot be read; open: let requests "
+                  "through"),
+    AP_INIT_TAKE1("ClaudeSpendBlockedMessage", cs_set_blocked_msg, NULL, RSRC_CONF,
+                  "the message of the spend-cap 429, e.g. where to ask for more"),
+    AP_INIT_TAKE1("ClaudeSpendReservationTTL", cs_set_reservation_ttl, NULL, RSRC_CONF,
+                  "seconds a request's reserved estimate holds if it never settles (900)"),
     AP_INIT_TAKE1("ClaudeSpendJournal", cs_set_journal, NULL, RSRC_CONF,
                   "file for ledger rows the database cannot take, replayed when it can; default "
                   "logs/claude-spend.journal"),

@@ -41,6 +41,10 @@ const char *cg_body_check(apr_pool_t *p, const char *buf, apr_size_t len, cg_bod
         stream = json_object_get(root, "stream");
         info->model = apr_pstrmemdup(p, json_string_value(model), json_string_length(model));
         info->stream = json_is_true(stream);
+        stream = json_object_get(root, "max_tokens");
+        info->max_tokens = json_is_integer(stream) && json_integer_value(stream) >= 0
+                               ? (long long)json_integer_value(stream)
+                               : -1;
     }
 leave:
     json_decref(root);

@@ -10,8 +10,9 @@
 
 /** What the gateway needs to know of a valid body. */
 typedef struct cg_body_info_t {
-    const char *model; /* the requested model, owned by the pool given to cg_body_check */
-    int stream;        /* "stream": true */
+    const char *model;    /* the requested model, owned by the pool given to cg_body_check */
+    int stream;           /* "stream": true */
+    long long max_tokens; /* "max_tokens" when a non-negative integer, else -1 */
 } cg_body_info_t;
 
 /**

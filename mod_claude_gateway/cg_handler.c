@@ -131,7 +131,8 @@ static int cg_error_answer(request_rec *r, const cg_req_t *rq)
         return cg_write_text(r, rq->err_status, rq->err_msg);
     }
     r->status = rq->err_status;
-    body = cg_error_envelope(r->pool, rq->err_type, rq->err_msg, rq->request_id);
+    body = cg_error_envelope(r->pool, rq->err_type, rq->err_msg,
+                             rq->err_no_request_id ? NULL : rq->request_id);
     ap_set_content_type(r, "application/json;charset=utf-8");
     ap_set_content_length(r, (apr_off_t)strlen(body));
     if (!r->header_only) {

@@ -51,7 +51,8 @@ typedef struct cg_req_t {
     int err_status;
     const char *err_type;
     const char *err_msg;
-    int err_plain; /* text/plain answer (the reference's 404 "not found") */
+    int err_plain;         /* text/plain answer (the reference's 404 "not found") */
+    int err_no_request_id; /* envelope without request_id (the reference's spend 429) */
 } cg_req_t;
 
 /**

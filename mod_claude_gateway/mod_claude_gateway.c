@@ -115,6 +115,16 @@ static void claude_gateway_db_release(server_rec *s, struct pg_conn *conn, int b
 
 /* --- authentication ----------------------------------------------------- */
 
+static int claude_gateway_refuse(request_rec *r, int status, const char *type, const char *message,
+                                 int with_request_id)
+{
+    cg_req_t *rq = cg_req_get(r);
+
+    cg_error_set(r, status, type, message);
+    rq->err_no_request_id = !with_request_id;
+    return OK;
+}
+
 static int cg_auth_fail(request_rec *r, cg_req_t *rq, const char *why)
 {
     /* for the audit log: why is a static reason, never token bytes */
@@ -414,6 +424,11 @@ static int cg_fixups(request_rec *r)
     rq->model = info.model;
     rq->stream = info.stream;
     apr_table_setn(r->notes, "claude-model", rq->model);
+    if (info.max_tokens >= 0) {
+        /* for mod_claude_spend's cost estimate */
+        apr_table_setn(r->notes, "claude-max-tokens",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, (apr_int64_t)info.max_tokens));
+    }
     if (cg_apply_policy(r, dc, rq) != OK || rq->err_status != 0) {
         return OK;
     }
@@ -595,6 +610,7 @@ static void cg_register_hooks(apr_pool_t *p)
     APR_REGISTER_OPTIONAL_FN(claude_gateway_request_id);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_db_acquire);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_db_release);
+    APR_REGISTER_OPTIONAL_FN(claude_gateway_refuse);
 
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "claude-group", AUTHZ_PROVIDER_VERSION,
                               &cg_authz_group_provider, AP_AUTH_INTERNAL_PER_CONF);

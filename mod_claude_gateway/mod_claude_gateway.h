@@ -56,4 +56,18 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, claude_gateway_db_acquire,
 APR_DECLARE_OPTIONAL_FN(void, claude_gateway_db_release,
                         (server_rec * s, struct pg_conn *conn, int broken));
 
+/**
+ * Refuse r from a fixups hook that runs after the gateway's: the gateway's
+ * handler answers with the JSON envelope and mod_proxy never runs. Headers
+ * the answer needs go in r->err_headers_out first.
+ * @param status HTTP status
+ * @param type the envelope's error.type (billing_error, ...)
+ * @param message the client-facing message
+ * @param with_request_id whether the body carries request_id
+ * @return OK, to be returned by the calling hook
+ */
+APR_DECLARE_OPTIONAL_FN(int, claude_gateway_refuse,
+                        (request_rec * r, int status, const char *type, const char *message,
+                         int with_request_id));
+
 #endif

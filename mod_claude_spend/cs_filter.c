@@ -40,6 +40,11 @@ apr_status_t cs_usage_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             return ap_pass_brigade(f->next, bb);
         }
         rq = f->ctx = cs_req_get(r);
+        if (rq->cap_headers != NULL) {
+            /* err_headers_out: the gateway strips provider rate-limit headers
+             * from headers_out, and these are ours */
+            apr_table_overlap(r->err_headers_out, rq->cap_headers, APR_OVERLAP_TABLES_SET);
+        }
         rq->parser = cs_usage_parser_create(r->pool, (cs_usage_kind_e)kind, 0);
     }
     for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {

@@ -46,9 +46,22 @@ int cs_srv_reservation_ttl(const cs_srv_conf_t *sc);
 typedef struct cs_req_t {
     cs_usage_parser_t *parser; /* NULL until a 2xx JSON/SSE answer starts */
     cs_usage_t usage;
-    int finished;     /* usage final, notes set */
-    apr_int64_t cost; /* micro-USD, at list price */
+    int finished;             /* usage final, notes set */
+    apr_int64_t cost;         /* micro-USD, at list price */
+    const char *entry_id;     /* ledger entry and reservation id; NULL until admitted */
+    int reserved;             /* a reservation holds the estimate until settled */
+    apr_table_t *cap_headers; /* anthropic-ratelimit-unified-* for 2xx answers */
 } cs_req_t;
+
+/* The gateway's optional functions: this module's only link to it. */
+extern APR_OPTIONAL_FN_TYPE(claude_gateway_identity) * cs_identity;
+extern APR_OPTIONAL_FN_TYPE(claude_gateway_request_id) * cs_request_id;
+extern APR_OPTIONAL_FN_TYPE(claude_gateway_db_acquire) * cs_db_acquire;
+extern APR_OPTIONAL_FN_TYPE(claude_gateway_db_release) * cs_db_release;
+extern APR_OPTIONAL_FN_TYPE(claude_gateway_refuse) * cs_refuse_fn;
+
+/** A random 32-hex id (ledger entries, reservations). */
+const char *cs_new_id(apr_pool_t *p);
 
 /** The request state of r's initial request, created on first use. */
 cs_req_t *cs_req_get(request_rec *r);

@@ -21,16 +21,19 @@
 #include "cs_private.h"
 #include "cs_filter.h"
 #include "cs_price.h"
+#include "cs_admit.h"
+#include "cs_period.h"
 #include <libpq-fe.h>
 #include <jansson.h>
 #include <unixd.h>
 #include <unistd.h>
 #include <errno.h>
 
-static APR_OPTIONAL_FN_TYPE(claude_gateway_identity) * cs_identity;
-static APR_OPTIONAL_FN_TYPE(claude_gateway_request_id) * cs_request_id;
-static APR_OPTIONAL_FN_TYPE(claude_gateway_db_acquire) * cs_db_acquire;
-static APR_OPTIONAL_FN_TYPE(claude_gateway_db_release) * cs_db_release;
+APR_OPTIONAL_FN_TYPE(claude_gateway_identity) * cs_identity;
+APR_OPTIONAL_FN_TYPE(claude_gateway_request_id) * cs_request_id;
+APR_OPTIONAL_FN_TYPE(claude_gateway_db_acquire) * cs_db_acquire;
+APR_OPTIONAL_FN_TYPE(claude_gateway_db_release) * cs_db_release;
+APR_OPTIONAL_FN_TYPE(claude_gateway_refuse) * cs_refuse_fn;
 static ap_filter_rec_t *cs_usage_filter_handle;
 
 static void *cs_dir_create(apr_pool_t *p, char *dir)
@@ -279,6 +282,8 @@ void cs_usage_publish(request_rec *r, cs_req_t *rq)
 
 static int cs_fixups(request_rec *r)
 {
+    const char *decision;
+
     if (!ap_is_initial_req(r) || !cs_dir_enabled(r)) {
         return DECLINED;
     }
@@ -290,19 +295,52 @@ static int cs_fixups(request_rec *r)
     if (strstr(r->uri, "/count_tokens") != NULL) {
         return DECLINED;
     }
+    /* a request the gateway refused is answered by it, not admitted here */
+    decision = apr_table_get(r->notes, "claude-decision");
+    if (decision == NULL || strcmp(decision, "allowed") != 0) {
+        return DECLINED;
+    }
+    if (cs_admit(r, cs_req_get(r), cs_identity(r)) == OK) {
+        return DECLINED; /* refused: the gateway's handler answers */
+    }
     ap_add_output_filter_handle(cs_usage_filter_handle, NULL, r, r->connection);
     return DECLINED;
 }
 
+/* The ledger row and, only when it is new, the period totals, the
+ * principal's last-seen identity and the end of the request's reservation:
+ * one statement, so totals and rows never disagree and a replayed journal
+ * line (same entry id) changes nothing. */
 #define CS_LEDGER_INSERT                                                                           \
-    "INSERT INTO claude_ledger (entry_id, request_id, sub, email, groups, model_requested, "       \
-    "model_served, upstream, status, input_tokens, output_tokens, cache_read_tokens, "             \
-    "cache_write_tokens, cost_micro_usd, partial) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, " \
-    "$9, $10, $11, $12, $13, $14, $15) ON CONFLICT (entry_id) DO NOTHING"
-#define CS_LEDGER_NPARAMS 15
+    "WITH ins AS (INSERT INTO claude_ledger (entry_id, request_id, sub, email, groups, "           \
+    "model_requested, model_served, upstream, status, input_tokens, output_tokens, "               \
+    "cache_read_tokens, cache_write_tokens, cost_micro_usd, partial) VALUES ($1, $2, $3, $4, "     \
+    "$5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (entry_id) DO NOTHING "  \
+    "RETURNING sub, cost_micro_usd), "                                                             \
+    "tot AS (INSERT INTO claude_spend AS s (principal, period_key, micro_usd) "                    \
+    "SELECT ins.sub, k.key, ins.cost_micro_usd FROM ins, unnest(ARRAY[$16, $17, $18]::text[]) "    \
+    "AS k(key) ON CONFLICT (principal, period_key) DO UPDATE SET micro_usd = s.micro_usd + "       \
+    "EXCLUDED.micro_usd, updated_at = now() RETURNING 1), "                                        \
+    "who AS (INSERT INTO claude_principals AS w (principal, email, groups) "                       \
+    "SELECT ins.sub, $4, $5::jsonb FROM ins ON CONFLICT (principal) DO UPDATE SET "                \
+    "email = EXCLUDED.email, groups = EXCLUDED.groups, updated_at = now() RETURNING 1), "          \
+    "held AS (DELETE FROM claude_reservations WHERE request_id = $1 RETURNING 1) "                 \
+    "SELECT count(*) FROM ins"
+#define CS_LEDGER_NPARAMS 18
+/* journal lines written before the totals existed carry 15 values */
+#define CS_LEDGER_NPARAMS_V1 15
 
-/* A random id per ledger row, so a replayed journal line is inserted once. */
-static const char *cs_entry_id(apr_pool_t *p)
+/* A random id per ledger row, so a replayed journal line is inserted once;
+ * it also names the request's reservation. */
+/* The day, ISO week and month keys of t, the periods spend is counted in. */
+static void cs_period_keys(apr_pool_t *p, apr_time_t t, const char **keys)
+{
+    keys[0] = cs_period_key(p, CS_PERIOD_DAILY, t);
+    keys[1] = cs_period_key(p, CS_PERIOD_WEEKLY, t);
+    keys[2] = cs_period_key(p, CS_PERIOD_MONTHLY, t);
+}
+
+const char *cs_new_id(apr_pool_t *p)
 {
     unsigned char b[16];
     char *hex = apr_palloc(p, sizeof(b) * 2 + 1);
@@ -384,7 +422,8 @@ static void cs_journal_replay(request_rec *r, struct pg_conn *conn)
         PGresult *res;
         int i;
 
-        if (!json_is_array(row) || json_array_size(row) != CS_LEDGER_NPARAMS) {
+        if (!json_is_array(row) || (json_array_size(row) != CS_LEDGER_NPARAMS &&
+                                    json_array_size(row) != CS_LEDGER_NPARAMS_V1)) {
             json_decref(row);
             continue; /* a torn line from a crash: its row was never acknowledged */
         }
@@ -392,10 +431,13 @@ static void cs_journal_replay(request_rec *r, struct pg_conn *conn)
             json_t *v = json_array_get(row, (size_t)i);
             params[i] = json_is_string(v) ? apr_pstrdup(r->pool, json_string_value(v)) : NULL;
         }
+        if (json_array_size(row) == CS_LEDGER_NPARAMS_V1) {
+            cs_period_keys(r->pool, apr_time_now(), params + CS_LEDGER_NPARAMS_V1);
+        }
         json_decref(row);
         res = PQexecParams((PGconn *)conn, CS_LEDGER_INSERT, CS_LEDGER_NPARAMS, NULL, params, NULL,
                            NULL, 0);
-        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        ok = PQresultStatus(res) == PGRES_TUPLES_OK;
         PQclear(res);
         replayed += ok;
     }
@@ -436,7 +478,7 @@ static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
         groups = apr_pstrcat(r->pool, groups, i ? "," : "", "\"", g, "\"", NULL);
     }
     groups = apr_pstrcat(r->pool, groups, "]", NULL);
-    params[0] = cs_entry_id(r->pool);
+    params[0] = rq->entry_id ? rq->entry_id : cs_new_id(r->pool);
     p[0] = cs_request_id(r);
     p[1] = id->sub;
     p[2] = id->email;
@@ -451,6 +493,7 @@ static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
     p[11] = apr_off_t_toa(r->pool, u->cache_creation_tokens);
     p[12] = apr_off_t_toa(r->pool, rq->cost);
     p[13] = u->complete ? "f" : "t";
+    cs_period_keys(r->pool, r->request_time, params + CS_LEDGER_NPARAMS_V1);
     if (p[6] != NULL) {
         /* the upstream's origin, not the path or query */
         const char *slash = strstr(p[6], "://");
@@ -465,7 +508,7 @@ static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
     if (rv == APR_SUCCESS) {
         res = PQexecParams((PGconn *)conn, CS_LEDGER_INSERT, CS_LEDGER_NPARAMS, NULL, params, NULL,
                            NULL, 0);
-        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        ok = PQresultStatus(res) == PGRES_TUPLES_OK;
         if (!ok) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           CS_LOGNO(0302) "ledger row of request %s refused: %s", p[0],
@@ -494,6 +537,27 @@ static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
     }
 }
 
+/* An admitted request that produced nothing to meter (an upstream error, a
+ * client gone before the answer) gives its hold back at once rather than at
+ * expiry. If the database does not answer, expiry does it. */
+static void cs_reservation_release(request_rec *r, const cs_req_t *rq)
+{
+    struct pg_conn *conn;
+    PGresult *res;
+    const char *params[1];
+    int ok;
+
+    if (cs_db_acquire(r->server, &conn) != APR_SUCCESS) {
+        return;
+    }
+    params[0] = rq->entry_id;
+    res = PQexecParams((PGconn *)conn, "DELETE FROM claude_reservations WHERE request_id = $1", 1,
+                       NULL, params, NULL, NULL, 0);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    cs_db_release(r->server, conn, !ok);
+}
+
 static int cs_log_transaction(request_rec *r)
 {
     cs_req_t *rq = cs_req_get(r);
@@ -503,7 +567,10 @@ static int cs_log_transaction(request_rec *r)
         cs_usage_publish(r, rq);
     }
     if (rq->finished) {
-        cs_ledger_write(r, rq);
+        cs_ledger_write(r, rq); /* settles the reservation too */
+    }
+    else if (rq->reserved) {
+        cs_reservation_release(r, rq);
     }
     return DECLINED;
 }
@@ -516,6 +583,7 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     cs_request_id = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_request_id);
     cs_db_acquire = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_db_acquire);
     cs_db_release = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_db_release);
+    cs_refuse_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_refuse);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         /* made here, by root, and handed to the user the children run as */
         const char *path = cs_journal_path(s);
@@ -537,7 +605,7 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         }
     }
     if (cs_identity == NULL || cs_request_id == NULL || cs_db_acquire == NULL ||
-        cs_db_release == NULL) {
+        cs_db_release == NULL || cs_refuse_fn == NULL) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                      CS_LOGNO(0001) "mod_claude_spend needs mod_claude_gateway: LoadModule "
                                     "claude_gateway_module before claude_spend_module");

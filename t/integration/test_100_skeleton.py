@@ -308,10 +308,12 @@ class TestLedgerJournal:
     @pytest.fixture(autouse=True, scope='class')
     def _class_scope(self, env, pg, upstream):
         GatewayConf(env).add_database(pg.conninfo, pool='4 500').add_messages(upstream.url) \
-            .install()
+            .add('ClaudeSpendOnError open').install()
         assert env.restart() == 0
 
     def test_cs_100_70_postgres_blip_loses_no_debit(self, env, pg, upstream):
+        """With ClaudeSpendOnError open, requests go on while PostgreSQL is
+        down; their ledger rows wait in the journal."""
         journal = os.path.join(env.logs_dir, 'claude-spend.journal')
         assert post(env.port, '/v1/messages', message_body(),
                     headers={'x-client-request-id': 'blip-0'}).status == 200
@@ -348,7 +350,7 @@ class TestLedgerJournal:
                        "WHERE request_id LIKE 'blip-%'")
         assert rows == 'blip-0,blip-1,blip-2,blip-3'
         env.error_log.ignore_recent(tags=['CS0302', 'CS0303', 'CS0304', 'CG0101', 'CG0103',
-                                          'CG0104', 'CG0105'])
+                                          'CG0104', 'CG0105', 'CS0401', 'CS0402'])
 
 
 class TestStreamLifecycle:

@@ -109,11 +109,12 @@ def test_e2e_950_03_policy_reaches_the_real_client(env, pg, upstream, idp, oidc_
     requests.post(idp.url + '/_fake/reset', timeout=5)
     pg.psql('DELETE FROM claude_rate; DELETE FROM claude_revocations')
     upstream.reset()
+    seen = len(env.access_log_lines())  # earlier tests' clients polled too
     claude = ClaudeTmux(base)
     try:
         claude.login(approver(base))
         env.access_log_line('GET /managed/settings', timeout=30)
-        fetches = [l for l in env.access_log_lines() if 'GET /managed/settings' in l]
+        fetches = [l for l in env.access_log_lines()[seen:] if 'GET /managed/settings' in l]
         assert all('user-alice' in l for l in fetches)
         assert any('" 200 ' in l for l in fetches), fetches
         # a later poll carries the checksum the client computed itself from
@@ -122,7 +123,7 @@ def test_e2e_950_03_policy_reaches_the_real_client(env, pg, upstream, idp, oidc_
         claude.type('say hi')
         claude.wait_for(r"not in your role's availableModels allowlist", timeout=90)
         refused = [json.loads(l) for l in open(f'{env.logs_dir}/audit.json')
-                   if '"policy_denied"' in l]
+                   if '"policy_denied"' in l]  # no earlier test was denied by policy
         assert refused and all(r['user'] == 'user-alice' for r in refused)
         sent = [r['json']['model'] for r in upstream.requests if r['path'] == '/v1/messages']
         assert all('haiku' in m for m in sent), sent

@@ -21,6 +21,7 @@ Suite *unit_suite_cg_claims(void);
 Suite *unit_suite_cs_price(void);
 Suite *unit_suite_ca_chain(void);
 Suite *unit_suite_cg_policy(void);
+Suite *unit_suite_cs_caps(void);
 Suite *unit_suite_cs_period(void);
 
 #endif

@@ -1,0 +1,300 @@
+"""Spend caps: admission against user, group and organization caps with
+reservations, the reference's 429 and usage headers, the 32-way race bound,
+count_tokens never blocked, and PostgreSQL failures (closed and open)."""
+import calendar
+import datetime
+import hashlib
+import json
+import threading
+import time
+
+import jwt
+import pytest
+
+from pyclaude.client import post
+from pyclaude.conf import GatewayConf
+
+# fake usage per request, kept within what the body and max_tokens allow so
+# the reservation's estimate bounds the real cost: 100 in + 500 out on
+# Sonnet 4.5 = 100 * 3 + 500 * 15 = 7800 micro-USD (0.78 cents)
+USAGE = {'input_tokens': 100, 'output_tokens': 500, 'cache_read_input_tokens': 0,
+         'cache_creation_input_tokens': 0}
+COST = 7800
+
+
+def token(secret, sub='user-alice', email='alice@example.com', groups=('eng',)):
+    now = int(time.time())
+    kid = hashlib.sha256(secret.encode()).hexdigest()[:16]
+    return jwt.encode({'sub': sub, 'email': email, 'groups': list(groups),
+                       'aud': 'claude-gateway', 'iat': now, 'exp': now + 600},
+                      secret, algorithm='HS256', headers={'kid': kid})
+
+
+def body(**extra):
+    b = {'model': 'claude-sonnet-4-5-20250929', 'max_tokens': 500,
+         'messages': [{'role': 'user', 'content': 'x' * 120}]}
+    b.update(extra)
+    return json.dumps(b).encode()
+
+
+def ask(env, secret, path='/v1/messages', **kw):
+    return post(env.port, path, body(), headers={
+        'authorization': 'Bearer ' + token(secret, **kw), 'content-type': 'application/json',
+        'anthropic-version': '2023-06-01'})
+
+
+def set_limit(pg, scope_type, scope_id, period, cents):
+    amount = 'NULL' if cents is None else str(cents)
+    pg.psql("INSERT INTO claude_spend_limits (id, scope_type, scope_id, period, amount_cents) "
+            f"VALUES ('spl_' || md5(random()::text), '{scope_type}', '{scope_id}', '{period}', "
+            f"{amount}) ON CONFLICT (scope_type, scope_id, period) DO UPDATE SET "
+            "amount_cents = EXCLUDED.amount_cents")
+
+
+def settled(pg, sub='user-alice'):
+    return int(pg.psql(f"SELECT coalesce(sum(cost_micro_usd), 0) FROM claude_ledger "
+                       f"WHERE sub = '{sub}'"))
+
+
+def wait_settled(pg, n, sub='user-alice', timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if int(pg.psql(f"SELECT count(*) FROM claude_ledger WHERE sub = '{sub}'")) >= n and \
+                int(pg.psql("SELECT count(*) FROM claude_reservations")) == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError('ledger rows did not settle')
+
+
+def next_utc_midnight():
+    now = datetime.datetime.now(datetime.timezone.utc)
+    nxt = (now + datetime.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return nxt
+
+
+@pytest.fixture(autouse=True)
+def _clean(pg, upstream):
+    pg.psql('DELETE FROM claude_spend_limits; DELETE FROM claude_spend; '
+            'DELETE FROM claude_reservations; DELETE FROM claude_ledger')
+    upstream.reset()
+    upstream_default(upstream, usage=USAGE)
+    yield
+
+
+def upstream_default(upstream, **behaviour):
+    import requests
+    requests.post(upstream.url + '/_fake/default', json=behaviour, timeout=5)
+
+
+class TestCaps:
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, upstream):
+        GatewayConf(env).add_database(pg.conninfo, pool='16 2000').add_session() \
+            .add('ClaudeSpendGroupLimitMode min') \
+            .add_messages(upstream.url, dev_identity=None).install()
+        assert env.restart() == 0
+
+    def test_cs_500_01_user_daily_cap_blocks_as_the_reference(self, env, pg, session_secret,
+                                                             upstream):
+        set_limit(pg, 'user', 'user-alice', 'daily', 3)  # 3 cents = 30000 micro-USD
+        statuses = []
+        for i in range(6):
+            r = ask(env, session_secret)
+            statuses.append(r.status)
+            if r.status == 200:
+                wait_settled(pg, statuses.count(200))
+        # allowed while spent < cap: 0, 0.78, 1.56, 2.34 cents, then 3.12 >= 3
+        assert statuses == [200, 200, 200, 200, 429, 429], statuses
+        assert upstream.count == 4
+        r = ask(env, session_secret)
+        assert r.status == 429
+        h = r.headers
+        reset = next_utc_midnight()
+        assert r.json == {'type': 'error', 'error': {
+            'type': 'billing_error',
+            'message': f'spend limit reached \u00b7 resets {reset:%b} {reset.day}'}}
+        assert h['anthropic-ratelimit-unified-status'] == 'rejected'
+        assert int(h['anthropic-ratelimit-unified-reset']) == calendar.timegm(reset.timetuple())
+        assert h['anthropic-ratelimit-unified-overage-reset'] == \
+            h['anthropic-ratelimit-unified-reset']
+        assert h['anthropic-ratelimit-unified-overage-utilization'] == '1.04'  # 31200 / 30000
+        assert h['anthropic-ratelimit-unified-overage-surpassed-threshold'] == '1'
+        assert h['anthropic-ratelimit-unified-overage-period'] == 'daily'
+        assert h['anthropic-ratelimit-unified-overage-disabled-reason'] == 'org_spend_cap_reached'
+        assert h['x-should-retry'] == 'false'
+        left = calendar.timegm(reset.timetuple()) - time.time()
+        assert abs(int(h['retry-after']) - left) <= 2
+        rec = env.audit_records(h['x-request-id'])[0]
+        assert rec['decision'] == 'spend_blocked' and rec['status'] == 429
+        # count_tokens is never blocked (nor metered)
+        r = ask(env, session_secret, path='/v1/messages/count_tokens')
+        assert r.status == 200
+        # another user is not affected
+        assert ask(env, session_secret, sub='user-bob', email='bob@example.com').status == 200
+
+    def test_cs_500_02_allowed_answers_carry_usage_headers(self, env, pg, session_secret):
+        set_limit(pg, 'user', 'user-alice', 'monthly', 4)  # 40000 micro-USD
+        r = ask(env, session_secret)
+        assert r.status == 200
+        assert r.headers['anthropic-ratelimit-unified-status'] == 'allowed'
+        assert r.headers['anthropic-ratelimit-unified-overage-utilization'] == '0'
+        assert 'anthropic-ratelimit-unified-overage-surpassed-threshold' not in r.headers
+        assert r.headers['anthropic-ratelimit-unified-representative-claim'] == 'overage'
+        for n in (2, 3, 4):
+            wait_settled(pg, n - 1)
+            r = ask(env, session_secret)
+        # 3 * 7800 = 23400 of 40000 before the fourth: 0.585 -> allowed
+        wait_settled(pg, 4)
+        r = ask(env, session_secret)  # 31200 / 40000 = 0.78 > 0.75
+        assert r.status == 200
+        assert r.headers['anthropic-ratelimit-unified-status'] == 'allowed_warning'
+        assert r.headers['anthropic-ratelimit-unified-overage-status'] == 'allowed_warning'
+        assert r.headers['anthropic-ratelimit-unified-overage-utilization'] == '0.78'
+        assert r.headers['anthropic-ratelimit-unified-overage-surpassed-threshold'] == '0.75'
+        # users with no cap get none of these headers
+        r = ask(env, session_secret, sub='user-bob')
+        assert not [k for k in r.headers if k.lower().startswith('anthropic-ratelimit')]
+
+    def test_cs_500_03_group_and_org_caps(self, env, pg, session_secret):
+        # org default per seat; the user's groups override it; min of groups
+        set_limit(pg, 'organization', '', 'daily', 1)
+        set_limit(pg, 'rbac_group', 'eng', 'daily', 100)
+        set_limit(pg, 'rbac_group', 'ops', 'daily', 2)
+        assert ask(env, session_secret, sub='u-org', groups=()).status == 200
+        wait_settled(pg, 1, sub='u-org')
+        assert ask(env, session_secret, sub='u-org', groups=()).status == 200   # 0.78 < 1
+        wait_settled(pg, 2, sub='u-org')
+        assert ask(env, session_secret, sub='u-org', groups=()).status == 429   # 1.56 >= 1
+        # eng and ops: min is ops' 2 cents
+        for n, expect in enumerate((200, 200, 200, 429)):
+            assert ask(env, session_secret, sub='u-both', groups=('eng', 'ops')).status == expect
+            if expect == 200:
+                wait_settled(pg, n + 1, sub='u-both')
+        # a user row shuts out group and org rows
+        set_limit(pg, 'user', 'u-both', 'daily', None)
+        assert ask(env, session_secret, sub='u-both', groups=('eng', 'ops')).status == 200
+
+    def test_cs_500_04_max_mode(self, env, pg, session_secret, upstream):
+        GatewayConf(env).add_database(pg.conninfo, pool='16 2000').add_session() \
+            .add('ClaudeSpendGroupLimitMode max') \
+            .add_messages(upstream.url, dev_identity=None).install()
+        assert env.restart() == 0
+        set_limit(pg, 'rbac_group', 'eng', 'weekly', 1)
+        set_limit(pg, 'rbac_group', 'ops', 'weekly', 100)
+        for _ in range(3):
+            assert ask(env, session_secret, sub='u-max', groups=('eng', 'ops')).status == 200
+        set_limit(pg, 'rbac_group', 'ops', 'weekly', None)  # unlimited wins in max mode
+        assert ask(env, session_secret, sub='u-max', groups=('eng', 'ops')).status == 200
+        GatewayConf(env).add_database(pg.conninfo, pool='16 2000').add_session() \
+            .add('ClaudeSpendGroupLimitMode min') \
+            .add_messages(upstream.url, dev_identity=None).install()
+        assert env.restart() == 0
+
+    def test_cs_500_10_race_of_32_overshoots_by_less_than_one_request(self, env, pg,
+                                                                      session_secret, upstream):
+        """The reference pre-checks without reserving and lets all 32 through;
+        here the settled total exceeds the cap by less than one request."""
+        cap_cents = 5
+        set_limit(pg, 'user', 'user-alice', 'daily', cap_cents)
+        upstream_default(upstream, usage=USAGE, delay_ms=400)
+        results = []
+        lock = threading.Lock()
+
+        def one():
+            r = ask(env, session_secret)
+            with lock:
+                results.append(r.status)
+
+        threads = [threading.Thread(target=one) for _ in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ok = results.count(200)
+        assert results.count(429) == 32 - ok and ok >= 1, results
+        wait_settled(pg, ok)
+        total = settled(pg)
+        assert total == ok * COST
+        overshoot = total - cap_cents * 10000
+        print(f'race: {ok} of 32 admitted, settled {total} micro-USD, cap {cap_cents * 10000},'
+              f' overshoot {overshoot} (one request costs {COST})')
+        assert overshoot < COST
+        # and the totals agree with the ledger rows
+        day = pg.psql("SELECT micro_usd FROM claude_spend WHERE principal = 'user-alice' "
+                      "AND period_key = to_char(now() at time zone 'utc', 'YYYY-MM-DD')")
+        assert int(day) == total
+
+    def test_cs_500_11_reservations_released_and_expired(self, env, pg, session_secret, upstream):
+        set_limit(pg, 'user', 'user-alice', 'daily', 100)
+        # an upstream error settles nothing and gives the hold back at once
+        upstream_default(upstream, status=500)
+        assert ask(env, session_secret).status == 500
+        end = time.time() + 5
+        while time.time() < end and pg.psql('SELECT count(*) FROM claude_reservations') != '0':
+            time.sleep(0.05)
+        assert pg.psql('SELECT count(*) FROM claude_reservations') == '0'
+        # a crashed process's hold stops counting once expired
+        upstream_default(upstream, usage=USAGE)
+        pg.psql("INSERT INTO claude_reservations (request_id, principal, micro_usd, expires_at) "
+                "VALUES ('dead-1', 'user-alice', 999999999, now() - interval '1 second'), "
+                "('live-1', 'user-alice', 999999999, now() + interval '1 hour')")
+        assert ask(env, session_secret).status == 429  # the live hold fills the cap
+        pg.psql("DELETE FROM claude_reservations WHERE request_id = 'live-1'")
+        assert ask(env, session_secret).status == 200
+        assert pg.psql("SELECT count(*) FROM claude_reservations WHERE request_id = 'dead-1'") \
+            == '0'
+
+
+class TestCapsDatabaseDown:
+
+    def test_cs_500_20_fail_closed_by_default(self, env, pg, session_secret, upstream):
+        GatewayConf(env).add_database(pg.conninfo, pool='4 500').add_session() \
+            .add_messages(upstream.url, dev_identity=None).install()
+        assert env.restart() == 0
+        set_limit(pg, 'user', 'user-alice', 'daily', 100)
+        assert ask(env, session_secret).status == 200
+        pg.stop()
+        try:
+            r = ask(env, session_secret)
+            assert r.status == 429
+            assert r.json == {'type': 'error', 'error': {'type': 'billing_error',
+                                                         'message': 'spend limit unavailable'}}
+            assert r.headers['anthropic-ratelimit-unified-overage-disabled-reason'] == \
+                'fetch_error'
+            assert 'retry-after' not in r.headers
+            assert r.headers['x-should-retry'] == 'false'
+        finally:
+            pg.start()
+            assert pg.wait_ready()
+        assert ask(env, session_secret).status == 200
+        env.error_log.ignore_recent(tags=['CS0401', 'CS0402', 'CG0101', 'CG0103', 'CG0104',
+                                          'CG0105', 'CS0302', 'CS0303', 'CS0304'])
+
+    def test_cs_500_21_fail_open_journals_and_replays_exact_totals(self, env, pg, session_secret,
+                                                                   upstream):
+        GatewayConf(env).add_database(pg.conninfo, pool='4 500').add_session() \
+            .add('ClaudeSpendOnError open') \
+            .add_messages(upstream.url, dev_identity=None).install()
+        assert env.restart() == 0
+        set_limit(pg, 'user', 'user-alice', 'daily', 1000)
+        assert ask(env, session_secret).status == 200
+        wait_settled(pg, 1)
+        pg.stop()
+        try:
+            for _ in range(3):
+                assert ask(env, session_secret).status == 200
+        finally:
+            pg.start()
+            assert pg.wait_ready()
+        assert ask(env, session_secret).status == 200  # replays the journal
+        end = time.time() + 10
+        while time.time() < end and pg.psql(
+                "SELECT count(*) FROM claude_ledger WHERE sub = 'user-alice'") != '5':
+            time.sleep(0.1)
+        assert settled(pg) == 5 * COST
+        totals = pg.psql("SELECT string_agg(micro_usd::text, ',') FROM claude_spend "
+                         "WHERE principal = 'user-alice'")
+        assert totals == ','.join([str(5 * COST)] * 3)
+        env.error_log.ignore_recent(tags=['CS0401', 'CS0402', 'CG0101', 'CG0103', 'CG0104',
+                                          'CG0105', 'CS0302', 'CS0303', 'CS0304'])

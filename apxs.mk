@@ -40,7 +40,7 @@ APXS_CFLAGS += -Wc,-fsanitize=address,undefined -Wc,-fno-omit-frame-pointer \
 APXS_LDSAN  := -Wl,-fsanitize=address,undefined
 endif
 
-CG_LIBS := -ljansson -lyaml -lpq -lcrypto -lcurl
+CG_LIBS := -ljansson -lyaml -lpq -lcrypto -lcurl -lm
 CS_LIBS := -ljansson -lpq
 
 SQL_FILES := $(sort $(wildcard sql/*.sql))

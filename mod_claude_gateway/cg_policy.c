@@ -285,12 +285,14 @@ static const char *const cg_directive_sections[][2] = {
     {"login_notice", "ClaudeGatewayLoginNotice"},
     {"access_control", "Require ip / Require not ip"},
     {"timeouts", "ProxyTimeout"},
+    {"admin", "ClaudeGatewayAdminKey, ClaudeGatewayAdminGroups, ClaudeSpendGroupLimitMode and "
+              "ClaudeSpendBlockedMessage"},
+    {"enforcement", "ClaudeSpendOnError"},
     {"$schema", NULL},
 };
 
 /* Sections that belong to features not built yet. */
-static const char *const cg_later_sections[] = {"telemetry", "admin", "enforcement",
-                                                "pricing",   "cri",   "load_test_mode"};
+static const char *const cg_later_sections[] = {"telemetry", "cri", "load_test_mode"};
 
 static const char *const cg_providers[] = {
     "anthropic", "bedrock", "mantle", "anthropicAws", "anthropicGoogleCloud", "vertex", "foundry"};
@@ -972,6 +974,9 @@ static int cg_check_pricing(cg_val_t *v, const json_t *pr)
                         json_number_value(mul) <= 0 || json_number_value(mul) > 10)) {
         return cg_fail(v, "pricing.multiplier", "must be greater than 0 and at most 10");
     }
+    if (mul != NULL) {
+        v->pol->multiplier_ppm = llround(json_number_value(mul) * 1e6);
+    }
     rows = json_object_get(pr, "overrides");
     if (rows == NULL) {
         return 1;
@@ -996,8 +1001,9 @@ static int cg_check_pricing(cg_val_t *v, const json_t *pr)
                       : !cg_want(v, cg_sub(v, path, row_keys[k]), f, JSON_REAL, "number")) {
                 return 0;
             }
-            if (k >= 2 && json_number_value(f) < 0) {
-                return cg_fail(v, cg_sub(v, path, row_keys[k]), "must not be negative");
+            if (k >= 2 && (json_number_value(f) < 0 || json_number_value(f) > 1e6)) {
+                return cg_fail(v, cg_sub(v, path, row_keys[k]),
+                               "must be a price in USD per million tokens (0 to 1000000)");
             }
         }
         up = json_object_get(row, "upstream");
@@ -1015,6 +1021,19 @@ static int cg_check_pricing(cg_val_t *v, const json_t *pr)
                 (cg_ieq(om, json_string_value(model)) || (a != NULL && a == cg_catalog_find(om)))) {
                 return cg_fail(v, path, "duplicate pricing row for this upstream and model");
             }
+        }
+        {
+            cg_price_row_t *row_out = apr_array_push(v->pol->prices);
+            /* $/MTok to integer micro-USD/MTok once, here; metering never
+             * sees a floating-point number */
+            row_out->upstream = json_string_value(up);
+            row_out->model = json_string_value(model);
+            row_out->input = llround(json_number_value(json_object_get(row, "input")) * 1e6);
+            row_out->output = llround(json_number_value(json_object_get(row, "output")) * 1e6);
+            row_out->cache_read =
+                llround(json_number_value(json_object_get(row, "cache_read")) * 1e6);
+            row_out->cache_write =
+                llround(json_number_value(json_object_get(row, "cache_write")) * 1e6);
         }
     }
     return 1;
@@ -1311,8 +1330,8 @@ static void cg_compile_rules(apr_pool_t *p, cg_policy_t *pol)
 
 const char *cg_policy_compile(apr_pool_t *p, json_t *root, const char *file, cg_policy_t **out)
 {
-    static const char *const known[] = {"managed", "models", "auto_include_builtin_models",
-                                        "upstreams", NULL};
+    static const char *const known[] = {"managed",   "models",  "auto_include_builtin_models",
+                                        "upstreams", "pricing", NULL};
     cg_val_t v;
     cg_policy_t *pol = apr_pcalloc(p, sizeof(*pol));
     const char *key;
@@ -1324,6 +1343,8 @@ const char *cg_policy_compile(apr_pool_t *p, json_t *root, const char *file, cg_
     pol->models = apr_array_make(p, 4, sizeof(cg_custom_model_t));
     pol->upstreams = apr_array_make(p, 4, sizeof(cg_upstream_decl_t));
     pol->notes = apr_array_make(p, 4, sizeof(char *));
+    pol->prices = apr_array_make(p, 2, sizeof(cg_price_row_t));
+    pol->multiplier_ppm = 1000000;
     pol->base = -1;
     pol->auto_builtin = 1;
     pol->root = json_incref(root);
@@ -1618,6 +1639,35 @@ const char *cg_policy_upstream_model(const cg_policy_t *pol, const char *model,
         return id ? id : NULL;
     }
     return model;
+}
+
+const cg_price_row_t *cg_policy_price(const cg_policy_t *pol, const char *upstream,
+                                      const char *requested, const char *served)
+{
+    const cg_price_row_t *by_client = NULL, *by_family = NULL;
+    const cg_builtin_model_t *bs = cg_catalog_find(served), *br = cg_catalog_find(requested);
+    int i;
+
+    for (i = 0; pol != NULL && upstream != NULL && i < pol->prices->nelts; i++) {
+        const cg_price_row_t *row = &APR_ARRAY_IDX(pol->prices, i, cg_price_row_t);
+        const cg_builtin_model_t *bm;
+
+        if (strcmp(row->upstream, upstream) != 0) {
+            continue;
+        }
+        if (cg_ieq(row->model, served)) {
+            return row; /* the upstream's own string: the most specific */
+        }
+        if (cg_ieq(row->model, requested)) {
+            by_client = row;
+            continue;
+        }
+        bm = cg_catalog_find(row->model);
+        if (bm != NULL && (bm == bs || bm == br) && by_family == NULL) {
+            by_family = row;
+        }
+    }
+    return by_client ? by_client : by_family;
 }
 
 const char *cg_policy_upstream_provider(const cg_policy_t *pol, const char *upstream)

@@ -66,6 +66,13 @@ typedef struct cg_upstream_decl_t {
     const char *provider;
 } cg_upstream_decl_t;
 
+/** A pricing.overrides row: rates in micro-USD per million tokens. */
+typedef struct cg_price_row_t {
+    const char *upstream;
+    const char *model;
+    apr_int64_t input, output, cache_read, cache_write;
+} cg_price_row_t;
+
 typedef struct cg_policy_t {
     const char *file;
     int configured;                /* a managed: section with settings or policies exists */
@@ -76,6 +83,8 @@ typedef struct cg_policy_t {
     int auto_builtin;              /* auto_include_builtin_models */
     apr_array_header_t *upstreams; /* cg_upstream_decl_t; empty when the file names none */
     apr_array_header_t *notes;     /* const char *: what the admin should know at load */
+    apr_array_header_t *prices;    /* cg_price_row_t: pricing.overrides */
+    apr_int64_t multiplier_ppm;    /* pricing.multiplier in millionths (1000000 = 1) */
     json_t *root;
 } cg_policy_t;
 
@@ -119,6 +128,17 @@ int cg_policy_model_allowed(const cg_settings_t *s, const char *model);
  */
 const char *cg_policy_upstream_model(const cg_policy_t *pol, const char *model,
                                      const char *upstream, const char *provider);
+
+/**
+ * The pricing.overrides row for a request, most specific first: the
+ * upstream's own model string, then the client's id, then the built-in model
+ * both name. Only rows of the upstream that served the request apply.
+ * @param requested the model the client asked for (may be NULL)
+ * @param served the model the upstream reported (may be NULL)
+ * @return the row, or NULL for list prices
+ */
+const cg_price_row_t *cg_policy_price(const cg_policy_t *pol, const char *upstream,
+                                      const char *requested, const char *served);
 
 /** The provider of a named upstream: from upstreams[], else the name itself. */
 const char *cg_policy_upstream_provider(const cg_policy_t *pol, const char *upstream);

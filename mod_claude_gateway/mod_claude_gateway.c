@@ -115,6 +115,23 @@ static void claude_gateway_db_release(server_rec *s, struct pg_conn *conn, int b
 
 /* --- authentication ----------------------------------------------------- */
 
+static void claude_gateway_pricing(request_rec *r, const char *served, claude_gateway_price_t *out)
+{
+    const cg_policy_t *pol = cg_srv_get(r->server)->policy;
+    const cg_price_row_t *row = cg_policy_price(pol, cg_dir_upstream_name(cg_dir_get(r)),
+                                                apr_table_get(r->notes, "claude-model"), served);
+
+    memset(out, 0, sizeof(*out));
+    out->multiplier_ppm = pol ? pol->multiplier_ppm : 1000000;
+    if (row != NULL) {
+        out->overridden = 1;
+        out->input = row->input;
+        out->output = row->output;
+        out->cache_read = row->cache_read;
+        out->cache_write = row->cache_write;
+    }
+}
+
 static int claude_gateway_refuse(request_rec *r, int status, const char *type, const char *message,
                                  int with_request_id)
 {
@@ -611,6 +628,7 @@ static void cg_register_hooks(apr_pool_t *p)
     APR_REGISTER_OPTIONAL_FN(claude_gateway_db_acquire);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_db_release);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_refuse);
+    APR_REGISTER_OPTIONAL_FN(claude_gateway_pricing);
 
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "claude-group", AUTHZ_PROVIDER_VERSION,
                               &cg_authz_group_provider, AP_AUTH_INTERNAL_PER_CONF);

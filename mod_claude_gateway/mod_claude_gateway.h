@@ -56,6 +56,24 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, claude_gateway_db_acquire,
 APR_DECLARE_OPTIONAL_FN(void, claude_gateway_db_release,
                         (server_rec * s, struct pg_conn *conn, int broken));
 
+/** Prices for metering a request, from the policy file's pricing section. */
+typedef struct claude_gateway_price_t {
+    int overridden;            /* a pricing.overrides row applies: the rates below */
+    apr_int64_t input, output; /* micro-USD per million tokens */
+    apr_int64_t cache_read, cache_write;
+    apr_int64_t multiplier_ppm; /* pricing.multiplier in millionths; 1000000 without one */
+} claude_gateway_price_t;
+
+/**
+ * The site's pricing for a request: the pricing.overrides row of the
+ * upstream this location proxies to that matches the served or requested
+ * model, and pricing.multiplier.
+ * @param served the model the upstream reported (may be NULL)
+ * @param out receives the prices; out->overridden is 0 when list prices apply
+ */
+APR_DECLARE_OPTIONAL_FN(void, claude_gateway_pricing,
+                        (request_rec * r, const char *served, claude_gateway_price_t *out));
+
 /**
  * Refuse r from a fixups hook that runs after the gateway's: the gateway's
  * handler answers with the JSON envelope and mod_proxy never runs. Headers

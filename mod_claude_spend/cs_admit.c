@@ -50,14 +50,15 @@ static apr_int64_t cs_estimate(request_rec *r)
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     const char *mt = apr_table_get(r->notes, "claude-max-tokens");
     cs_price_t price;
-    apr_int64_t max_tokens = mt ? apr_atoi64(mt) : -1;
+    apr_int64_t ppm, max_tokens = mt ? apr_atoi64(mt) : -1;
 
-    cs_price_lookup(model ? model : apr_table_get(r->notes, "claude-model"), &price);
+    cs_price_for(r, model ? model : apr_table_get(r->notes, "claude-model"), &price, &ppm);
     if (max_tokens < 0) {
         max_tokens = 128000; /* the API requires max_tokens; bound it anyway */
     }
-    return cs_caps_estimate(cl ? apr_atoi64(cl) : 0, max_tokens, price.input, price.cache_write,
-                            price.output);
+    return cs_price_scale(cs_caps_estimate(cl ? apr_atoi64(cl) : 0, max_tokens, price.input,
+                                           price.cache_write, price.output),
+                          ppm);
 }
 
 /* Refuse with the verdict's headers and message, as the reference's 429. */

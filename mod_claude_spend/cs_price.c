@@ -79,6 +79,15 @@ void cs_price_lookup(const char *model, cs_price_t *out)
     out->cache_write = row->cache_write;
 }
 
+apr_int64_t cs_price_scale(apr_int64_t cost, apr_int64_t multiplier_ppm)
+{
+    if (multiplier_ppm == 1000000 || cost <= 0) {
+        return cost;
+    }
+    /* 128-bit: a large cost times up to 10x must not overflow */
+    return (apr_int64_t)(((__int128)cost * multiplier_ppm + 999999) / 1000000);
+}
+
 apr_int64_t cs_price_cost(const cs_price_t *price, apr_int64_t input, apr_int64_t output,
                           apr_int64_t cache_read, apr_int64_t cache_write)
 {

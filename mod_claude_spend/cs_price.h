@@ -29,4 +29,10 @@ void cs_price_lookup(const char *model, cs_price_t *out);
 apr_int64_t cs_price_cost(const cs_price_t *price, apr_int64_t input, apr_int64_t output,
                           apr_int64_t cache_read, apr_int64_t cache_write);
 
+/**
+ * A cost times pricing.multiplier (in millionths), rounded up.
+ * @return micro-USD
+ */
+apr_int64_t cs_price_scale(apr_int64_t cost, apr_int64_t multiplier_ppm);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "mod_claude_gateway.h"
 #include "cs_usage.h"
+#include "cs_price.h"
 
 extern module AP_MODULE_DECLARE_DATA claude_spend_module;
 APLOG_USE_MODULE(claude_spend);
@@ -59,6 +60,14 @@ extern APR_OPTIONAL_FN_TYPE(claude_gateway_request_id) * cs_request_id;
 extern APR_OPTIONAL_FN_TYPE(claude_gateway_db_acquire) * cs_db_acquire;
 extern APR_OPTIONAL_FN_TYPE(claude_gateway_db_release) * cs_db_release;
 extern APR_OPTIONAL_FN_TYPE(claude_gateway_refuse) * cs_refuse_fn;
+extern APR_OPTIONAL_FN_TYPE(claude_gateway_pricing) * cs_pricing_fn;
+
+/**
+ * The price of a request's tokens: the site's override for the model, else
+ * the list price; multiplier_ppm receives pricing.multiplier in millionths.
+ * @return 0 when an unknown model fell back to the default rate
+ */
+int cs_price_for(request_rec *r, const char *model, cs_price_t *price, apr_int64_t *multiplier_ppm);
 
 /** A random 32-hex id (ledger entries, reservations). */
 const char *cs_new_id(apr_pool_t *p);

@@ -34,6 +34,27 @@ APR_OPTIONAL_FN_TYPE(claude_gateway_request_id) * cs_request_id;
 APR_OPTIONAL_FN_TYPE(claude_gateway_db_acquire) * cs_db_acquire;
 APR_OPTIONAL_FN_TYPE(claude_gateway_db_release) * cs_db_release;
 APR_OPTIONAL_FN_TYPE(claude_gateway_refuse) * cs_refuse_fn;
+APR_OPTIONAL_FN_TYPE(claude_gateway_pricing) * cs_pricing_fn;
+
+int cs_price_for(request_rec *r, const char *model, cs_price_t *price, apr_int64_t *multiplier_ppm)
+{
+    claude_gateway_price_t site;
+
+    cs_price_lookup(model, price);
+    *multiplier_ppm = 1000000;
+    if (cs_pricing_fn != NULL) {
+        cs_pricing_fn(r, model, &site);
+        *multiplier_ppm = site.multiplier_ppm;
+        if (site.overridden) {
+            price->input = site.input;
+            price->output = site.output;
+            price->cache_read = site.cache_read;
+            price->cache_write = site.cache_write;
+            price->known = 1;
+        }
+    }
+    return price->known;
+}
 static ap_filter_rec_t *cs_usage_filter_handle;
 
 static void *cs_dir_create(apr_pool_t *p, char *dir)
@@ -261,10 +282,13 @@ void cs_usage_publish(request_rec *r, cs_req_t *rq)
     }
     {
         cs_price_t price;
+        apr_int64_t ppm;
         /* priced by what was served; the requested id when the answer named none */
-        cs_price_lookup(u->model ? u->model : apr_table_get(r->notes, "claude-model"), &price);
-        rq->cost = cs_price_cost(&price, u->input_tokens, u->output_tokens, u->cache_read_tokens,
-                                 u->cache_creation_tokens);
+        cs_price_for(r, u->model ? u->model : apr_table_get(r->notes, "claude-model"), &price,
+                     &ppm);
+        rq->cost = cs_price_scale(cs_price_cost(&price, u->input_tokens, u->output_tokens,
+                                                u->cache_read_tokens, u->cache_creation_tokens),
+                                  ppm);
         if (!price.known && cs_price_warn_first(u->model ? u->model : "(none)")) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           CS_LOGNO(0220) "no list price for model %s: metered at the fallback "
@@ -584,6 +608,7 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     cs_db_acquire = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_db_acquire);
     cs_db_release = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_db_release);
     cs_refuse_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_refuse);
+    cs_pricing_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_pricing);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         /* made here, by root, and handed to the user the children run as */
         const char *path = cs_journal_path(s);

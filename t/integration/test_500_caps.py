@@ -298,3 +298,41 @@ class TestCapsDatabaseDown:
         assert totals == ','.join([str(5 * COST)] * 3)
         env.error_log.ignore_recent(tags=['CS0401', 'CS0402', 'CG0101', 'CG0103', 'CG0104',
                                           'CG0105', 'CS0302', 'CS0303', 'CS0304'])
+
+
+class TestPricing:
+    """pricing.multiplier and pricing.overrides from the policy file, as the
+    reference applies them: a row of the serving upstream, matched by the
+    upstream's model string, the client's id, or the built-in model."""
+
+    def test_cs_500_30_overrides_and_multiplier(self, env, pg, session_secret, upstream, gen_dir):
+        policy = f'{gen_dir}/pricing.yaml'
+        with open(policy, 'w') as f:
+            f.write('upstreams:\n  - {name: direct, provider: anthropic}\n'
+                    '  - {name: other, provider: anthropic}\n'
+                    'pricing:\n  multiplier: 0.5\n  overrides:\n'
+                    '    - {upstream: direct, model: claude-haiku-4-5, input: 2, output: 4.4,'
+                    ' cache_read: 0.2, cache_write: 2.5}\n'
+                    '    - {upstream: other, model: claude-sonnet-4-5, input: 100, output: 100,'
+                    ' cache_read: 100, cache_write: 100}\n')
+        GatewayConf(env).add_database(pg.conninfo).add_session() \
+            .add(f'ClaudeGatewayPolicy {policy}') \
+            .add_messages(upstream.url, dev_identity=None,
+                          extra='    ClaudeGatewayUpstreamName direct').install()
+        assert env.restart() == 0
+        env.error_log.ignore_recent(tags=['CG0100'])
+        # Sonnet: list price halved: (100 * 3 + 500 * 15) / 2 = 3900
+        r = post(env.port, '/v1/messages', body(), headers={
+            'authorization': 'Bearer ' + token(session_secret), 'x-client-request-id': 'price-1',
+            'content-type': 'application/json', 'anthropic-version': '2023-06-01'})
+        assert r.status == 200
+        # Haiku by its dated id: the row named by the built-in id, halved:
+        # (100 * 2 + 500 * 4.4) / 2 = 1200
+        r = post(env.port, '/v1/messages', body(model='claude-haiku-4-5-20251001'), headers={
+            'authorization': 'Bearer ' + token(session_secret), 'x-client-request-id': 'price-2',
+            'content-type': 'application/json', 'anthropic-version': '2023-06-01'})
+        assert r.status == 200
+        assert pg.wait_value("SELECT cost_micro_usd FROM claude_ledger "
+                             "WHERE request_id = 'price-1'") == '3900'
+        assert pg.wait_value("SELECT cost_micro_usd FROM claude_ledger "
+                             "WHERE request_id = 'price-2'") == '1200'

@@ -451,6 +451,44 @@ START_TEST(models_list_filtered)
 }
 END_TEST
 
+START_TEST(pricing_rows_most_specific_first)
+{
+    const cg_policy_t *pol =
+        policy("upstreams:\n  - {provider: bedrock, name: bed}\n  - {provider: anthropic}\n"
+               "pricing:\n  multiplier: 0.85\n  overrides:\n"
+               "    - {upstream: bed, model: claude-sonnet-4-6, input: 3.30, output: 16.50, "
+               "cache_read: 0.33, cache_write: 4.125}\n"
+               "    - {upstream: bed, model: eu.anthropic.claude-sonnet-4-6, input: 1, output: 2, "
+               "cache_read: 0, cache_write: 0}\n"
+               "    - {upstream: bed, model: my-alias, input: 7, output: 7, cache_read: 7, "
+               "cache_write: 7}\n");
+    const cg_price_row_t *row;
+
+    ck_assert_int_eq(pol->multiplier_ppm, 850000);
+    /* the built-in id covers its provider forms */
+    row = cg_policy_price(pol, "bed", "claude-sonnet-4-6", "us.anthropic.claude-sonnet-4-6");
+    ck_assert_ptr_nonnull(row);
+    ck_assert_int_eq(row->input, 3300000);
+    ck_assert_int_eq(row->cache_write, 4125000);
+    /* the upstream's own string wins over the family */
+    row = cg_policy_price(pol, "bed", "claude-sonnet-4-6", "EU.anthropic.claude-sonnet-4-6");
+    ck_assert_int_eq(row->input, 1000000);
+    /* the client's id over the family */
+    row = cg_policy_price(pol, "bed", "my-alias", "us.anthropic.claude-sonnet-4-6");
+    ck_assert_int_eq(row->input, 7000000);
+    /* rows of another upstream never apply */
+    ck_assert_ptr_null(cg_policy_price(pol, "anthropic", "claude-sonnet-4-6", NULL));
+    ck_assert_ptr_null(cg_policy_price(pol, "bed", "claude-haiku-4-5", NULL));
+    ck_assert_ptr_nonnull(strstr(policy_err("upstreams:\n  - {provider: anthropic}\npricing:\n"
+                                            "  overrides:\n    - {upstream: anthropic, model: "
+                                            "claude-sonnet-4-6, input: 1, output: 1, cache_read: "
+                                            "1, cache_write: 1}\n    - {upstream: anthropic, "
+                                            "model: claude-sonnet-4-6, input: 1, output: 1, "
+                                            "cache_read: 1, cache_write: 1}\n"),
+                                 "duplicate pricing row"));
+}
+END_TEST
+
 Suite *unit_suite_cg_policy(void)
 {
     Suite *s = suite_create("cg_policy");
@@ -475,6 +513,7 @@ Suite *unit_suite_cg_policy(void)
     tcase_add_test(tc, model_allowlist);
     tcase_add_test(tc, model_resolution);
     tcase_add_test(tc, models_list_filtered);
+    tcase_add_test(tc, pricing_rows_most_specific_first);
     suite_add_tcase(s, tc);
     return s;
 }

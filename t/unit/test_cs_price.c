@@ -61,6 +61,16 @@ START_TEST(rounding_and_cache)
 }
 END_TEST
 
+START_TEST(multiplier_rounds_up)
+{
+    ck_assert_int_eq(cs_price_scale(10000, 1000000), 10000);
+    ck_assert_int_eq(cs_price_scale(7800, 500000), 3900);
+    ck_assert_int_eq(cs_price_scale(1, 850000), 1);        /* never rounds a cost down to 0 */
+    ck_assert_int_eq(cs_price_scale(10584, 850000), 8997); /* 8996.4 up */
+    ck_assert_int_eq(cs_price_scale(0, 850000), 0);
+}
+END_TEST
+
 Suite *unit_suite_cs_price(void)
 {
     Suite *s = suite_create("cs_price");
@@ -71,6 +81,7 @@ Suite *unit_suite_cs_price(void)
     tcase_add_test(tc, families_and_spellings);
     tcase_add_test(tc, unknown_model_fallback);
     tcase_add_test(tc, rounding_and_cache);
+    tcase_add_test(tc, multiplier_rounds_up);
     suite_add_tcase(s, tc);
     return s;
 }

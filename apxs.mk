@@ -13,14 +13,14 @@ CS_DIR := mod_claude_spend
 
 # Logic files: APR, jansson, libyaml, OpenSSL only. Unit-tested and fuzzed without httpd.
 CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c $(CG_DIR)/cg_jwt.c $(CG_DIR)/cg_claims.c \
-           $(CG_DIR)/cg_yaml.c $(CG_DIR)/cg_policy.c
+           $(CG_DIR)/cg_yaml.c $(CG_DIR)/cg_policy.c $(CG_DIR)/cg_route.c
 CS_PURE := $(CS_DIR)/cs_usage.c $(CS_DIR)/cs_price.c $(CS_DIR)/cs_period.c $(CS_DIR)/cs_caps.c
 # provider translation: AWS SigV4, Bedrock, Vertex, Foundry, error hygiene
 CG_PURE += $(CG_DIR)/cg_sigv4.c
 
 # httpd glue.
 CG_GLUE := $(CG_DIR)/mod_claude_gateway.c $(CG_DIR)/cg_config.c $(CG_DIR)/cg_handler.c \
-           $(CG_DIR)/cg_db.c $(CG_DIR)/cg_oauth.c $(CG_DIR)/cg_revoke.c
+           $(CG_DIR)/cg_db.c $(CG_DIR)/cg_oauth.c $(CG_DIR)/cg_revoke.c $(CG_DIR)/cg_upstream.c
 CS_GLUE := $(CS_DIR)/mod_claude_spend.c $(CS_DIR)/cs_filter.c $(CS_DIR)/cs_admit.c
 
 CG_SRCS := $(CG_GLUE) $(CG_PURE)

@@ -33,6 +33,8 @@ void *cg_dir_create(apr_pool_t *p, char *dir)
     dc->enabled = CG_UNSET;
     dc->max_body = CG_UNSET;
     dc->upstream_auth = CG_UNSET;
+    dc->route = CG_UNSET;
+    dc->upstream_timeout_ms = CG_UNSET;
     return dc;
 }
 
@@ -48,6 +50,8 @@ void *cg_dir_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(upstream_auth, CG_UNSET);
     CG_MERGE(dev_identity, NULL);
     CG_MERGE(upstream_name, NULL);
+    CG_MERGE(route, CG_UNSET);
+    CG_MERGE(upstream_timeout_ms, CG_UNSET);
     return n;
 }
 
@@ -61,6 +65,8 @@ void *cg_srv_create(apr_pool_t *p, server_rec *s)
     sc->session_ttl = CG_UNSET;
     sc->device_rate = CG_UNSET;
     sc->revocation_refresh_ms = CG_UNSET;
+    sc->breaker_failures = CG_UNSET;
+    sc->breaker_cooldown = CG_UNSET;
     return sc;
 }
 
@@ -86,6 +92,8 @@ void *cg_srv_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(oidc_client_id, NULL);
     CG_MERGE(oidc_client_secret, NULL);
     CG_MERGE(policy, NULL);
+    CG_MERGE(breaker_failures, CG_UNSET);
+    CG_MERGE(breaker_cooldown, CG_UNSET);
     return n;
 }
 
@@ -113,6 +121,26 @@ cg_upstream_auth_e cg_dir_upstream_auth(const cg_dir_conf_t *dc)
 {
     return dc->upstream_auth == CG_UNSET ? CG_UPSTREAM_AUTH_API_KEY
                                          : (cg_upstream_auth_e)dc->upstream_auth;
+}
+
+int cg_dir_route(const cg_dir_conf_t *dc)
+{
+    return dc->route == 1;
+}
+
+int cg_dir_upstream_timeout_ms(const cg_dir_conf_t *dc)
+{
+    return dc->upstream_timeout_ms == CG_UNSET ? 120000 : dc->upstream_timeout_ms;
+}
+
+int cg_srv_breaker_failures(const cg_srv_conf_t *sc)
+{
+    return sc->breaker_failures == CG_UNSET ? 5 : sc->breaker_failures;
+}
+
+apr_interval_time_t cg_srv_breaker_cooldown(const cg_srv_conf_t *sc)
+{
+    return sc->breaker_cooldown == CG_UNSET ? apr_time_from_sec(30) : sc->breaker_cooldown;
 }
 
 const char *cg_dir_upstream_name(const cg_dir_conf_t *dc)
@@ -243,6 +271,59 @@ static const char *cg_set_dev_identity(cmd_parms *cmd, void *dcv, int argc, char
     id->source = "dev";
     dc->dev_identity = id;
     apr_pool_userdata_setn("1", CG_DEV_IDENTITY_KEY, NULL, cmd->pool);
+    return NULL;
+}
+
+static const char *cg_set_route(cmd_parms *cmd, void *dcv, int flag)
+{
+    cg_dir_conf_t *dc = dcv;
+
+    (void)cmd;
+    dc->route = flag;
+    return NULL;
+}
+
+static const char *cg_set_upstream_timeout(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cg_dir_conf_t *dc = dcv;
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+
+    if (*arg == '\0' || *end != '\0' || v < 100 || v > 3600000) {
+        return apr_psprintf(cmd->pool,
+                            "ClaudeGatewayUpstreamTimeout: '%s' is not a number of milliseconds "
+                            "from 100 to 3600000",
+                            arg);
+    }
+    dc->upstream_timeout_ms = (int)v;
+    return NULL;
+}
+
+static const char *cg_set_breaker(cmd_parms *cmd, void *dcv, const char *failures,
+                                  const char *cooldown)
+{
+    cg_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_gateway_module);
+    char *end;
+    apr_int64_t f = apr_strtoi64(failures, &end, 10), c;
+
+    (void)dcv;
+    if (*failures == '\0' || *end != '\0' || f < 0 || f > 1000) {
+        return apr_psprintf(cmd->pool,
+                            "ClaudeGatewayCircuitBreaker: '%s' is not a number of failures from 0 "
+                            "(off) to 1000",
+                            failures);
+    }
+    sc->breaker_failures = (int)f;
+    if (cooldown != NULL) {
+        c = apr_strtoi64(cooldown, &end, 10);
+        if (*cooldown == '\0' || *end != '\0' || c < 1 || c > 86400) {
+            return apr_psprintf(cmd->pool,
+                                "ClaudeGatewayCircuitBreaker: '%s' is not a number of seconds "
+                                "from 1 to 86400",
+                                cooldown);
+        }
+        sc->breaker_cooldown = apr_time_from_sec(c);
+    }
     return NULL;
 }
 
@@ -526,6 +607,14 @@ const command_rec cg_cmds[] = {
     AP_INIT_TAKE1("ClaudeGatewayUpstreamName", cg_set_upstream_name, NULL,
                   ACCESS_CONF | RSRC_CONF,
                   "the policy file's name of the upstream this location proxies to"),
+    AP_INIT_FLAG("ClaudeGatewayRoute", cg_set_route, NULL, ACCESS_CONF | RSRC_CONF,
+                 "serve this location through the policy's upstreams, in order, with failover, "
+                 "instead of ProxyPass"),
+    AP_INIT_TAKE1("ClaudeGatewayUpstreamTimeout", cg_set_upstream_timeout, NULL,
+                  ACCESS_CONF | RSRC_CONF, "time to first byte per upstream attempt, ms (120000)"),
+    AP_INIT_TAKE12("ClaudeGatewayCircuitBreaker", cg_set_breaker, NULL, RSRC_CONF,
+                   "consecutive failures that open an upstream's circuit (5; 0: off) and the "
+                   "seconds it stays open (30)"),
     AP_INIT_TAKE1("ClaudeGatewayPolicy", cg_set_policy, NULL, RSRC_CONF,
                   "the policy file (gateway.yaml: managed settings, models, upstream names)"),
     AP_INIT_TAKE1("ClaudeGatewayDatabase", cg_set_database, NULL, RSRC_CONF,

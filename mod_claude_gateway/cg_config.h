@@ -24,6 +24,8 @@ typedef struct cg_dir_conf_t {
     int upstream_auth;            /* ClaudeGatewayUpstreamAuth */
     const cg_identity_t *dev_identity; /* ClaudeGatewayDevIdentity: development only */
     const char *upstream_name;         /* ClaudeGatewayUpstreamName: for model mapping */
+    int route;                         /* ClaudeGatewayRoute: the policy's upstreams, failover */
+    int upstream_timeout_ms;           /* ClaudeGatewayUpstreamTimeout: time to first byte */
 } cg_dir_conf_t;
 
 #define CG_DEFAULT_SESSION_TTL 3600
@@ -47,6 +49,8 @@ typedef struct cg_srv_conf_t {
     int db_max;                             /* ClaudeGatewayDatabasePool max */
     apr_interval_time_t db_acquire_timeout; /* ClaudeGatewayDatabasePool timeout */
     const cg_policy_t *policy;              /* ClaudeGatewayPolicy, compiled */
+    int breaker_failures;                   /* ClaudeGatewayCircuitBreaker failures (0: off) */
+    apr_interval_time_t breaker_cooldown;   /* ClaudeGatewayCircuitBreaker cool-down */
 } cg_srv_conf_t;
 
 extern const command_rec cg_cmds[];
@@ -66,6 +70,14 @@ apr_off_t cg_dir_max_body(const cg_dir_conf_t *dc);
 cg_upstream_auth_e cg_dir_upstream_auth(const cg_dir_conf_t *dc);
 /** The upstream this location proxies to, by its policy name; "anthropic" by default. */
 const char *cg_dir_upstream_name(const cg_dir_conf_t *dc);
+/** Whether this location routes through the policy's upstreams itself. */
+int cg_dir_route(const cg_dir_conf_t *dc);
+/** Time to first byte allowed per upstream attempt, ms (120000). */
+int cg_dir_upstream_timeout_ms(const cg_dir_conf_t *dc);
+/** Consecutive failures that open an upstream's circuit (5; 0: never). */
+int cg_srv_breaker_failures(const cg_srv_conf_t *sc);
+/** How long an open circuit skips its upstream (30 s). */
+apr_interval_time_t cg_srv_breaker_cooldown(const cg_srv_conf_t *sc);
 int cg_srv_db_max(const cg_srv_conf_t *sc);
 int cg_srv_session_ttl(const cg_srv_conf_t *sc);
 int cg_srv_device_rate(const cg_srv_conf_t *sc);

@@ -17,6 +17,7 @@
 #include "cg_handler.h"
 #include "cg_oauth.h"
 #include "cg_revoke.h"
+#include "cg_upstream.h"
 #include "cg_util.h"
 
 int cg_error_set(request_rec *r, int status, const char *type, const char *msg)
@@ -234,6 +235,11 @@ static int cg_models(request_rec *r)
     return cg_reply_json(r, HTTP_OK, body, 0);
 }
 
+int cg_error_reply(request_rec *r)
+{
+    return cg_error_answer(r, cg_req_get(r));
+}
+
 int cg_handler(request_rec *r)
 {
     const cg_req_t *rq;
@@ -266,6 +272,9 @@ int cg_handler(request_rec *r)
     }
     if (strcmp(r->handler, CG_HANDLER_MODELS) == 0) {
         return cg_models(r);
+    }
+    if (strcmp(r->handler, CG_HANDLER_ROUTE) == 0) {
+        return cg_upstream_handler(r);
     }
     return DECLINED;
 }

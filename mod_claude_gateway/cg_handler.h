@@ -23,6 +23,9 @@ int cg_error_set(request_rec *r, int status, const char *type, const char *msg);
 /** Like cg_error_set, but a text/plain body as the reference's 404/411/413. */
 int cg_error_set_plain(request_rec *r, int status, const char *msg);
 
+/** Answer the error recorded with cg_error_set, from a handler. */
+int cg_error_reply(request_rec *r);
+
 /**
  * Write a JSON answer with the gateway's headers.
  * @param body compact JSON text

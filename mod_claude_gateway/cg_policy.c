@@ -821,6 +821,169 @@ static const char *cg_check_domain(cg_val_t *v, const char *path, const json_t *
     return cg_model_norm(v->p, d);
 }
 
+static int cg_in(const char *key, const char *const *set);
+
+/* A string member, or NULL; a non-string fails the validation. */
+static const char *cg_opt_string(cg_val_t *v, const char *path, const json_t *obj, const char *key,
+                                 int *ok)
+{
+    json_t *j = json_object_get(obj, key);
+
+    if (j == NULL || !*ok) {
+        return NULL;
+    }
+    if (!cg_want(v, cg_sub(v, path, key), j, JSON_STRING, "string") || json_string_length(j) == 0) {
+        cg_fail(v, cg_sub(v, path, key), "must be a non-empty string");
+        *ok = 0;
+        return NULL;
+    }
+    return json_string_value(j);
+}
+
+/* The reference's upstreams[] entry, strictly: keys by provider, the auth
+ * forms each provider takes, complete AWS key pairs, reserved headers. */
+static int cg_check_upstream(cg_val_t *v, const char *path, const json_t *u, cg_upstream_decl_t *d)
+{
+    static const char *const common[] = {"provider", "name",   "base_url", "headers",
+                                         "groups",   "models", "auth",     NULL};
+    static const char *const reserved[] = {
+        "authorization",     "x-api-key",  "host",    "content-length", "content-type",
+        "transfer-encoding", "connection", "api-key", "x-amz-date",     "x-amz-security-token",
+        "anthropic-version", NULL};
+    const char *const *extra;
+    static const char *const ex_anthropic[] = {"forward_user_identity", NULL};
+    static const char *const ex_bedrock[] = {"region", "guardrail", "guardrail_trace",
+                                             "assume_role", NULL};
+    static const char *const ex_vertex[] = {"region", "project_id", NULL};
+    static const char *const ex_foundry[] = {"resource", NULL};
+    static const char *const ex_aws[] = {"region", "workspace_id", NULL};
+    static const char *const ex_gcp[] = {"project_id", "workspace_id", "location", NULL};
+    const char *key, *apath = cg_sub(v, path, "auth");
+    json_t *val, *auth = json_object_get(u, "auth");
+    int ok = 1;
+
+    if (!strcmp(d->provider, "anthropic")) {
+        extra = ex_anthropic;
+    }
+    else if (!strcmp(d->provider, "bedrock") || !strcmp(d->provider, "mantle")) {
+        extra = ex_bedrock;
+    }
+    else if (!strcmp(d->provider, "vertex")) {
+        extra = ex_vertex;
+    }
+    else if (!strcmp(d->provider, "foundry")) {
+        extra = ex_foundry;
+    }
+    else if (!strcmp(d->provider, "anthropicAws")) {
+        extra = ex_aws;
+    }
+    else {
+        extra = ex_gcp;
+    }
+    json_object_foreach((json_t *)u, key, val)
+    {
+        if (!cg_in(key, common) && !cg_in(key, extra)) {
+            return cg_fail(v, path, apr_psprintf(v->p, "Unrecognized key: \"%s\"", key));
+        }
+    }
+    d->base_url = cg_opt_string(v, path, u, "base_url", &ok);
+    d->region = cg_opt_string(v, path, u, "region", &ok);
+    d->project_id = cg_opt_string(v, path, u, "project_id", &ok);
+    d->resource = cg_opt_string(v, path, u, "resource", &ok);
+    d->workspace_id = cg_opt_string(v, path, u, "workspace_id", &ok);
+    if (!ok) {
+        return 0;
+    }
+    if (d->base_url && strncmp(d->base_url, "https://", 8) != 0 &&
+        strncmp(d->base_url, "http://", 7) != 0) {
+        return cg_fail(v, cg_sub(v, path, "base_url"), "Invalid url");
+    }
+    if ((!strcmp(d->provider, "bedrock") || !strcmp(d->provider, "vertex") ||
+         !strcmp(d->provider, "anthropicAws")) &&
+        d->region == NULL) {
+        return cg_fail(v, cg_sub(v, path, "region"), "Required");
+    }
+    if (!strcmp(d->provider, "vertex") && d->project_id == NULL) {
+        return cg_fail(v, cg_sub(v, path, "project_id"), "Required");
+    }
+    if (!strcmp(d->provider, "foundry") && d->resource == NULL && d->base_url == NULL) {
+        return cg_fail(v, cg_sub(v, path, "resource"), "Required");
+    }
+    if ((val = json_object_get(u, "forward_user_identity")) != NULL) {
+        if (!cg_want(v, cg_sub(v, path, "forward_user_identity"), val, JSON_TRUE, "boolean")) {
+            return 0;
+        }
+        d->forward_user_identity = json_is_true(val);
+        if (d->forward_user_identity &&
+            (d->base_url == NULL || strstr(d->base_url, "anthropic.com") != NULL)) {
+            return cg_fail(v, cg_sub(v, path, "forward_user_identity"),
+                           "forward_user_identity cannot be sent to the Anthropic API");
+        }
+    }
+    if ((val = json_object_get(u, "headers")) != NULL) {
+        const char *hk;
+        json_t *hv;
+        if (!cg_string_map(v, cg_sub(v, path, "headers"), val)) {
+            return 0;
+        }
+        json_object_foreach(val, hk, hv)
+        {
+            char *lower = cg_model_norm(v->p, hk);
+            if (cg_in(lower, reserved)) {
+                return cg_fail(v, cg_sub(v, cg_sub(v, path, "headers"), hk),
+                               "this header is set by the gateway");
+            }
+        }
+        d->headers = val;
+    }
+    if ((val = json_object_get(u, "groups")) != NULL) {
+        apr_size_t g;
+        if (!cg_string_list(v, cg_sub(v, path, "groups"), val, 1)) {
+            return 0;
+        }
+        d->groups = apr_array_make(v->p, (int)json_array_size(val), sizeof(char *));
+        for (g = 0; g < json_array_size(val); g++) {
+            APR_ARRAY_PUSH(d->groups, const char *) = json_string_value(json_array_get(val, g));
+        }
+    }
+    if ((val = json_object_get(u, "models")) != NULL) {
+        apr_size_t m;
+        if (!cg_string_list(v, cg_sub(v, path, "models"), val, 1)) {
+            return 0;
+        }
+        d->models = apr_array_make(v->p, (int)json_array_size(val), sizeof(char *));
+        for (m = 0; m < json_array_size(val); m++) {
+            APR_ARRAY_PUSH(d->models, const char *) = json_string_value(json_array_get(val, m));
+        }
+    }
+    if (auth == NULL) {
+        return 1;
+    }
+    if (!cg_want(v, apath, auth, JSON_OBJECT, "object")) {
+        return 0;
+    }
+    d->api_key = cg_opt_string(v, apath, auth, "api_key", &ok);
+    d->oauth_token = cg_opt_string(v, apath, auth, "oauth_token", &ok);
+    d->aws_access_key_id = cg_opt_string(v, apath, auth, "aws_access_key_id", &ok);
+    d->aws_secret_access_key = cg_opt_string(v, apath, auth, "aws_secret_access_key", &ok);
+    d->aws_session_token = cg_opt_string(v, apath, auth, "aws_session_token", &ok);
+    d->aws_bearer_token = cg_opt_string(v, apath, auth, "aws_bearer_token", &ok);
+    d->service_account_json = cg_opt_string(v, apath, auth, "service_account_json", &ok);
+    d->access_token = cg_opt_string(v, apath, auth, "access_token", &ok);
+    if (!ok) {
+        return 0;
+    }
+    if ((d->aws_access_key_id == NULL) != (d->aws_secret_access_key == NULL) ||
+        (d->aws_session_token != NULL && d->aws_access_key_id == NULL)) {
+        return cg_fail(v, apath,
+                       "aws_access_key_id and aws_secret_access_key must be given together");
+    }
+    if (d->api_key != NULL && d->oauth_token != NULL) {
+        return cg_fail(v, apath, "give api_key or oauth_token, not both");
+    }
+    return 1;
+}
+
 static int cg_check_upstreams(cg_val_t *v, const json_t *ups)
 {
     apr_size_t i, k;
@@ -860,6 +1023,7 @@ static int cg_check_upstreams(cg_val_t *v, const json_t *ups)
             return cg_fail(v, cg_sub(v, path, "name"), "must not be empty");
         }
         d = apr_array_push(v->pol->upstreams);
+        memset(d, 0, sizeof(*d));
         d->provider = apr_pstrdup(v->p, json_string_value(prov));
         d->name = name ? apr_pstrdup(v->p, json_string_value(name)) : d->provider;
         for (k = 0; k + 1 < (apr_size_t)v->pol->upstreams->nelts; k++) {
@@ -868,10 +1032,33 @@ static int cg_check_upstreams(cg_val_t *v, const json_t *ups)
                                apr_psprintf(v->p, "duplicate upstream name '%s'", d->name));
             }
         }
+        if (!cg_check_upstream(v, path, u, d)) {
+            return 0;
+        }
+        if (d->base_url == NULL) {
+            if (!strcmp(d->provider, "bedrock")) {
+                d->base_url =
+                    apr_psprintf(v->p, "https://bedrock-runtime.%s.amazonaws.com", d->region);
+            }
+            else if (!strcmp(d->provider, "vertex")) {
+                d->base_url =
+                    !strcmp(d->region, "global")
+                        ? "https://aiplatform.googleapis.com"
+                        : apr_psprintf(v->p, "https://%s-aiplatform.googleapis.com", d->region);
+            }
+            else if (!strcmp(d->provider, "foundry")) {
+                d->base_url =
+                    apr_psprintf(v->p, "https://%s.services.ai.azure.com/anthropic", d->resource);
+            }
+            else if (!strcmp(d->provider, "anthropicAws")) {
+                d->base_url =
+                    apr_psprintf(v->p, "https://aws-external-anthropic.%s.api.aws", d->region);
+            }
+            else {
+                d->base_url = "https://api.anthropic.com";
+            }
+        }
     }
-    *(const char **)apr_array_push(v->pol->notes) =
-        "upstreams: names and providers are used for model mapping; this location's traffic "
-        "still goes where ProxyPass sends it, with ClaudeGatewayUpstreamKey";
     return 1;
 }
 

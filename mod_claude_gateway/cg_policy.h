@@ -64,6 +64,18 @@ typedef struct cg_custom_model_t {
 typedef struct cg_upstream_decl_t {
     const char *name;
     const char *provider;
+    const char *base_url; /* the provider's default when not given */
+    /* auth: secrets, never logged */
+    const char *api_key;
+    const char *oauth_token;
+    const char *aws_access_key_id, *aws_secret_access_key, *aws_session_token, *aws_bearer_token;
+    const char *service_account_json; /* vertex: path of the key file */
+    const char *access_token;         /* vertex: a static token */
+    const char *region, *project_id, *resource, *workspace_id;
+    json_t *headers;            /* static headers; object, may be NULL */
+    apr_array_header_t *groups; /* const char *: who may use it; NULL: everyone */
+    apr_array_header_t *models; /* const char *: what it serves ('*' globs); NULL: all */
+    int forward_user_identity;
 } cg_upstream_decl_t;
 
 /** A pricing.overrides row: rates in micro-USD per million tokens. */

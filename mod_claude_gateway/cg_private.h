@@ -29,6 +29,8 @@ APLOG_USE_MODULE(claude_gateway);
 #define CG_HANDLER_ERROR "claude-gateway-error"
 #define CG_HANDLER_MANAGED_SETTINGS "claude-managed-settings"
 #define CG_HANDLER_MODELS "claude-models"
+/* set in fixups on ClaudeGatewayRoute locations: cg_upstream.c answers */
+#define CG_HANDLER_ROUTE "claude-gateway-route"
 /* The URI an authentication failure is internally redirected to, so the 401
  * is written as JSON by our handler rather than as httpd's HTML page. */
 #define CG_ERROR_URI "/.claude-gateway/error"

@@ -28,6 +28,7 @@
 #include "cg_handler.h"
 #include "cg_oauth.h"
 #include "cg_revoke.h"
+#include "cg_upstream.h"
 #include "cg_util.h"
 
 #define CG_AUTH_TYPE "claude-session"
@@ -381,6 +382,10 @@ static int cg_apply_policy(request_rec *r, const cg_dir_conf_t *dc, cg_req_t *rq
         apr_table_setn(r->notes, "claude-decision", "policy_denied");
         return OK;
     }
+    if (cg_dir_route(dc)) {
+        r->handler = CG_HANDLER_ROUTE; /* mapped per upstream by cg_upstream.c */
+        return OK;
+    }
     upstream = cg_dir_upstream_name(dc);
     target = cg_policy_upstream_model(pol, rq->model, upstream,
                                       cg_policy_upstream_provider(pol, upstream));
@@ -619,6 +624,7 @@ static void cg_child_init(apr_pool_t *pchild, server_rec *s)
 {
     cg_db_child_init(pchild, s);
     cg_revoke_child_init(pchild, s);
+    cg_upstream_child_init(pchild, s);
 }
 
 static void cg_register_hooks(apr_pool_t *p)

@@ -510,6 +510,9 @@ static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
     p[4] = apr_table_get(r->notes, "claude-model");
     p[5] = u->model;
     p[6] = r->filename && strncmp(r->filename, "proxy:", 6) == 0 ? r->filename + 6 : NULL;
+    if (apr_table_get(r->notes, "claude-upstream") != NULL) {
+        p[6] = apr_table_get(r->notes, "claude-upstream"); /* the gateway's router: by name */
+    }
     p[7] = apr_itoa(r->pool, r->status);
     p[8] = apr_off_t_toa(r->pool, u->input_tokens);
     p[9] = apr_off_t_toa(r->pool, u->output_tokens);

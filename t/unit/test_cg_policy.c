@@ -210,9 +210,10 @@ START_TEST(policy_validation_messages)
                      "t.yaml: upstreams[1]: duplicate upstream name 'anthropic'");
     ck_assert_ptr_nonnull(strstr(policy_err("upstreams:\n  - provider: openai\n"),
                                  "upstreams[0].provider: Invalid discriminator value"));
-    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: bedrock, name: b1}\nmodels:\n"
-                                "  - {id: m, upstream_model: {b2: x}}\n"),
-                     "t.yaml: models[0].upstream_model.b2: references unknown upstream 'b2'");
+    ck_assert_str_eq(
+        policy_err("upstreams:\n  - {provider: bedrock, name: b1, region: us-east-1}\nmodels:\n"
+                   "  - {id: m, upstream_model: {b2: x}}\n"),
+        "t.yaml: models[0].upstream_model.b2: references unknown upstream 'b2'");
     ck_assert_str_eq(policy_err("models:\n  - {id: m}\n"), "t.yaml: models[0].upstream_model: "
                                                            "Required");
     ck_assert_str_eq(policy_err("auto_include_builtin_models: yes\n"),
@@ -401,7 +402,7 @@ END_TEST
 START_TEST(model_resolution)
 {
     const cg_policy_t *pol = policy("upstreams:\n  - {provider: anthropic, name: direct}\n"
-                                    "  - {provider: bedrock, name: bed}\n"
+                                    "  - {provider: bedrock, name: bed, region: us-east-1}\n"
                                     "models:\n  - {id: claude-custom-1, label: Custom One, "
                                     "description: routed, upstream_model: {bed: arn:aws:x}}\n"
                                     "  - {id: claude-opus-4-8, upstream_model: {bed: eu.opus}}\n");
@@ -454,7 +455,8 @@ END_TEST
 START_TEST(pricing_rows_most_specific_first)
 {
     const cg_policy_t *pol =
-        policy("upstreams:\n  - {provider: bedrock, name: bed}\n  - {provider: anthropic}\n"
+        policy("upstreams:\n  - {provider: bedrock, name: bed, region: us-east-1}\n  - {provider: "
+               "anthropic}\n"
                "pricing:\n  multiplier: 0.85\n  overrides:\n"
                "    - {upstream: bed, model: claude-sonnet-4-6, input: 3.30, output: 16.50, "
                "cache_read: 0.33, cache_write: 4.125}\n"

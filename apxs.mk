@@ -23,6 +23,10 @@ CG_GLUE := $(CG_DIR)/mod_claude_gateway.c $(CG_DIR)/cg_config.c $(CG_DIR)/cg_han
            $(CG_DIR)/cg_db.c $(CG_DIR)/cg_oauth.c $(CG_DIR)/cg_revoke.c $(CG_DIR)/cg_upstream.c
 CS_GLUE := $(CS_DIR)/mod_claude_spend.c $(CS_DIR)/cs_filter.c $(CS_DIR)/cs_admit.c
 
+# rate limits per principal and group (the policy's rate_limits)
+CG_PURE += $(CG_DIR)/cg_rl.c
+CG_GLUE += $(CG_DIR)/cg_ratelimit.c
+
 CG_SRCS := $(CG_GLUE) $(CG_PURE)
 CS_SRCS := $(CS_GLUE) $(CS_PURE)
 CG_HDRS := $(filter-out $(CG_DIR)/cg_schema.h,$(wildcard $(CG_DIR)/*.h))

@@ -281,7 +281,6 @@ static const char *const cg_directive_sections[][2] = {
     {"session", "ClaudeGatewaySessionSecret and ClaudeGatewaySessionTTL"},
     {"store", "ClaudeGatewayDatabase and ClaudeGatewayDatabasePool"},
     {"limits", "ClaudeGatewayMaxBody, LimitRequestFieldSize and LimitRequestLine"},
-    {"rate_limits", "ClaudeGatewayDeviceRateLimit"},
     {"login_notice", "ClaudeGatewayLoginNotice"},
     {"access_control", "Require ip / Require not ip"},
     {"timeouts", "ProxyTimeout"},
@@ -1144,6 +1143,92 @@ static int cg_check_models(cg_val_t *v, const json_t *models)
     return 1;
 }
 
+/* A positive count, or fail. */
+static int cg_want_count(cg_val_t *v, const char *path, const json_t *j, apr_int64_t *out)
+{
+    if (!json_is_integer(j) || json_integer_value(j) < 1) {
+        return cg_fail(v, path, "must be a positive integer");
+    }
+    *out = (apr_int64_t)json_integer_value(j);
+    return 1;
+}
+
+static int cg_check_rl_pair(cg_val_t *v, const char *path, const json_t *obj, apr_int64_t *rpm,
+                            apr_int64_t *tpm)
+{
+    json_t *j;
+
+    if ((j = json_object_get(obj, "requests_per_minute")) != NULL &&
+        !cg_want_count(v, cg_sub(v, path, "requests_per_minute"), j, rpm)) {
+        return 0;
+    }
+    if ((j = json_object_get(obj, "tokens_per_minute")) != NULL &&
+        !cg_want_count(v, cg_sub(v, path, "tokens_per_minute"), j, tpm)) {
+        return 0;
+    }
+    return 1;
+}
+
+/* The reference's rate_limits (device endpoints, configured by directive
+ * here) plus this module's per-principal and per-group limits. */
+static int cg_check_rate_limits(cg_val_t *v, const json_t *rl)
+{
+    static const char *const keys[] = {"device_authorization",
+                                       "device_verify",
+                                       "requests_per_minute",
+                                       "tokens_per_minute",
+                                       "groups",
+                                       "store",
+                                       NULL};
+    static const char *const pair[] = {"requests_per_minute", "tokens_per_minute", NULL};
+    json_t *j;
+
+    if (!cg_want(v, "rate_limits", rl, JSON_OBJECT, "object") ||
+        !cg_keys_only(v, "rate_limits", rl, keys)) {
+        return 0;
+    }
+    if (json_object_get(rl, "device_authorization") || json_object_get(rl, "device_verify")) {
+        *(const char **)apr_array_push(v->pol->notes) =
+            "rate_limits.device_*: not read from the policy file; httpd configures it "
+            "(ClaudeGatewayDeviceRateLimit)";
+    }
+    if (!cg_check_rl_pair(v, "rate_limits", rl, &v->pol->rl_rpm, &v->pol->rl_tpm)) {
+        return 0;
+    }
+    if ((j = json_object_get(rl, "store")) != NULL) {
+        if (!json_is_string(j) || (strcmp(json_string_value(j), "node") != 0 &&
+                                   strcmp(json_string_value(j), "postgres") != 0)) {
+            return cg_fail(v, "rate_limits.store",
+                           "Invalid enum value. Expected 'node' | "
+                           "'postgres'");
+        }
+        v->pol->rl_postgres = !strcmp(json_string_value(j), "postgres");
+    }
+    if ((j = json_object_get(rl, "groups")) != NULL) {
+        const char *g;
+        json_t *lim;
+        if (!cg_want(v, "rate_limits.groups", j, JSON_OBJECT, "object")) {
+            return 0;
+        }
+        json_object_foreach(j, g, lim)
+        {
+            const char *path = cg_sub(v, "rate_limits.groups", g);
+            cg_rl_group_t *rg;
+            if (!cg_want(v, path, lim, JSON_OBJECT, "object") ||
+                !cg_keys_only(v, path, lim, pair)) {
+                return 0;
+            }
+            rg = apr_array_push(v->pol->rl_groups);
+            memset(rg, 0, sizeof(*rg));
+            rg->group = g;
+            if (!cg_check_rl_pair(v, path, lim, &rg->rpm, &rg->tpm)) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 static int cg_check_pricing(cg_val_t *v, const json_t *pr)
 {
     static const char *const keys[] = {"multiplier", "overrides", NULL};
@@ -1518,7 +1603,8 @@ static void cg_compile_rules(apr_pool_t *p, cg_policy_t *pol)
 const char *cg_policy_compile(apr_pool_t *p, json_t *root, const char *file, cg_policy_t **out)
 {
     static const char *const known[] = {"managed",   "models",  "auto_include_builtin_models",
-                                        "upstreams", "pricing", NULL};
+                                        "upstreams", "pricing", "rate_limits",
+                                        NULL};
     cg_val_t v;
     cg_policy_t *pol = apr_pcalloc(p, sizeof(*pol));
     const char *key;
@@ -1532,6 +1618,7 @@ const char *cg_policy_compile(apr_pool_t *p, json_t *root, const char *file, cg_
     pol->notes = apr_array_make(p, 4, sizeof(char *));
     pol->prices = apr_array_make(p, 2, sizeof(cg_price_row_t));
     pol->multiplier_ppm = 1000000;
+    pol->rl_groups = apr_array_make(p, 2, sizeof(cg_rl_group_t));
     pol->base = -1;
     pol->auto_builtin = 1;
     pol->root = json_incref(root);
@@ -1592,6 +1679,10 @@ const char *cg_policy_compile(apr_pool_t *p, json_t *root, const char *file, cg_
             pol->auto_builtin = json_is_true(val);
         }
         if ((val = json_object_get(root, "models")) != NULL && !cg_check_models(&v, val)) {
+            return v.err;
+        }
+        if ((val = json_object_get(root, "rate_limits")) != NULL &&
+            !cg_check_rate_limits(&v, val)) {
             return v.err;
         }
         if ((val = json_object_get(root, "pricing")) != NULL && !cg_check_pricing(&v, val)) {

@@ -78,6 +78,12 @@ typedef struct cg_upstream_decl_t {
     int forward_user_identity;
 } cg_upstream_decl_t;
 
+/** A rate limit of a group's members together (rate_limits.groups). */
+typedef struct cg_rl_group_t {
+    const char *group;
+    apr_int64_t rpm, tpm; /* 0: unlimited */
+} cg_rl_group_t;
+
 /** A pricing.overrides row: rates in micro-USD per million tokens. */
 typedef struct cg_price_row_t {
     const char *upstream;
@@ -97,6 +103,9 @@ typedef struct cg_policy_t {
     apr_array_header_t *notes;     /* const char *: what the admin should know at load */
     apr_array_header_t *prices;    /* cg_price_row_t: pricing.overrides */
     apr_int64_t multiplier_ppm;    /* pricing.multiplier in millionths (1000000 = 1) */
+    apr_int64_t rl_rpm, rl_tpm;    /* rate_limits per principal, per minute; 0: none */
+    apr_array_header_t *rl_groups; /* cg_rl_group_t */
+    int rl_postgres;               /* rate_limits.store: postgres (across nodes) */
     json_t *root;
 } cg_policy_t;
 

@@ -27,6 +27,7 @@
 #include "cg_db.h"
 #include "cg_handler.h"
 #include "cg_oauth.h"
+#include "cg_ratelimit.h"
 #include "cg_revoke.h"
 #include "cg_upstream.h"
 #include "cg_util.h"
@@ -454,6 +455,11 @@ static int cg_fixups(request_rec *r)
     if (cg_apply_policy(r, dc, rq) != OK || rq->err_status != 0) {
         return OK;
     }
+    if (strstr(r->uri, "/count_tokens") == NULL &&
+        (cg_ratelimit_check(r, rq->identity.sub ? &rq->identity : NULL) != OK ||
+         rq->err_status != 0)) {
+        return OK;
+    }
     apr_table_setn(r->notes, "claude-decision", "allowed");
     cg_headers_upstream(r, dc, rq);
     return OK;
@@ -614,14 +620,38 @@ static int cg_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                                     "are served unauthenticated. Development only.");
     }
     cg_policy_report(s);
+    if (cg_ratelimit_post_config(pconf, s) != OK) {
+        return !OK;
+    }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                  CG_LOGNO(0001) "mod_claude_gateway/" CG_VERSION " ready (database %s)",
                  cg_srv_get(s)->db_conninfo ? "configured" : "none");
     return OK;
 }
 
+static int cg_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    cg_ratelimit_pre_config(pconf);
+    return OK;
+}
+
+/* Runs after mod_claude_spend published the usage notes. */
+static int cg_log_transaction(request_rec *r)
+{
+    cg_req_t *rq = cg_req_find(r);
+
+    if (rq != NULL && rq->identity.sub != NULL && rq->err_status == 0 &&
+        apr_table_get(r->notes, "claude-usage-in") != NULL) {
+        cg_ratelimit_account(r, &rq->identity);
+    }
+    return DECLINED;
+}
+
 static void cg_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    cg_ratelimit_child_init(pchild, s);
     cg_db_child_init(pchild, s);
     cg_revoke_child_init(pchild, s);
     cg_upstream_child_init(pchild, s);
@@ -638,6 +668,8 @@ static void cg_register_hooks(apr_pool_t *p)
 
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "claude-group", AUTHZ_PROVIDER_VERSION,
                               &cg_authz_group_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_pre_config(cg_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(cg_log_transaction, NULL, NULL, APR_HOOK_LAST);
     ap_hook_check_config(cg_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(cg_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(cg_child_init, NULL, NULL, APR_HOOK_MIDDLE);

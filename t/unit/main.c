@@ -34,6 +34,7 @@ int main(void)
     srunner_add_suite(sr, unit_suite_cg_policy());
     srunner_add_suite(sr, unit_suite_cs_caps());
     srunner_add_suite(sr, unit_suite_cg_route());
+    srunner_add_suite(sr, unit_suite_cg_rl());
     srunner_add_suite(sr, unit_suite_cs_period());
     srunner_add_suite(sr, unit_suite_cg_sigv4());
     srunner_run_all(sr, CK_NORMAL);

@@ -23,6 +23,7 @@ Suite *unit_suite_ca_chain(void);
 Suite *unit_suite_cg_policy(void);
 Suite *unit_suite_cs_caps(void);
 Suite *unit_suite_cg_route(void);
+Suite *unit_suite_cg_rl(void);
 Suite *unit_suite_cs_period(void);
 Suite *unit_suite_cg_sigv4(void);
 

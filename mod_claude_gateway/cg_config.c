@@ -10,6 +10,8 @@
  *   ClaudeGatewayDatabasePool <max> [timeout-ms] (global) per-child pool
  *   ClaudeGatewayPolicy <file>           (server) gateway.yaml: managed settings, models
  *   ClaudeGatewayUpstreamName <name>     (dir) the policy's name for this upstream
+ *   ClaudeGatewayAdminKey read|write <id> env:N|file:P (server) an admin API key
+ *   ClaudeGatewayAdminGroups <group>...  (server) IdP groups whose sessions administer
  *
  * Every field starts UNSET, merges "inner if set", and has its default in one
  * getter, so an inner section can always restate the default. */
@@ -19,6 +21,7 @@
 
 #include "cg_private.h"
 #include "cg_config.h"
+#include "cg_admin.h"
 #include "cg_util.h"
 #include "cg_jwt.h"
 #include "cg_yaml.h"
@@ -92,6 +95,8 @@ void *cg_srv_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(oidc_client_id, NULL);
     CG_MERGE(oidc_client_secret, NULL);
     CG_MERGE(policy, NULL);
+    CG_MERGE(admin_keys, NULL);
+    CG_MERGE(admin_groups, NULL);
     CG_MERGE(breaker_failures, CG_UNSET);
     CG_MERGE(breaker_cooldown, CG_UNSET);
     return n;
@@ -649,6 +654,11 @@ const command_rec cg_cmds[] = {
                   "the IdP's token endpoint, used for the refresh grant"),
     AP_INIT_TAKE2("ClaudeGatewayOIDCClient", cg_set_oidc_client, NULL, RSRC_CONF,
                   "client id and secret (env:NAME or file:/path) for the IdP's token endpoint"),
+    AP_INIT_TAKE3("ClaudeGatewayAdminKey", cg_admin_set_key, NULL, RSRC_CONF,
+                  "read|write, an id and the key (env:NAME or file:/path, 32+ characters) of "
+                  "the admin API; repeatable"),
+    AP_INIT_ITERATE("ClaudeGatewayAdminGroups", cg_admin_set_group, NULL, RSRC_CONF,
+                    "IdP groups whose members may change spend limits and revoke sessions"),
     {NULL}
 };
 /* clang-format on */

@@ -49,6 +49,8 @@ typedef struct cg_srv_conf_t {
     int db_max;                             /* ClaudeGatewayDatabasePool max */
     apr_interval_time_t db_acquire_timeout; /* ClaudeGatewayDatabasePool timeout */
     const cg_policy_t *policy;              /* ClaudeGatewayPolicy, compiled */
+    apr_array_header_t *admin_keys;         /* ClaudeGatewayAdminKey, cg_admin_key_t; secret */
+    apr_array_header_t *admin_groups;       /* ClaudeGatewayAdminGroups, const char * */
     int breaker_failures;                   /* ClaudeGatewayCircuitBreaker failures (0: off) */
     apr_interval_time_t breaker_cooldown;   /* ClaudeGatewayCircuitBreaker cool-down */
 } cg_srv_conf_t;

@@ -17,6 +17,7 @@
 
 #include "cg_private.h"
 #include "cg_config.h"
+#include "cg_admin.h"
 #include "cg_db.h"
 #include "cg_jwt.h"
 #include "cg_oauth.h"
@@ -240,16 +241,24 @@ static int cg_revoke_rfc7009(request_rec *r)
 }
 
 /* The admin location: POST {"sub","reason"} revokes every session of a user
- * issued until now; DELETE ?sub= lifts it; GET lists. Who may call it is the
- * admin's Apache access control on that location. */
+ * issued until now; DELETE ?sub= lifts it; GET lists. Callers authenticate
+ * as for the spend admin API (cg_admin) and need write access; Apache
+ * access control on the location may narrow it further. */
 static int cg_revoke_admin(request_rec *r)
 {
-    const char *params[3], *body, *by = r->user ? r->user : r->useragent_ip;
+    const char *params[3], *body, *by;
     apr_size_t len;
     PGresult *res;
     json_t *j, *out;
-    int i;
+    int i, can_write;
 
+    if (cg_admin_auth(r, &by, &can_write) != OK) {
+        return cg_admin_error(r, HTTP_UNAUTHORIZED, "authentication_error",
+                              "missing or invalid admin credentials");
+    }
+    if (!can_write) {
+        return cg_admin_error(r, HTTP_FORBIDDEN, "permission_error", "requires write:revocations");
+    }
     if (r->method_number == M_GET) {
         if (cg_db_query(r->pool, r->server,
                         "SELECT sub, to_char(revoked_before AT TIME ZONE 'UTC', "

@@ -23,6 +23,7 @@
 
 #include "cg_private.h"
 #include "cg_config.h"
+#include "cg_admin.h"
 #include "cg_body.h"
 #include "cg_db.h"
 #include "cg_handler.h"
@@ -113,6 +114,11 @@ static apr_status_t claude_gateway_db_acquire(server_rec *s, struct pg_conn **co
 static void claude_gateway_db_release(server_rec *s, struct pg_conn *conn, int broken)
 {
     cg_db_release(s, conn, broken);
+}
+
+static int claude_gateway_admin_auth(request_rec *r, const char **actor, int *can_write)
+{
+    return cg_admin_auth(r, actor, can_write);
 }
 
 /* --- authentication ----------------------------------------------------- */
@@ -663,6 +669,7 @@ static void cg_register_hooks(apr_pool_t *p)
     APR_REGISTER_OPTIONAL_FN(claude_gateway_request_id);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_db_acquire);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_db_release);
+    APR_REGISTER_OPTIONAL_FN(claude_gateway_admin_auth);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_refuse);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_pricing);
 

@@ -56,6 +56,22 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, claude_gateway_db_acquire,
 APR_DECLARE_OPTIONAL_FN(void, claude_gateway_db_release,
                         (server_rec * s, struct pg_conn *conn, int broken));
 
+/**
+ * Authenticate a request to an admin endpoint: an admin key in x-api-key
+ * (ClaudeGatewayAdminKey; with the header present nothing else is tried), a
+ * session token (Authorization: Bearer) whose groups include one of
+ * ClaudeGatewayAdminGroups, or a user signed in on that location by
+ * mod_auth_openidc whose groups claim does. Sets the gateway's response
+ * headers (security headers, x-request-id) and the admin request-id header
+ * (req_<32 hex>, also in r->notes "claude-admin-request-id") on r.
+ * @param actor receives who it is for the audit trail: "admin-key:<id>" or
+ *        "oidc:<sub>" (r->pool)
+ * @param can_write receives 0 for a read key, 1 otherwise
+ * @return OK, or HTTP_UNAUTHORIZED (the caller writes its own answer)
+ */
+APR_DECLARE_OPTIONAL_FN(int, claude_gateway_admin_auth,
+                        (request_rec * r, const char **actor, int *can_write));
+
 /** Prices for metering a request, from the policy file's pricing section. */
 typedef struct claude_gateway_price_t {
     int overridden;            /* a pricing.overrides row applies: the rates below */

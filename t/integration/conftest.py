@@ -49,6 +49,21 @@ def upstream_key():
 
 
 @pytest.fixture(scope='session')
+def admin_keys(gen_dir):
+    """Admin API keys (ClaudeGatewayAdminKey), in files readable by their
+    owner only, as an admin keeps them."""
+    keys = {'write': 'admin-write-' + secrets.token_hex(20),
+            'read': 'admin-read-' + secrets.token_hex(20)}
+    for kind in ('write', 'read'):
+        path = os.path.join(gen_dir, f'admin-{kind}.key')
+        with open(path, 'w') as f:
+            f.write(keys[kind] + '\n')
+        os.chmod(path, 0o600)
+        keys[kind + '_file'] = path
+    return keys
+
+
+@pytest.fixture(scope='session')
 def pg(gen_dir):
     cluster = PgCluster(os.path.join(gen_dir, 'pg'), free_port())
     cluster.init().start()

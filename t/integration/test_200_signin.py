@@ -266,8 +266,8 @@ class TestSignIn:
 class TestRevocation:
 
     @pytest.fixture(autouse=True, scope='class')
-    def _class_scope(self, env, pg, upstream, idp, oidc_client):
-        GatewayConf(env).add_database(pg.conninfo) \
+    def _class_scope(self, env, pg, upstream, idp, oidc_client, admin_keys):
+        GatewayConf(env).add_database(pg.conninfo).add_admin(admin_keys) \
             .add_signin(idp.url, oidc_client['client_id'],
                         extra='ClaudeGatewayRevocationRefresh 0') \
             .add_messages(upstream.url, dev_identity=None).install()
@@ -283,20 +283,32 @@ class TestRevocation:
         return post(env.port, '/v1/messages', message_body(),
                     headers={'authorization': 'Bearer ' + tok['access_token']}).status
 
-    def test_cg_200_30_admin_revocation_next_request(self, env, pg, idp):
+    def test_cg_200_30_admin_revocation_next_request(self, env, pg, idp, admin_keys):
+        admin = {'x-api-key': admin_keys['write']}
         requests.post(idp.url + '/_fake/reset', timeout=5)
         pg.psql('DELETE FROM claude_rate; DELETE FROM claude_revocations')
         tok = login(env)
         assert self._call(env, tok) == 200
-        r = requests.post(env.mkurl('/admin/revocations'),
+        # admin credentials with write access are required (the admin envelope)
+        for headers, status, kind in (({}, 401, 'authentication_error'),
+                                      ({'x-api-key': 'x' * 40}, 401, 'authentication_error'),
+                                      ({'x-api-key': admin_keys['read']}, 403,
+                                       'permission_error')):
+            r = requests.post(env.mkurl('/admin/revocations'), json={'sub': 'user-alice'},
+                              headers=headers)
+            assert r.status_code == status and r.json()['error']['type'] == kind
+            assert r.json()['request_id'] == r.headers['request-id']
+        assert self._call(env, tok) == 200
+        r = requests.post(env.mkurl('/admin/revocations'), headers=admin,
                           json={'sub': 'user-alice', 'reason': 'left the company'})
         assert r.status_code == 200 and r.json()['revoked'] is True
         assert self._call(env, tok) == 401  # the very next request
-        listed = requests.get(env.mkurl('/admin/revocations')).json()['data']
+        listed = requests.get(env.mkurl('/admin/revocations'), headers=admin).json()['data']
         assert listed[0]['sub'] == 'user-alice' and listed[0]['reason'] == 'left the company'
         # lifting it lets a fresh sign-in through; the old token stays dead
         time.sleep(1.1)
-        assert requests.delete(env.mkurl('/admin/revocations?sub=user-alice')).status_code == 200
+        assert requests.delete(env.mkurl('/admin/revocations?sub=user-alice'),
+                               headers=admin).status_code == 200
         pg.psql('DELETE FROM claude_rate')
         tok2 = login(env)
         assert self._call(env, tok2) == 200
@@ -321,8 +333,9 @@ class TestRevocation:
         assert r.status_code == 401 and r.json() == {'error': 'invalid_grant'}
         env.error_log.ignore_recent(tags=['CG0402'])
 
-    def test_cg_200_32_cached_list_catches_up(self, env, pg, upstream, idp, oidc_client):
-        GatewayConf(env).add_database(pg.conninfo) \
+    def test_cg_200_32_cached_list_catches_up(self, env, pg, upstream, idp, oidc_client,
+                                              admin_keys):
+        GatewayConf(env).add_database(pg.conninfo).add_admin(admin_keys) \
             .add_signin(idp.url, oidc_client['client_id'],
                         extra='ClaudeGatewayRevocationRefresh 300') \
             .add_messages(upstream.url, dev_identity=None).install()
@@ -332,7 +345,8 @@ class TestRevocation:
         pg.psql('DELETE FROM claude_rate; DELETE FROM claude_revocations')
         tok = login(env)
         assert self._call(env, tok) == 200
-        requests.post(env.mkurl('/admin/revocations'), json={'sub': 'user-alice'})
+        requests.post(env.mkurl('/admin/revocations'), json={'sub': 'user-alice'},
+                      headers={'x-api-key': admin_keys['write']})
         time.sleep(0.4)
         assert self._call(env, tok) == 401
         env.error_log.ignore_recent(tags=['CG0404'])

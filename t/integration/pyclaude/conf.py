@@ -21,6 +21,15 @@ class GatewayConf:
             self.add(f'ClaudeGatewayDatabasePool {pool}')
         return self
 
+    def add_admin(self, keys, groups=('admins',)):
+        """The admin API's credentials: the write key ops-write, the read key
+        ops-read (from the admin_keys fixture) and the admin groups."""
+        self.add(f'ClaudeGatewayAdminKey write ops-write file:{keys["write_file"]}')
+        self.add(f'ClaudeGatewayAdminKey read ops-read file:{keys["read_file"]}')
+        if groups:
+            self.add('ClaudeGatewayAdminGroups ' + ' '.join(groups))
+        return self
+
     def add_session(self, session_env='CLAUDE_TEST_SESSION_SECRET'):
         """Session tokens without the sign-in endpoints (tests mint them)."""
         return self.add(f'ClaudeGatewaySessionSecret env:{session_env}')

@@ -6,7 +6,8 @@
  * functions are this module's only link to it); fixups, ordered after the
  * gateway's, adds the CLAUDE_USAGE filter to admitted requests;
  * log_transaction publishes the usage of streams that never reached EOS
- * (client abort) so no request goes unrecorded. */
+ * (client abort) so no request goes unrecorded; the handler serves the
+ * spend admin API and /api/oauth/usage (cs_admin.c). */
 #include <apr_strings.h>
 #include <apr_hash.h>
 #include <apr_thread_mutex.h>
@@ -21,6 +22,7 @@
 #include "cs_private.h"
 #include "cs_filter.h"
 #include "cs_price.h"
+#include "cs_admin.h"
 #include "cs_admit.h"
 #include "cs_period.h"
 #include <libpq-fe.h>
@@ -34,6 +36,7 @@ APR_OPTIONAL_FN_TYPE(claude_gateway_request_id) * cs_request_id;
 APR_OPTIONAL_FN_TYPE(claude_gateway_db_acquire) * cs_db_acquire;
 APR_OPTIONAL_FN_TYPE(claude_gateway_db_release) * cs_db_release;
 APR_OPTIONAL_FN_TYPE(claude_gateway_refuse) * cs_refuse_fn;
+APR_OPTIONAL_FN_TYPE(claude_gateway_admin_auth) * cs_admin_auth_fn;
 APR_OPTIONAL_FN_TYPE(claude_gateway_pricing) * cs_pricing_fn;
 
 int cs_price_for(request_rec *r, const char *model, cs_price_t *price, apr_int64_t *multiplier_ppm)
@@ -611,6 +614,7 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     cs_db_acquire = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_db_acquire);
     cs_db_release = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_db_release);
     cs_refuse_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_refuse);
+    cs_admin_auth_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_admin_auth);
     cs_pricing_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_pricing);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         /* made here, by root, and handed to the user the children run as */
@@ -633,7 +637,7 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         }
     }
     if (cs_identity == NULL || cs_request_id == NULL || cs_db_acquire == NULL ||
-        cs_db_release == NULL || cs_refuse_fn == NULL) {
+        cs_db_release == NULL || cs_refuse_fn == NULL || cs_admin_auth_fn == NULL) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                      CS_LOGNO(0001) "mod_claude_spend needs mod_claude_gateway: LoadModule "
                                     "claude_gateway_module before claude_spend_module");
@@ -652,6 +656,7 @@ static void cs_register_hooks(apr_pool_t *p)
     ap_hook_child_init(cs_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(cs_fixups, after_gateway, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(cs_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(cs_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* before mod_deflate (AP_FTYPE_CONTENT_SET) so we read plain bytes */
     cs_usage_filter_handle =
         ap_register_output_filter(CS_USAGE_FILTER, cs_usage_filter, NULL, AP_FTYPE_CONTENT_SET - 1);

@@ -26,6 +26,8 @@ CS_GLUE := $(CS_DIR)/mod_claude_spend.c $(CS_DIR)/cs_filter.c $(CS_DIR)/cs_admit
 # rate limits per principal and group (the policy's rate_limits)
 CG_PURE += $(CG_DIR)/cg_rl.c
 CG_GLUE += $(CG_DIR)/cg_ratelimit.c
+# service keys for CI and internal apps
+CG_GLUE += $(CG_DIR)/cg_keys.c
 # admin authentication, the spend admin API and /api/oauth/usage
 CG_GLUE += $(CG_DIR)/cg_admin.c
 CS_PURE += $(CS_DIR)/cs_limits.c

@@ -18,6 +18,7 @@
 #include "cg_oauth.h"
 #include "cg_revoke.h"
 #include "cg_upstream.h"
+#include "cg_keys.h"
 #include "cg_util.h"
 
 int cg_error_set(request_rec *r, int status, const char *type, const char *msg)
@@ -275,6 +276,9 @@ int cg_handler(request_rec *r)
     }
     if (strcmp(r->handler, CG_HANDLER_ROUTE) == 0) {
         return cg_upstream_handler(r);
+    }
+    if (strcmp(r->handler, CG_HANDLER_KEYS) == 0) {
+        return cg_keys_handler(r);
     }
     return DECLINED;
 }

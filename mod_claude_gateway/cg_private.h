@@ -31,6 +31,7 @@ APLOG_USE_MODULE(claude_gateway);
 #define CG_HANDLER_MODELS "claude-models"
 /* set in fixups on ClaudeGatewayRoute locations: cg_upstream.c answers */
 #define CG_HANDLER_ROUTE "claude-gateway-route"
+#define CG_HANDLER_KEYS "claude-gateway-keys"
 /* The URI an authentication failure is internally redirected to, so the 401
  * is written as JSON by our handler rather than as httpd's HTML page. */
 #define CG_ERROR_URI "/.claude-gateway/error"

@@ -29,6 +29,7 @@
 #include "cg_handler.h"
 #include "cg_oauth.h"
 #include "cg_ratelimit.h"
+#include "cg_keys.h"
 #include "cg_revoke.h"
 #include "cg_upstream.h"
 #include "cg_util.h"
@@ -188,6 +189,21 @@ static int cg_check_authn(request_rec *r)
     rq = cg_req_get(r);
     cg_response_headers(r);
     auth = apr_table_get(r->headers_in, "Authorization");
+    if (auth == NULL && cg_key_looks_like(apr_table_get(r->headers_in, "x-api-key"))) {
+        auth = apr_pstrcat(r->pool, "Bearer ", apr_table_get(r->headers_in, "x-api-key"), NULL);
+    }
+    if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && cg_key_looks_like(auth + 7)) {
+        /* a service key: Authorization: Bearer or x-api-key, as SDKs send them */
+        cg_identity_t id;
+        const char *why = NULL;
+
+        if (cg_key_authenticate(r, auth + 7, &id, &why)) {
+            cg_identity_set(r, rq, &id);
+            return OK;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "service key refused: %s", why);
+        return cg_auth_fail(r, rq, why);
+    }
     if (auth != NULL) {
         cg_identity_t id;
         const char *why = "not a bearer token";
@@ -381,6 +397,15 @@ static int cg_apply_policy(request_rec *r, const cg_dir_conf_t *dc, cg_req_t *rq
     const char *upstream, *target;
 
     settings = cg_policy_settings(pol, r->pool, id ? id->email : NULL, id ? id->groups : NULL);
+    if (id != NULL && id->models != NULL) {
+        /* a service key's own list narrows what its groups allow */
+        cg_settings_t narrow;
+        memset(&narrow, 0, sizeof(narrow));
+        narrow.available_models = (apr_array_header_t *)id->models;
+        if (!cg_policy_model_allowed(&narrow, rq->model)) {
+            settings = &narrow;
+        }
+    }
     if (!cg_policy_model_allowed(settings, rq->model)) {
         cg_error_set(r, HTTP_BAD_REQUEST, "invalid_request_error",
                      apr_psprintf(r->pool,

@@ -19,6 +19,7 @@ typedef struct cg_identity_t {
     const char *source;               /* how it was established: "session", "dev" */
     const char *session_id;           /* the session token's sid, or NULL */
     apr_time_t issued_at;             /* the session token's iat, or 0 */
+    const apr_array_header_t *models; /* a service key's own model list (lower case), or NULL */
 } cg_identity_t;
 
 struct pg_conn; /* libpq's PGconn, without making every includer pull libpq */

@@ -132,7 +132,8 @@ BEGIN
         SELECT coalesce(max(s.micro_usd), 0) INTO spent_micro FROM claude_spend s
          WHERE s.principal = p_principal AND s.period_key = p_keys[i];
         reserved_micro := reserved;
-        admitted := cap_cents IS NULL OR spent_micro + reserved < cap_cents * 10000;
+        -- numeric: a cap of 18 digits of cents overflows bigint in micro-USD
+        admitted := cap_cents IS NULL OR spent_micro + reserved < cap_cents::numeric * 10000;
         IF cap_cents IS NOT NULL THEN
             any_cap := true;
         END IF;

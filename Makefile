@@ -15,6 +15,7 @@ include audit.mk
 PYTHON   ?= /usr/bin/python3
 DESTDIR  ?=
 MODS_AVAILABLE ?= $(DESTDIR)/etc/apache2/mods-available
+CONF_AVAILABLE ?= $(DESTDIR)/etc/apache2/conf-available
 APR_CFLAGS := $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null) \
               $(shell apu-1-config --includes 2>/dev/null)
 APR_LIBS   := $(shell apr-1-config --link-ld --libs 2>/dev/null) \
@@ -85,6 +86,12 @@ install: all
 	install -m 644 conf/claude_gateway.load conf/claude_gateway.conf \
 	    conf/claude_spend.load conf/claude_spend.conf $(MODS_AVAILABLE)/
 	install -D -m 755 build/claude-auditlog $(DESTDIR)/usr/local/bin/claude-auditlog
+	install -d $(CONF_AVAILABLE)
+	install -m 644 conf/claude-gateway-log.conf conf/claude-spend-admin.conf $(CONF_AVAILABLE)/
+	install -D -m 644 conf/claude-gateway-policy.yaml \
+	    $(DESTDIR)/usr/share/doc/mod-claude/examples/claude-gateway-policy.yaml
+	install -D -m 644 conf/claude-gateway-vhost.conf.example \
+	    $(DESTDIR)/usr/share/doc/mod-claude/examples/claude-gateway-vhost.conf
 
 run:
 	bash tools/run-local.sh

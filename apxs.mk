@@ -16,7 +16,7 @@ CG_PURE := $(CG_DIR)/cg_util.c $(CG_DIR)/cg_body.c $(CG_DIR)/cg_jwt.c $(CG_DIR)/
            $(CG_DIR)/cg_yaml.c $(CG_DIR)/cg_policy.c $(CG_DIR)/cg_route.c
 CS_PURE := $(CS_DIR)/cs_usage.c $(CS_DIR)/cs_price.c $(CS_DIR)/cs_period.c $(CS_DIR)/cs_caps.c
 # provider translation: AWS SigV4, Bedrock, Vertex, Foundry, error hygiene
-CG_PURE += $(CG_DIR)/cg_sigv4.c $(CG_DIR)/cg_provider.c $(CG_DIR)/cg_bedrock.c
+CG_PURE += $(CG_DIR)/cg_sigv4.c $(CG_DIR)/cg_provider.c $(CG_DIR)/cg_bedrock.c $(CG_DIR)/cg_vertex.c
 
 # httpd glue.
 CG_GLUE := $(CG_DIR)/mod_claude_gateway.c $(CG_DIR)/cg_config.c $(CG_DIR)/cg_handler.c \

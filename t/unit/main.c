@@ -39,6 +39,7 @@ int main(void)
     srunner_add_suite(sr, unit_suite_cg_sigv4());
     srunner_add_suite(sr, unit_suite_cg_provider());
     srunner_add_suite(sr, unit_suite_cg_bedrock());
+    srunner_add_suite(sr, unit_suite_cg_vertex());
     srunner_add_suite(sr, unit_suite_cs_limits());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -28,6 +28,7 @@ Suite *unit_suite_cs_period(void);
 Suite *unit_suite_cg_sigv4(void);
 Suite *unit_suite_cg_provider(void);
 Suite *unit_suite_cg_bedrock(void);
+Suite *unit_suite_cg_vertex(void);
 Suite *unit_suite_cs_limits(void);
 
 #endif

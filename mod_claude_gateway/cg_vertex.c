@@ -1,0 +1,311 @@
+/* cg_vertex: the Google Cloud Vertex AI upstream, see cg_vertex.h.
+ *
+ * The token exchange is Google's "OAuth 2.0 for server to server
+ * applications": an RS256 JWT signed with the service account's key, posted
+ * with grant_type urn:ietf:params:oauth:grant-type:jwt-bearer to the
+ * account's token_uri. The private key is parsed once (at configuration or
+ * on first use) and kept as an EVP_PKEY owned by a pool cleanup; signing
+ * with it from several threads is read-only use, which OpenSSL 3 allows. */
+#include <string.h>
+#include <strings.h>
+
+#include <apr_strings.h>
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "cg_jwt.h"
+#include "cg_provider.h"
+#include "cg_vertex.h"
+
+/* The longest access token accepted: it goes into a header. */
+#define CG_VERTEX_TOKEN_MAX 8192
+
+struct cg_vertex_sa_t {
+    const char *client_email;
+    const char *token_uri;
+    const char *project_id;
+    const char *private_key_id; /* may be NULL */
+    EVP_PKEY *key;              /* secret: never logged */
+};
+
+/* ---- requests ------------------------------------------------------------------------- */
+
+/* Whether every character of s is a letter, a digit or one of extra. */
+static int cg_vertex_chars_ok(const char *s, const char *extra)
+{
+    if (s == NULL || *s == '\0') {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr(extra, *s) != NULL)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+const char *cg_vertex_url(apr_pool_t *p, const char *base_url, const char *region,
+                          const char *project, const char *model, cg_vertex_op_e op)
+{
+    const char *base, *method;
+
+    /* ids as Google spells them: regions "us-east5", projects "my-proj" or
+     * "example.com:my-proj", models "claude-sonnet-4-5@20250929" */
+    if (!cg_vertex_chars_ok(region, "-") || !cg_vertex_chars_ok(project, "-.:")) {
+        return NULL;
+    }
+    switch (op) {
+    case CG_VERTEX_RAW_PREDICT:
+        method = ":rawPredict";
+        break;
+    case CG_VERTEX_STREAM_RAW_PREDICT:
+        method = ":streamRawPredict";
+        break;
+    case CG_VERTEX_COUNT_TOKENS:
+        model = "count-tokens";
+        method = ":rawPredict";
+        break;
+    default:
+        return NULL;
+    }
+    if (!cg_vertex_chars_ok(model, "-._@")) {
+        return NULL;
+    }
+    if (base_url != NULL && *base_url != '\0') {
+        apr_size_t n = strlen(base_url);
+
+        while (n > 0 && base_url[n - 1] == '/') {
+            n--;
+        }
+        base = apr_pstrmemdup(p, base_url, n);
+    }
+    else if (strcmp(region, "global") == 0) {
+        base = "https://aiplatform.googleapis.com";
+    }
+    else {
+        base = apr_pstrcat(p, "https://", region, "-aiplatform.googleapis.com", NULL);
+    }
+    return apr_pstrcat(p, base, "/v1/projects/", project, "/locations/", region,
+                       "/publishers/anthropic/models/", model, method, NULL);
+}
+
+const char *cg_vertex_body(apr_pool_t *p, const char *buf, apr_size_t len, cg_vertex_op_e op,
+                           const char *model, apr_size_t *out_len)
+{
+    json_t *j = cg_provider_body_parse(p, buf, len);
+
+    if (j == NULL) {
+        return NULL;
+    }
+    if (op == CG_VERTEX_COUNT_TOKENS && model != NULL) {
+        json_object_set_new(j, "model", json_string(model));
+    }
+    else if (op != CG_VERTEX_COUNT_TOKENS) {
+        json_object_del(j, "model");
+    }
+    json_object_del(j, "tags"); /* Vertex refuses request tags */
+    json_object_set_new(j, "anthropic_version", json_string(CG_VERTEX_ANTHROPIC_VERSION));
+    return cg_provider_body_dump(p, j, out_len);
+}
+
+const char *cg_vertex_beta_header(apr_pool_t *p, const char *anthropic_beta)
+{
+    return cg_provider_betas_join(
+        p, cg_provider_betas(p, anthropic_beta, CG_PROVIDER_REQUEST_TAGS_BETA));
+}
+
+/* ---- service account ------------------------------------------------------------------- */
+
+static apr_status_t cg_vertex_key_free(void *key)
+{
+    EVP_PKEY_free(key);
+    return APR_SUCCESS;
+}
+
+/* An encrypted key would make OpenSSL ask a terminal for a passphrase: say no. */
+static int cg_vertex_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+static const char *cg_vertex_jstr(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+
+    return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
+}
+
+const char *cg_vertex_sa_parse(apr_pool_t *p, const char *json, apr_size_t len,
+                               cg_vertex_sa_t **out)
+{
+    json_t *j = json ? json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    cg_vertex_sa_t *sa;
+    const char *type, *pem, *err = NULL;
+    BIO *bio;
+
+    *out = NULL;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return "the service account file is not a JSON object";
+    }
+    sa = apr_pcalloc(p, sizeof(*sa));
+    type = cg_vertex_jstr(j, "type");
+    pem = cg_vertex_jstr(j, "private_key");
+    if (type == NULL || strcmp(type, "service_account") != 0) {
+        err = "the service account file's type is not \"service_account\"";
+    }
+    else if (cg_vertex_jstr(j, "client_email") == NULL) {
+        err = "the service account file has no client_email";
+    }
+    else if (pem == NULL) {
+        err = "the service account file has no private_key";
+    }
+    if (err != NULL) {
+        json_decref(j);
+        return err;
+    }
+    sa->client_email = apr_pstrdup(p, cg_vertex_jstr(j, "client_email"));
+    sa->token_uri = apr_pstrdup(p, cg_vertex_jstr(j, "token_uri") ? cg_vertex_jstr(j, "token_uri")
+                                                                  : CG_VERTEX_DEFAULT_TOKEN_URI);
+    sa->project_id =
+        cg_vertex_jstr(j, "project_id") ? apr_pstrdup(p, cg_vertex_jstr(j, "project_id")) : NULL;
+    sa->private_key_id = cg_vertex_jstr(j, "private_key_id")
+                             ? apr_pstrdup(p, cg_vertex_jstr(j, "private_key_id"))
+                             : NULL;
+    bio = BIO_new_mem_buf(pem, (int)strlen(pem));
+    sa->key = bio ? PEM_read_bio_PrivateKey(bio, NULL, cg_vertex_no_passphrase, NULL) : NULL;
+    BIO_free(bio);
+    json_decref(j); /* after the PEM is read: pem points into it */
+    if (sa->key == NULL) {
+        return "the service account's private_key is not a PEM private key";
+    }
+    apr_pool_cleanup_register(p, sa->key, cg_vertex_key_free, apr_pool_cleanup_null);
+    if (EVP_PKEY_get_base_id(sa->key) != EVP_PKEY_RSA) {
+        return "the service account's private_key is not an RSA key";
+    }
+    if (strncmp(sa->token_uri, "https://", 8) != 0 && strncmp(sa->token_uri, "http://", 7) != 0) {
+        return "the service account's token_uri is not an http(s) URL";
+    }
+    *out = sa;
+    return NULL;
+}
+
+const char *cg_vertex_sa_email(const cg_vertex_sa_t *sa)
+{
+    return sa->client_email;
+}
+
+const char *cg_vertex_sa_token_uri(const cg_vertex_sa_t *sa)
+{
+    return sa->token_uri;
+}
+
+const char *cg_vertex_sa_project(const cg_vertex_sa_t *sa)
+{
+    return sa->project_id;
+}
+
+/* ---- token exchange --------------------------------------------------------------------- */
+
+static const char *cg_vertex_b64_json(apr_pool_t *p, json_t *j)
+{
+    const char *s = j ? cg_provider_body_dump(p, j, NULL) : NULL;
+
+    json_decref(j);
+    return s ? cg_jwt_b64url_encode(p, s, strlen(s)) : NULL;
+}
+
+const char *cg_vertex_assertion(apr_pool_t *p, const cg_vertex_sa_t *sa, apr_time_t now)
+{
+    json_int_t iat = (json_int_t)apr_time_sec(now);
+    const char *header, *claims, *input;
+    unsigned char *sig;
+    size_t siglen = 0;
+    EVP_MD_CTX *ctx;
+    int ok;
+
+    header = sa->private_key_id
+                 ? cg_vertex_b64_json(p, json_pack("{s:s, s:s, s:s}", "alg", "RS256", "kid",
+                                                   sa->private_key_id, "typ", "JWT"))
+                 : cg_vertex_b64_json(p, json_pack("{s:s, s:s}", "alg", "RS256", "typ", "JWT"));
+    claims = cg_vertex_b64_json(p, json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", sa->client_email,
+                                             "scope", CG_VERTEX_SCOPE, "aud", sa->token_uri, "iat",
+                                             iat, "exp", iat + CG_VERTEX_ASSERTION_TTL));
+    if (header == NULL || claims == NULL) {
+        return NULL;
+    }
+    input = apr_pstrcat(p, header, ".", claims, NULL);
+    ctx = EVP_MD_CTX_new();
+    ok = ctx != NULL && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, sa->key) == 1 &&
+         EVP_DigestSign(ctx, NULL, &siglen, (const unsigned char *)input, strlen(input)) == 1;
+    sig = ok ? apr_palloc(p, siglen) : NULL;
+    ok = ok && EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)input, strlen(input)) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        return NULL;
+    }
+    return apr_pstrcat(p, input, ".", cg_jwt_b64url_encode(p, sig, siglen), NULL);
+}
+
+const char *cg_vertex_token_request(apr_pool_t *p, const char *assertion)
+{
+    /* a JWS is base64url and dots: nothing in it needs form encoding */
+    return apr_pstrcat(p, "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer",
+                       "&assertion=", assertion ? assertion : "", NULL);
+}
+
+const char *cg_vertex_token_parse(apr_pool_t *p, const char *buf, apr_size_t len, apr_time_t now,
+                                  const char **token, apr_time_t *expires)
+{
+    json_t *j = buf ? json_loadb(buf, len, 0, NULL) : NULL;
+    const char *tok, *type, *err = NULL, *c;
+    const json_t *exp;
+
+    *token = NULL;
+    *expires = 0;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return "the token endpoint's answer is not a JSON object";
+    }
+    tok = cg_vertex_jstr(j, "access_token");
+    exp = json_object_get(j, "expires_in");
+    type = cg_vertex_jstr(j, "token_type");
+    if (tok == NULL) {
+        const char *e = cg_vertex_jstr(j, "error"), *d = cg_vertex_jstr(j, "error_description");
+
+        err = e ? apr_psprintf(p, "the token endpoint refused: %s%s%.200s", e, d ? ": " : "",
+                               d ? d : "")
+                : "the token endpoint's answer has no access_token";
+    }
+    else if (!json_is_integer(exp) || json_integer_value(exp) <= 0 ||
+             json_integer_value(exp) > 86400 * 366) {
+        err = "the token endpoint's answer has no valid expires_in";
+    }
+    else if (type != NULL && strcasecmp(type, "Bearer") != 0) {
+        err = "the token endpoint's token_type is not Bearer";
+    }
+    else if (strlen(tok) > CG_VERTEX_TOKEN_MAX) {
+        err = "the access token is too long";
+    }
+    else {
+        for (c = tok; *c; c++) {
+            if (*c < 0x21 || *c > 0x7e) {
+                err = "the access token holds characters a header cannot carry";
+                break;
+            }
+        }
+    }
+    if (err == NULL) {
+        *token = apr_pstrdup(p, tok);
+        *expires = now + apr_time_from_sec(json_integer_value(exp));
+    }
+    json_decref(j);
+    return err;
+}

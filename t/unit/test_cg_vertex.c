@@ -1,0 +1,234 @@
+/* Unit tests for cg_vertex: URLs, the body, the beta header, the service
+ * account, the RS256 assertion (byte for byte what PyJWT makes with the same
+ * key, claims and time: RSASSA-PKCS1-v1_5 is deterministic), and the token
+ * answer. The key below is a throwaway made for this test. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include "unit.h"
+#include "cg_vertex.h"
+
+static const char TEST_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
+                               "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCO7zU+VsfG/83S\n"
+                               "WpG009efYg8lgM1tsRa6Moc49Ugoj+7x4RSusPPGTRmWRagIOQJQqd1Z3kIAfRFY\n"
+                               "N2ezkEgAdVQAMxKPyRCHliYdOzg8iEOIDJEz2gkiIjkt0fywD41huDdxx9FgbrXr\n"
+                               "koox4Y7zGFJ1sFudZbmDUgh7F5yuNJNph+K5tWcACqk9O5eGGTMpKhmZ3Q2YnI0s\n"
+                               "VQwx+2ZtVgwvgrcw5rOogyKNy30omFgiLLE+0K7I/tkJhC2zi4wDHPiVefFZdOtt\n"
+                               "v7AaZhvuKBJQlerwX8+XMmLRhMVaeKrCEgBw6a//0IC8oY1zgy0RcF3uKIQ20RP+\n"
+                               "HMLWnRtpAgMBAAECggEAASE25IU/Ev2WnOEGYc2C2MmnoP5BoWpS6anYk8Ssi1WH\n"
+                               "5/WFelP/uUOGvj9Ssq3wrL6K91jgYKycZHwbn7m2N/q1bUL6FJTcQpYXOwfqy9+v\n"
+                               "2PVweF5y0AhBN3F/c8zLq0gPeCDCMObvHSuNWBOWU6mPjUqVjsrtCnKtinuHS4Ev\n"
+                               "2vWxKtmxU3i37EbQ5nVNCy0RCu1kjOFmTZj3GZKp6t/bf5kosVY+rYV5ClQF+tzo\n"
+                               "Z5ukvI6IiPbrVXa8hRZa2xGcwPEqsxbDbsWNFzz7oSn1UonL4ueiY5g2UEd2oF71\n"
+                               "XRIxZ+5d4OjP32/SVt8VAswsU4XpOcM491pE3Gw7GQKBgQDAZkRCRCmmAkhGHyjL\n"
+                               "PFqJgO+28myP2RGtqBhg9qhKwyH4dZMXGpnopzEMow2yhXo0NZCxAEMn4q91k7/x\n"
+                               "FNKpvYDzIJcaT9xFSghHjoT75J9mhGYLfpatDpf53kVqhgF76hlGuLEgd1c/wumi\n"
+                               "D8nPuxJht01+Q5rdYH/4QfksywKBgQC+LvprzhQRd1AHsPt7mLf9b9V1b99zuqAI\n"
+                               "iYpovemZbAteIGgRgo//gb2Lowy2bkr7JOzhgSM6DSDJE+DosRHemmHK3bKVrPNT\n"
+                               "V53HC1lIfWHh6kZlhcp46C63x94K2ZzfwXUHvkOG/r4OcXfIc9MfIGhNaiLOwo7P\n"
+                               "iTvSJWXmGwKBgFVx1WScguaP4usJUYOYpRil40+bL+1eWISHv3Podurk6ARAqvc6\n"
+                               "wBlbjuPu0dlzf8cJ9t00oZ5oBMYxvK9jMP9jAo527cQorUk0TKMCvzpi2QudRvhZ\n"
+                               "2q62aXX1aVyacLRITbtjsH4boerWNA3d9yFDEjHFRywI+BDSl2J4YiGrAoGAfKtt\n"
+                               "C1hm/WAaPUB+SnI9QkyaQEaa01FmcNJAwhKkXCdgeE6ECd5tqM+SwkObJMe+LU3y\n"
+                               "Xoz526cZc9atG7xfe232ZzbXR5i9VUfdLMq6t3NBxAeAKDMBHCsP3PePDcvDM0at\n"
+                               "AetudsLtMaieHfAXWJM07HKD6MfPOCq85TAQ0TsCgYEAjMOsc9MQ156a2mWPNgQa\n"
+                               "hbfHany9xci6VIZYXETH8u+M9n1vSqld3y6TxaPkSC1tK+aZNh/y/YBwqlOtpLZ0\n"
+                               "pLfYOE86lTQpUL95MKBhPl9KYgEqAGR8GZEHRMOPSjr4Z5AE5TXDtCWjy5MG6eex\n"
+                               "reZKyWUD8am7Lu9w8VHw+eU=\n"
+                               "-----END PRIVATE KEY-----\n";
+
+/* The same key's assertion, by PyJWT 2.6: jwt.encode({"iss": EMAIL, "scope": ...,
+ * "aud": "https://oauth2.googleapis.com/token", "iat": 1700000000, "exp":
+ * 1700003600}, key, algorithm="RS256", headers={"kid": "a1b2c3"}) */
+static const char PYJWT_ASSERTION[] =
+    "eyJhbGciOiJSUzI1NiIsImtpZCI6ImExYjJjMyIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJnd0Bwcm9qLTEuaWFtLmd"
+    "zZXJ2aWNlYWNjb3VudC5jb20iLCJzY29wZSI6Imh0dHBzOi8vd3d3Lmdvb2dsZWFwaXMuY29tL2F1dGgvY2xvdWQ"
+    "tcGxhdGZvcm0iLCJhdWQiOiJodHRwczovL29hdXRoMi5nb29nbGVhcGlzLmNvbS90b2tlbiIsImlhdCI6MTcwMDA"
+    "wMDAwMCwiZXhwIjoxNzAwMDAzNjAwfQ.Py9B5nRX4Ub6wbiR9WUygrYMQ1myaxXYuJ_Ob-PSvndaM1v6oLTEIOrA"
+    "OnXdq8hzZ-M1vvBWN7YguuD7uNoeH9s-3Mr1XdZfdgjIcL2qR146oJOa8k3DSUmATliL4MPP2z2TZBMikxATpOL5"
+    "SgN8jYtWCux_DyToAkAZUjGUgN4bBimA7LMHgNsZgmzxhym41oNHtQnaa_TQa-xURmp-qtA6L4fCA544NNf-X9lK"
+    "1yNqRWkgSmNwTnUwLdPUzmkYJxYgWoRqlIzSpT8TsR9T1Y-KqEeuIytUPMW-ADGQLy1XaWEm8CrWIR3fv8Nq_Wh0"
+    "Yl_Ujp8JzK-wEW1vSLD5Vg";
+
+#define EMAIL "gw@proj-1.iam.gserviceaccount.com"
+
+static const char EC_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
+                             "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgV6wavBhFHgSvBdBE\n"
+                             "iZqtpreopT1eCXQghcJZxCWbYnihRANCAAS9wV2G35zofrEGUS7wx2Sq7WkD78K1\n"
+                             "h7jkXMB8CJZwJyQsnc8m+XPEozV9Wc9N9OgrFirUeHFUBsMAlHrGhSAW\n"
+                             "-----END PRIVATE KEY-----\n";
+
+/* A service-account file; fields NULL are left out. */
+static const char *sa_json(const char *type, const char *key, const char *email,
+                           const char *token_uri)
+{
+    json_t *j = json_object();
+    char *s;
+    const char *out;
+
+    if (type) {
+        json_object_set_new(j, "type", json_string(type));
+    }
+    json_object_set_new(j, "project_id", json_string("proj-1"));
+    json_object_set_new(j, "private_key_id", json_string("a1b2c3"));
+    if (key) {
+        json_object_set_new(j, "private_key", json_string(key));
+    }
+    if (email) {
+        json_object_set_new(j, "client_email", json_string(email));
+    }
+    if (token_uri) {
+        json_object_set_new(j, "token_uri", json_string(token_uri));
+    }
+    s = json_dumps(j, JSON_INDENT(2));
+    out = apr_pstrdup(unit_pool, s);
+    free(s);
+    json_decref(j);
+    return out;
+}
+
+START_TEST(urls)
+{
+    ck_assert_str_eq(cg_vertex_url(unit_pool, NULL, "us-east5", "proj-1",
+                                   "claude-sonnet-4-5@20250929", CG_VERTEX_RAW_PREDICT),
+                     "https://us-east5-aiplatform.googleapis.com/v1/projects/proj-1/locations/"
+                     "us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict");
+    ck_assert_str_eq(cg_vertex_url(unit_pool, NULL, "global", "proj-1", "claude-opus-4-5@20251101",
+                                   CG_VERTEX_STREAM_RAW_PREDICT),
+                     "https://aiplatform.googleapis.com/v1/projects/proj-1/locations/global/"
+                     "publishers/anthropic/models/claude-opus-4-5@20251101:streamRawPredict");
+    ck_assert_str_eq(cg_vertex_url(unit_pool, "http://127.0.0.1:8099/", "europe-west1",
+                                   "example.com:proj", "ignored", CG_VERTEX_COUNT_TOKENS),
+                     "http://127.0.0.1:8099/v1/projects/example.com:proj/locations/europe-west1/"
+                     "publishers/anthropic/models/count-tokens:rawPredict");
+    ck_assert_ptr_null(
+        cg_vertex_url(unit_pool, NULL, "us-east5/../x", "p", "m", CG_VERTEX_RAW_PREDICT));
+    ck_assert_ptr_null(
+        cg_vertex_url(unit_pool, NULL, "us-east5", "p/q", "m", CG_VERTEX_RAW_PREDICT));
+    ck_assert_ptr_null(cg_vertex_url(unit_pool, NULL, "us-east5", "p", "m:streamRawPredict?x",
+                                     CG_VERTEX_RAW_PREDICT));
+    ck_assert_ptr_null(cg_vertex_url(unit_pool, NULL, "", "p", "m", CG_VERTEX_RAW_PREDICT));
+}
+END_TEST
+
+START_TEST(body_and_betas)
+{
+    const char *in = "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":8,\"stream\":true,"
+                     "\"messages\":[],\"tags\":{\"a\":\"b\"},\"safeguards\":{}}";
+    apr_size_t len;
+
+    ck_assert_str_eq(cg_vertex_body(unit_pool, in, strlen(in), CG_VERTEX_STREAM_RAW_PREDICT,
+                                    "claude-sonnet-4-5@20250929", &len),
+                     "{\"max_tokens\":8,\"stream\":true,\"messages\":[],\"safeguards\":{},"
+                     "\"anthropic_version\":\"vertex-2023-10-16\"}");
+    ck_assert_str_eq(
+        cg_vertex_body(unit_pool, in, strlen(in), CG_VERTEX_COUNT_TOKENS,
+                       "claude-sonnet-4-5@20250929", &len),
+        "{\"model\":\"claude-sonnet-4-5@20250929\",\"max_tokens\":8,\"stream\":true,"
+        "\"messages\":[],\"safeguards\":{},\"anthropic_version\":\"vertex-2023-10-16\"}");
+    ck_assert_ptr_null(cg_vertex_body(unit_pool, "1", 1, CG_VERTEX_RAW_PREDICT, NULL, &len));
+    ck_assert_str_eq(cg_vertex_beta_header(unit_pool, "a, request-tags-2026-08-21,b"), "a,b");
+    ck_assert_ptr_null(cg_vertex_beta_header(unit_pool, "request-tags-2026-08-21"));
+    ck_assert_ptr_null(cg_vertex_beta_header(unit_pool, NULL));
+}
+END_TEST
+
+START_TEST(assertion_is_pyjwt_s)
+{
+    cg_vertex_sa_t *sa;
+    const char *j = sa_json("service_account", TEST_KEY, EMAIL, NULL);
+
+    ck_assert_ptr_null(cg_vertex_sa_parse(unit_pool, j, strlen(j), &sa));
+    ck_assert_str_eq(cg_vertex_sa_email(sa), EMAIL);
+    ck_assert_str_eq(cg_vertex_sa_token_uri(sa), "https://oauth2.googleapis.com/token");
+    ck_assert_str_eq(cg_vertex_sa_project(sa), "proj-1");
+    ck_assert_str_eq(cg_vertex_assertion(unit_pool, sa, apr_time_from_sec(1700000000)),
+                     PYJWT_ASSERTION);
+    ck_assert_str_eq(cg_vertex_token_request(unit_pool, "h.c.s"),
+                     "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
+                     "&assertion=h.c.s");
+}
+END_TEST
+
+START_TEST(service_account_refusals)
+{
+    cg_vertex_sa_t *sa;
+    const char *j;
+
+#define SA_ERR(json) cg_vertex_sa_parse(unit_pool, (json), strlen(json), &sa)
+    ck_assert_str_eq(SA_ERR("[]"), "the service account file is not a JSON object");
+    ck_assert_ptr_null(sa);
+    j = sa_json("authorized_user", TEST_KEY, EMAIL, NULL);
+    ck_assert_ptr_nonnull(strstr(SA_ERR(j), "service_account"));
+    j = sa_json("service_account", TEST_KEY, NULL, NULL);
+    ck_assert_ptr_nonnull(strstr(SA_ERR(j), "client_email"));
+    j = sa_json("service_account", NULL, EMAIL, NULL);
+    ck_assert_ptr_nonnull(strstr(SA_ERR(j), "no private_key"));
+    j = sa_json("service_account", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                EMAIL, NULL);
+    ck_assert_str_eq(SA_ERR(j), "the service account's private_key is not a PEM private key");
+    j = sa_json(
+        "service_account",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQww"
+        "\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        EMAIL, NULL);
+    ck_assert_str_eq(SA_ERR(j), "the service account's private_key is not a PEM private key");
+    j = sa_json("service_account", EC_KEY, EMAIL, NULL);
+    ck_assert_str_eq(SA_ERR(j), "the service account's private_key is not an RSA key");
+    j = sa_json("service_account", TEST_KEY, EMAIL, "file:///etc/passwd");
+    ck_assert_ptr_nonnull(strstr(SA_ERR(j), "token_uri"));
+    j = sa_json("service_account", TEST_KEY, EMAIL, "http://127.0.0.1:9/token");
+    ck_assert_ptr_null(SA_ERR(j));
+    ck_assert_str_eq(cg_vertex_sa_token_uri(sa), "http://127.0.0.1:9/token");
+#undef SA_ERR
+}
+END_TEST
+
+START_TEST(token_answers)
+{
+    const char *tok;
+    apr_time_t exp;
+    apr_time_t now = apr_time_from_sec(1700000000);
+
+#define TOK(s) cg_vertex_token_parse(unit_pool, (s), strlen(s), now, &tok, &exp)
+    ck_assert_ptr_null(TOK("{\"access_token\":\"ya29.c.abc\",\"expires_in\":3599,"
+                           "\"token_type\":\"Bearer\"}"));
+    ck_assert_str_eq(tok, "ya29.c.abc");
+    ck_assert_int_eq(exp, now + apr_time_from_sec(3599));
+    ck_assert_str_eq(TOK("{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT "
+                         "Signature.\"}"),
+                     "the token endpoint refused: invalid_grant: Invalid JWT Signature.");
+    ck_assert_ptr_null(tok);
+    ck_assert_int_eq(exp, 0);
+    ck_assert_str_eq(TOK("{\"error\":\"invalid_client\"}"),
+                     "the token endpoint refused: invalid_client");
+    ck_assert_ptr_nonnull(strstr(TOK("{\"access_token\":\"x\"}"), "expires_in"));
+    ck_assert_ptr_nonnull(
+        strstr(TOK("{\"access_token\":\"x\",\"expires_in\":\"3599\"}"), "expires_in"));
+    ck_assert_ptr_nonnull(strstr(TOK("{\"access_token\":\"x\",\"expires_in\":60,"
+                                     "\"token_type\":\"mac\"}"),
+                                 "Bearer"));
+    ck_assert_ptr_nonnull(
+        strstr(TOK("{\"access_token\":\"a\\r\\nX-Evil: 1\",\"expires_in\":60}"), "header"));
+    ck_assert_ptr_nonnull(TOK("<html>"));
+#undef TOK
+}
+END_TEST
+
+Suite *unit_suite_cg_vertex(void)
+{
+    Suite *s = suite_create("cg_vertex");
+    TCase *tc = tcase_create("vertex");
+
+    tcase_add_checked_fixture(tc, unit_setup, unit_teardown);
+    tcase_add_test(tc, urls);
+    tcase_add_test(tc, body_and_betas);
+    tcase_add_test(tc, assertion_is_pyjwt_s);
+    tcase_add_test(tc, service_account_refusals);
+    tcase_add_test(tc, token_answers);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -2,6 +2,7 @@
 `/login` through the gateway and the fake IdP, then a prompt answered by the
 fake upstream through the gateway, over loopback http and over https."""
 import json
+import os
 
 import pytest
 import requests
@@ -110,6 +111,8 @@ def test_e2e_950_03_policy_reaches_the_real_client(env, pg, upstream, idp, oidc_
     pg.psql('DELETE FROM claude_rate; DELETE FROM claude_revocations')
     upstream.reset()
     seen = len(env.access_log_lines())  # earlier tests' clients polled too
+    audit_path = f'{env.logs_dir}/audit.json'
+    audit_seen = len(open(audit_path).readlines()) if os.path.exists(audit_path) else 0
     claude = ClaudeTmux(base)
     try:
         claude.login(approver(base))
@@ -122,8 +125,8 @@ def test_e2e_950_03_policy_reaches_the_real_client(env, pg, upstream, idp, oidc_
         assert all('" 200 ' in l or '" 304 ' in l for l in fetches), fetches
         claude.type('say hi')
         claude.wait_for(r"not in your role's availableModels allowlist", timeout=90)
-        refused = [json.loads(l) for l in open(f'{env.logs_dir}/audit.json')
-                   if '"policy_denied"' in l]  # no earlier test was denied by policy
+        refused = [json.loads(l) for l in open(audit_path).readlines()[audit_seen:]
+                   if '"policy_denied"' in l]
         assert refused and all(r['user'] == 'user-alice' for r in refused)
         sent = [r['json']['model'] for r in upstream.requests if r['path'] == '/v1/messages']
         assert all('haiku' in m for m in sent), sent

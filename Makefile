@@ -23,11 +23,11 @@ APR_LIBS   := $(shell apr-1-config --link-ld --libs 2>/dev/null) \
 CHECK_LIBS := $(shell $(PKGCONFIG) --libs check 2>/dev/null)
 
 CC ?= cc
-UNIT_CFLAGS := $(WARN) -std=gnu11 -g -O1 $(APR_CFLAGS) -I$(CG_DIR) -I$(CS_DIR)
+UNIT_CFLAGS := $(WARN) -std=gnu11 -g -O1 $(APR_CFLAGS) -I$(CG_DIR) -I$(CG_DIR)/otlp -I$(CS_DIR)
 ifeq ($(SANITIZE),1)
 UNIT_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
-UNIT_LIBS := $(APR_LIBS) -ljansson -lyaml -lcrypto -lm $(CHECK_LIBS)
+UNIT_LIBS := $(APR_LIBS) -ljansson -lyaml -lcrypto -lprotobuf-c -lz -lm $(CHECK_LIBS)
 
 MODULES := $(CG_DIR)/mod_claude_gateway.la $(CS_DIR)/mod_claude_spend.la
 UNIT_SRCS := $(wildcard t/unit/*.c)
@@ -48,7 +48,7 @@ build/unit_tests: $(UNIT_SRCS) $(CG_PURE) $(CS_PURE) $(CG_HDRS) $(CS_HDRS) $(AUD
 	$(CC) $(UNIT_CFLAGS) -I audit -o $@ $(UNIT_SRCS) $(CG_PURE) $(CS_PURE) $(AUDIT_PURE) $(UNIT_LIBS)
 
 build/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/standalone.c $(CG_PURE) $(CS_PURE) | build
-	$(CC) $(UNIT_CFLAGS) -o $@ $< t/fuzz/standalone.c $(CG_PURE) $(CS_PURE) $(APR_LIBS) -ljansson -lyaml -lcrypto -lm
+	$(CC) $(UNIT_CFLAGS) -o $@ $< t/fuzz/standalone.c $(CG_PURE) $(CS_PURE) $(APR_LIBS) -ljansson -lyaml -lcrypto -lprotobuf-c -lz -lm
 
 unit: build/unit_tests
 	CK_FORK=yes build/unit_tests
@@ -106,3 +106,5 @@ clean:
 	rm -rf build $(CG_DIR)/.libs $(CS_DIR)/.libs $(CG_DIR)/cg_schema.h
 	rm -f $(CG_DIR)/*.lo $(CG_DIR)/*.la $(CG_DIR)/*.slo $(CG_DIR)/*.o
 	rm -f $(CS_DIR)/*.lo $(CS_DIR)/*.la $(CS_DIR)/*.slo $(CS_DIR)/*.o
+	rm -rf $(CG_DIR)/otlp/.libs $(CG_DIR)/otlp/*.pb-c.[ch] $(CG_DIR)/otlp/*.lo $(CG_DIR)/otlp/*.slo \
+	    $(CG_DIR)/otlp/*.o

@@ -157,6 +157,52 @@ def decode(buf, schema):
     return out
 
 
+def _put_varint(v):
+    out = bytearray()
+    v &= (1 << 64) - 1
+    while True:
+        b = v & 0x7f
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def encode(obj, schema):
+    """The inverse of decode(), for tests that send protobuf exports: obj in
+    the OTLP/JSON shape (lowerCamelCase names) encoded per schema. Names the
+    schema lacks are refused, so a typo cannot silently vanish."""
+    by_name = {name: (field, kind) for field, (name, kind, _) in schema.items()}
+    out = bytearray()
+    for name, value in obj.items():
+        if name not in by_name:
+            raise KeyError(f'{name}: not in the schema')
+        field, kind = by_name[name]
+        values = value if isinstance(value, list) and kind not in ('fixed64s', 'doubles') \
+            else [value]
+        for v in values:
+            if isinstance(kind, dict):
+                body = encode(v, kind)
+                out += _put_varint(field << 3 | 2) + _put_varint(len(body)) + body
+            elif kind in ('string', 'bytes'):
+                body = v.encode() if kind == 'string' else bytes.fromhex(v)
+                out += _put_varint(field << 3 | 2) + _put_varint(len(body)) + body
+            elif kind in ('varint', 'bool'):
+                out += _put_varint(field << 3) + _put_varint(int(v))
+            elif kind in ('fixed64', 'sfixed64', 'double'):
+                fmt = {'fixed64': '<Q', 'sfixed64': '<q', 'double': '<d'}[kind]
+                out += _put_varint(field << 3 | 1) + struct.pack(
+                    fmt, float(v) if kind == 'double' else int(v))
+            elif kind in ('fixed64s', 'doubles'):
+                fmt = '<Q' if kind == 'fixed64s' else '<d'
+                body = b''.join(struct.pack(fmt, float(x) if kind == 'doubles' else int(x))
+                                for x in v)
+                out += _put_varint(field << 3 | 2) + _put_varint(len(body)) + body
+            else:
+                raise ValueError(kind)
+    return bytes(out)
+
+
 def attrs(kvs):
     """OTLP attributes as a plain dict."""
     def val(v):

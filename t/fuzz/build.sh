@@ -39,13 +39,16 @@ CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,unde
 PURE=$(printf 'include apxs.mk\nprint-pure:\n\t@echo $(CG_PURE) $(CS_PURE)\n' | make -s -f - print-pure)
 
 mkdir -p "$OUT"
+# the generated OTLP messages (protoc-c) are among the PURE sources
+# shellcheck disable=SC2086
+make -s $(echo "$PURE" | tr ' ' '\n' | grep '\.pb-c\.c$')
 targets=""
 for src in t/fuzz/fuzz_*.c; do
     name=$(basename "$src" .c)
     name=${name#fuzz_}
     # shellcheck disable=SC2086
-    "$CLANG" $CFLAGS $APR_CFLAGS -Imod_claude_gateway -Imod_claude_spend -o "$OUT/fuzz_$name" \
-        "$src" $PURE $APR_LIBS -ljansson -lcrypto
+    "$CLANG" $CFLAGS $APR_CFLAGS -Imod_claude_gateway -Imod_claude_gateway/otlp -Imod_claude_spend \
+        -o "$OUT/fuzz_$name" "$src" $PURE $APR_LIBS -ljansson -lyaml -lcrypto -lprotobuf-c -lz -lm
     echo "built $OUT/fuzz_$name"
     targets="$targets $name"
 done

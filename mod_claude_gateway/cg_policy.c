@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <apr_uri.h>
 #include <openssl/sha.h>
 
 #include "cg_policy.h"
@@ -291,7 +292,7 @@ static const char *const cg_directive_sections[][2] = {
 };
 
 /* Sections that belong to features not built yet. */
-static const char *const cg_later_sections[] = {"telemetry", "cri", "load_test_mode"};
+static const char *const cg_later_sections[] = {"cri", "load_test_mode"};
 
 static const char *const cg_providers[] = {
     "anthropic", "bedrock", "mantle", "anthropicAws", "anthropicGoogleCloud", "vertex", "foundry"};
@@ -1583,6 +1584,25 @@ static int cg_check_managed(cg_val_t *v, const json_t *mg)
     return 1;
 }
 
+/* The reference's telemetry env (cg_policy_with_telemetry_env) in front of
+ * the document's own env, which wins key by key (PROTOCOL.md §6); doc is
+ * changed in place and returned. */
+static json_t *cg_settings_env(const cg_policy_t *pol, json_t *doc)
+{
+    json_t *env, *own;
+
+    if (pol->telemetry_env == NULL || doc == NULL) {
+        return doc;
+    }
+    env = json_deep_copy(pol->telemetry_env);
+    own = json_object_get(doc, "env");
+    if (json_is_object(own)) {
+        json_object_update(env, own);
+    }
+    json_object_set_new(doc, "env", env);
+    return doc;
+}
+
 static void cg_compile_rules(apr_pool_t *p, cg_policy_t *pol)
 {
     const json_t *base =
@@ -1596,8 +1616,295 @@ static void cg_compile_rules(apr_pool_t *p, cg_policy_t *pol)
         cg_policy_rule_t *r = &APR_ARRAY_IDX(pol->rules, i, cg_policy_rule_t);
         json_t *doc =
             (base && i != pol->base) ? cg_merge(base, r->settings) : json_deep_copy(r->settings);
-        r->compiled = cg_settings_make(p, doc);
+        r->compiled = cg_settings_make(p, cg_settings_env(pol, doc));
     }
+}
+
+/* --- telemetry ------------------------------------------------------------ */
+
+static int cg_host_loopback(const char *h)
+{
+    int dots = 0;
+    const char *c;
+
+    if (strcasecmp(h, "localhost") == 0 || strcmp(h, "::1") == 0) {
+        return 1;
+    }
+    if (strncmp(h, "127.", 4) != 0) {
+        return 0;
+    }
+    for (c = h; *c; c++) {
+        if (*c == '.') {
+            dots++;
+        }
+        else if (!isdigit((unsigned char)*c)) {
+            return 0;
+        }
+    }
+    return dots == 3;
+}
+
+/* RFC 9110 token characters */
+static int cg_header_name_ok(const char *n)
+{
+    if (*n == '\0') {
+        return 0;
+    }
+    for (; *n; n++) {
+        if (!isalnum((unsigned char)*n) && strchr("!#$%&'*+-.^_`|~", *n) == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* telemetry.forward_to[i].url: http(s), plain http only to a loopback
+ * collector; /v1/<signal> is appended, so no query or fragment. */
+static const char *cg_check_otlp_url(cg_val_t *v, const char *path, const json_t *j,
+                                     const char **host)
+{
+    const char *s = json_string_value(j);
+    apr_uri_t u;
+    apr_size_t n;
+
+    if (!cg_want(v, path, j, JSON_STRING, "string")) {
+        return NULL;
+    }
+    if (apr_uri_parse(v->p, s, &u) != APR_SUCCESS || u.scheme == NULL || u.hostname == NULL ||
+        *u.hostname == '\0' || (strcmp(u.scheme, "https") != 0 && strcmp(u.scheme, "http") != 0)) {
+        cg_fail(v, path, "Invalid url: give an http(s) URL such as https://otel.example.com:4318");
+        return NULL;
+    }
+    if (u.user != NULL || u.password != NULL) {
+        cg_fail(v, path, "credentials do not belong in the URL; put them in headers");
+        return NULL;
+    }
+    if (u.query != NULL || u.fragment != NULL) {
+        cg_fail(v, path, "must not have a query or fragment: /v1/<signal> is appended to it");
+        return NULL;
+    }
+    if (!strcmp(u.hostname, "169.254.169.254") ||
+        !strcasecmp(u.hostname, "metadata.google.internal") ||
+        !strcasecmp(u.hostname, "fd00:ec2::254")) {
+        cg_fail(v, path, "must not target a cloud metadata endpoint");
+        return NULL;
+    }
+    if (strcmp(u.scheme, "http") == 0 && !cg_host_loopback(u.hostname)) {
+        cg_fail(v, path, "must use https:// (plain http is only allowed to a loopback collector)");
+        return NULL;
+    }
+    *host = u.port_str ? apr_pstrcat(v->p, u.hostname, ":", u.port_str, NULL) : u.hostname;
+    n = strlen(s);
+    while (n > 0 && s[n - 1] == '/') {
+        n--;
+    }
+    return apr_pstrmemdup(v->p, s, n);
+}
+
+/* Header names and values of a destination. Values are often secrets: no
+ * message here ever quotes one. */
+static int cg_check_otlp_headers(cg_val_t *v, const char *path, const json_t *j,
+                                 apr_array_header_t **out)
+{
+    static const char *const reserved[] = {"host",
+                                           "content-length",
+                                           "content-type",
+                                           "content-encoding",
+                                           "transfer-encoding",
+                                           "connection",
+                                           "te",
+                                           "trailer",
+                                           "upgrade",
+                                           "expect",
+                                           "keep-alive",
+                                           "proxy-connection",
+                                           NULL};
+    const char *key;
+    json_t *val;
+
+    if (!cg_string_map(v, path, j)) {
+        return 0;
+    }
+    *out = apr_array_make(v->p, (int)json_object_size(j) + 1, sizeof(const char *));
+    json_object_foreach((json_t *)j, key, val)
+    {
+        const char *hp = cg_sub(v, path, key), *c;
+        if (!cg_header_name_ok(key)) {
+            return cg_fail(v, hp, "not a valid header name");
+        }
+        if (cg_in(cg_model_norm(v->p, key), reserved)) {
+            return cg_fail(v, hp, "this header is set by the gateway");
+        }
+        for (c = json_string_value(val); *c; c++) {
+            if (*c == '\r' || *c == '\n') {
+                return cg_fail(v, hp, "header values must not contain line breaks");
+            }
+        }
+        if (json_string_length(val) != strlen(json_string_value(val))) {
+            return cg_fail(v, hp, "header values must not contain NUL");
+        }
+        APR_ARRAY_PUSH(*out, const char *) =
+            apr_pstrcat(v->p, key, ": ", json_string_value(val), NULL);
+    }
+    return 1;
+}
+
+/* telemetry: {forward_to: [...], resource_attributes: {k: v}} as the
+ * reference reads it, strictly. */
+static int cg_check_telemetry(cg_val_t *v, const json_t *t)
+{
+    static const char *const keys[] = {"forward_to", "resource_attributes", NULL};
+    static const char *const dest_keys[] = {"url",    "headers", "metrics", "logs",
+                                            "traces", "auth",    NULL};
+    static const char *const flags[] = {"metrics", "logs", "traces"};
+    cg_telemetry_t *tel = apr_pcalloc(v->p, sizeof(*tel));
+    json_t *fwd, *ra, *val;
+    const char *key;
+    apr_size_t i, f;
+
+    if (!cg_want(v, "telemetry", t, JSON_OBJECT, "object") ||
+        !cg_keys_only(v, "telemetry", t, keys)) {
+        return 0;
+    }
+    tel->dests = apr_array_make(v->p, 2, sizeof(cg_telemetry_dest_t));
+    tel->resource_attributes = apr_array_make(v->p, 2, sizeof(cg_policy_kv_t));
+    fwd = json_object_get(t, "forward_to");
+    if (fwd != NULL && !cg_want(v, "telemetry.forward_to", fwd, JSON_ARRAY, "array")) {
+        return 0;
+    }
+    for (i = 0; i < json_array_size(fwd); i++) {
+        const char *path = cg_idx(v, "telemetry.forward_to", i), *host = NULL;
+        json_t *d = json_array_get(fwd, i);
+        cg_telemetry_dest_t *dest;
+
+        if (!cg_want(v, path, d, JSON_OBJECT, "object") || !cg_keys_only(v, path, d, dest_keys)) {
+            return 0;
+        }
+        if (json_object_get(d, "auth") != NULL) {
+            return cg_fail(v, cg_sub(v, path, "auth"),
+                           "not supported by mod_claude; put the credential in headers");
+        }
+        dest = apr_array_push(tel->dests);
+        memset(dest, 0, sizeof(*dest));
+        if ((val = json_object_get(d, "url")) == NULL) {
+            return cg_fail(v, cg_sub(v, path, "url"), "Required");
+        }
+        if ((dest->url = cg_check_otlp_url(v, cg_sub(v, path, "url"), val, &host)) == NULL) {
+            return 0;
+        }
+        dest->label = apr_psprintf(v->p, "telemetry.forward_to[%lu] (%s)", (unsigned long)i, host);
+        dest->headers = apr_array_make(v->p, 1, sizeof(const char *));
+        if ((val = json_object_get(d, "headers")) != NULL &&
+            !cg_check_otlp_headers(v, cg_sub(v, path, "headers"), val, &dest->headers)) {
+            return 0;
+        }
+        dest->metrics = 1; /* the reference's defaults: metrics only */
+        for (f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
+            if ((val = json_object_get(d, flags[f])) == NULL) {
+                continue;
+            }
+            if (!cg_want(v, cg_sub(v, path, flags[f]), val, JSON_TRUE, "boolean")) {
+                return 0;
+            }
+            *(f == 0 ? &dest->metrics : f == 1 ? &dest->logs : &dest->traces) = json_is_true(val);
+        }
+    }
+    ra = json_object_get(t, "resource_attributes");
+    if (ra != NULL && !cg_string_map(v, "telemetry.resource_attributes", ra)) {
+        return 0;
+    }
+    json_object_foreach(ra, key, val)
+    {
+        cg_policy_kv_t *kv;
+        const char *c;
+
+        for (c = key; *c; c++) {
+            if (*c == ',' || *c == '=' || *c == '%' || isspace((unsigned char)*c) ||
+                (unsigned char)*c < 0x20) {
+                break;
+            }
+        }
+        if (*key == '\0' || *c != '\0') {
+            return cg_fail(v, cg_sub(v, "telemetry.resource_attributes", key),
+                           "keys must be non-empty without ',', '=', '%' or whitespace");
+        }
+        kv = apr_array_push(tel->resource_attributes);
+        kv->key = key;
+        kv->value = json_string_value(val);
+    }
+    v->pol->telemetry = tel;
+    return 1;
+}
+
+/* OTEL_RESOURCE_ATTRIBUTES: k=v pairs, values percent-encoded outside the
+ * W3C baggage octets (and '%' itself), as the OpenTelemetry SDKs read it. */
+static const char *cg_otel_resource_attributes(apr_pool_t *p, const apr_array_header_t *kvs)
+{
+    apr_array_header_t *out = apr_array_make(p, 64, 1);
+    int i;
+
+    for (i = 0; i < kvs->nelts; i++) {
+        const cg_policy_kv_t *kv = &APR_ARRAY_IDX(kvs, i, cg_policy_kv_t);
+        const unsigned char *c;
+        if (i > 0) {
+            cg_canon_append(out, ",");
+        }
+        cg_canon_append(out, kv->key);
+        cg_canon_append(out, "=");
+        for (c = (const unsigned char *)kv->value; *c; c++) {
+            if (*c <= 0x20 || *c >= 0x7f || *c == '"' || *c == ',' || *c == ';' || *c == '\\' ||
+                *c == '%') {
+                char hex[4];
+                snprintf(hex, sizeof(hex), "%%%02X", *c);
+                cg_canon_append(out, hex);
+            }
+            else {
+                *(char *)apr_array_push(out) = (char)*c;
+            }
+        }
+    }
+    *(char *)apr_array_push(out) = '\0';
+    return out->elts;
+}
+
+const cg_policy_t *cg_policy_with_telemetry_env(apr_pool_t *p, const cg_policy_t *pol,
+                                                const char *public_url)
+{
+    const cg_telemetry_t *tel = pol ? pol->telemetry : NULL;
+    cg_policy_t *copy;
+    json_t *env;
+    int i, logs = 0, traces = 0;
+
+    if (tel == NULL || tel->dests->nelts == 0 || public_url == NULL || pol->telemetry_env) {
+        return pol;
+    }
+    for (i = 0; i < tel->dests->nelts; i++) {
+        const cg_telemetry_dest_t *d = &APR_ARRAY_IDX(tel->dests, i, cg_telemetry_dest_t);
+        logs |= d->logs;
+        traces |= d->traces;
+    }
+    /* the reference's order: ours first, the policy's own env after */
+    env = json_object();
+    json_object_set_new(env, "CLAUDE_CODE_ENABLE_TELEMETRY", json_string("1"));
+    json_object_set_new(env, "OTEL_METRICS_EXPORTER", json_string("otlp"));
+    if (logs) {
+        json_object_set_new(env, "OTEL_LOGS_EXPORTER", json_string("otlp"));
+    }
+    if (traces) {
+        json_object_set_new(env, "OTEL_TRACES_EXPORTER", json_string("otlp"));
+    }
+    json_object_set_new(env, "OTEL_EXPORTER_OTLP_ENDPOINT", json_string(public_url));
+    json_object_set_new(env, "OTEL_EXPORTER_OTLP_PROTOCOL", json_string("http/protobuf"));
+    if (tel->resource_attributes->nelts > 0) {
+        json_object_set_new(env, "OTEL_RESOURCE_ATTRIBUTES",
+                            json_string(cg_otel_resource_attributes(p, tel->resource_attributes)));
+    }
+    apr_pool_cleanup_register(p, env, cg_json_cleanup, apr_pool_cleanup_null);
+    copy = apr_pmemdup(p, pol, sizeof(*pol));
+    copy->telemetry_env = env;
+    copy->rules = apr_array_copy(p, pol->rules);
+    cg_compile_rules(p, copy);
+    return copy;
 }
 
 const char *cg_policy_compile(apr_pool_t *p, json_t *root, const char *file, cg_policy_t **out)
@@ -1643,7 +1950,7 @@ const char *cg_policy_compile(apr_pool_t *p, json_t *root, const char *file, cg_
         }
         json_object_foreach(root, key, val)
         {
-            int found = cg_in(key, known);
+            int found = cg_in(key, known) || !strcmp(key, "telemetry");
             for (i = 0;
                  !found && i < sizeof(cg_directive_sections) / sizeof(cg_directive_sections[0]);
                  i++) {
@@ -1689,6 +1996,9 @@ const char *cg_policy_compile(apr_pool_t *p, json_t *root, const char *file, cg_
             return v.err;
         }
         if ((val = json_object_get(root, "managed")) != NULL && !cg_check_managed(&v, val)) {
+            return v.err;
+        }
+        if ((val = json_object_get(root, "telemetry")) != NULL && !cg_check_telemetry(&v, val)) {
             return v.err;
         }
     }
@@ -1762,7 +2072,7 @@ const cg_settings_t *cg_policy_settings(const cg_policy_t *pol, apr_pool_t *p, c
         }
         matched = 1;
     }
-    return matched ? cg_settings_make(p, doc) : NULL;
+    return matched ? cg_settings_make(p, cg_settings_env(pol, doc)) : NULL;
 }
 
 /* The family of a model id: from the catalogue, else the first word of

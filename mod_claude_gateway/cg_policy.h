@@ -91,6 +91,26 @@ typedef struct cg_price_row_t {
     apr_int64_t input, output, cache_read, cache_write;
 } cg_price_row_t;
 
+/** A key and a string value, in file order. */
+typedef struct cg_policy_kv_t {
+    const char *key;
+    const char *value;
+} cg_policy_kv_t;
+
+/** A telemetry.forward_to[] entry. */
+typedef struct cg_telemetry_dest_t {
+    const char *url;             /* http(s), no trailing slash; /v1/<signal> is appended */
+    const char *label;           /* "telemetry.forward_to[i] (host)": what logs may name */
+    apr_array_header_t *headers; /* const char * "Name: value"; secret: never logged */
+    int metrics, logs, traces;   /* which signals it receives (true, false, false) */
+} cg_telemetry_dest_t;
+
+/** The telemetry: section. */
+typedef struct cg_telemetry_t {
+    apr_array_header_t *dests;               /* cg_telemetry_dest_t */
+    apr_array_header_t *resource_attributes; /* cg_policy_kv_t */
+} cg_telemetry_t;
+
 typedef struct cg_policy_t {
     const char *file;
     int configured;                /* a managed: section with settings or policies exists */
@@ -107,6 +127,8 @@ typedef struct cg_policy_t {
     apr_array_header_t *rl_groups; /* cg_rl_group_t */
     int rl_postgres;               /* rate_limits.store: postgres (across nodes) */
     json_t *root;
+    const cg_telemetry_t *telemetry; /* NULL without a telemetry: section */
+    json_t *telemetry_env;           /* env put in front of every served env; NULL: none */
 } cg_policy_t;
 
 /**
@@ -181,5 +203,21 @@ char *cg_json_canonical(apr_pool_t *p, const json_t *j);
 
 /** "sha256:" + lower-case hex of the SHA-256 of the canonical JSON of j. */
 const char *cg_json_checksum(apr_pool_t *p, const json_t *j);
+
+/**
+ * The policy as served behind public_url when telemetry is forwarded: every
+ * settings document it serves gets the reference's OTEL env in front of its
+ * own env (CLAUDE_CODE_ENABLE_TELEMETRY, OTEL_*_EXPORTER for the signals some
+ * destination takes, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL,
+ * OTEL_RESOURCE_ATTRIBUTES), the policy's own entries winning; checksums are
+ * those of the result (PROTOCOL.md §6).
+ * @param p the configuration pool
+ * @param pol a compiled policy (may be NULL)
+ * @param public_url ClaudeGatewayPublicURL, or NULL
+ * @return a new policy, or pol itself when there is nothing to inject (no
+ *         destination, no public URL, or pol already has it)
+ */
+const cg_policy_t *cg_policy_with_telemetry_env(apr_pool_t *p, const cg_policy_t *pol,
+                                                const char *public_url);
 
 #endif

@@ -27,6 +27,7 @@ int main(void)
     sr = srunner_create(unit_suite_cg_util());
     srunner_add_suite(sr, unit_suite_cg_body());
     srunner_add_suite(sr, unit_suite_cg_otlp());
+    srunner_add_suite(sr, unit_suite_cg_telemetry());
     srunner_add_suite(sr, unit_suite_cg_jwt());
     srunner_add_suite(sr, unit_suite_cs_usage());
     srunner_add_suite(sr, unit_suite_cg_claims());

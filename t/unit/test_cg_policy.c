@@ -229,7 +229,7 @@ END_TEST
 
 START_TEST(policy_notes_for_other_sections)
 {
-    const cg_policy_t *pol = policy("listen: {port: 8080}\ntelemetry: {forward_to: []}\n");
+    const cg_policy_t *pol = policy("listen: {port: 8080}\ncri: {enabled: false}\n");
     ck_assert_int_eq(pol->notes->nelts, 2);
     ck_assert_ptr_nonnull(strstr(APR_ARRAY_IDX(pol->notes, 0, const char *), "listen"));
     ck_assert_ptr_nonnull(strstr(APR_ARRAY_IDX(pol->notes, 1, const char *), "not implemented"));

@@ -15,6 +15,7 @@ void unit_teardown(void);
 
 Suite *unit_suite_cg_util(void);
 Suite *unit_suite_cg_otlp(void);
+Suite *unit_suite_cg_telemetry(void);
 Suite *unit_suite_cg_body(void);
 Suite *unit_suite_cg_jwt(void);
 Suite *unit_suite_cs_usage(void);

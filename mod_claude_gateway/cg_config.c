@@ -13,6 +13,8 @@
  *   ClaudeGatewayAdminKey read|write <id> env:N|file:P (server) an admin API key
  *   ClaudeGatewayAdminGroups <group>...  (server) IdP groups whose sessions administer
  *
+ *   ClaudeGatewayTelemetry{Queue,Timeout,Breaker,Interval} (global) see cg_telemetry.h
+ *
  * Every field starts UNSET, merges "inner if set", and has its default in one
  * getter, so an inner section can always restate the default. */
 #include <apr_strings.h>
@@ -25,6 +27,7 @@
 #include "cg_util.h"
 #include "cg_jwt.h"
 #include "cg_yaml.h"
+#include "cg_telemetry.h"
 
 #define CG_MERGE(f, unset) n->f = (add->f != (unset)) ? add->f : base->f
 
@@ -95,6 +98,7 @@ void *cg_srv_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(oidc_client_id, NULL);
     CG_MERGE(oidc_client_secret, NULL);
     CG_MERGE(policy, NULL);
+    CG_MERGE(tel, NULL);
     CG_MERGE(admin_keys, NULL);
     CG_MERGE(admin_groups, NULL);
     CG_MERGE(breaker_failures, CG_UNSET);
@@ -659,6 +663,16 @@ const command_rec cg_cmds[] = {
                   "the admin API; repeatable"),
     AP_INIT_ITERATE("ClaudeGatewayAdminGroups", cg_admin_set_group, NULL, RSRC_CONF,
                     "IdP groups whose members may change spend limits and revoke sessions"),
+    AP_INIT_TAKE12("ClaudeGatewayTelemetryQueue", cg_telemetry_set_queue, NULL, RSRC_CONF,
+                   "client exports waiting per child (256) and transfers at once per child (16); "
+                   "a full queue drops"),
+    AP_INIT_TAKE1("ClaudeGatewayTelemetryTimeout", cg_telemetry_set_timeout, NULL, RSRC_CONF,
+                  "ms one delivery to a telemetry destination may take; default 10000"),
+    AP_INIT_TAKE2("ClaudeGatewayTelemetryBreaker", cg_telemetry_set_breaker, NULL, RSRC_CONF,
+                  "failures in a row after which a telemetry destination is skipped, and for "
+                  "how many seconds; default 5 30"),
+    AP_INIT_TAKE1("ClaudeGatewayTelemetryInterval", cg_telemetry_set_interval, NULL, RSRC_CONF,
+                  "seconds between exports of the gateway's own metrics, or Off; default 60"),
     {NULL}
 };
 /* clang-format on */

@@ -53,6 +53,7 @@ typedef struct cg_srv_conf_t {
     apr_array_header_t *admin_groups;       /* ClaudeGatewayAdminGroups, const char * */
     int breaker_failures;                   /* ClaudeGatewayCircuitBreaker failures (0: off) */
     apr_interval_time_t breaker_cooldown;   /* ClaudeGatewayCircuitBreaker cool-down */
+    struct cg_tel_conf_t *tel;              /* ClaudeGatewayTelemetry* (global): cg_telemetry.c */
 } cg_srv_conf_t;
 
 extern const command_rec cg_cmds[];

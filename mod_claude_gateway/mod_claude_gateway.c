@@ -32,6 +32,7 @@
 #include "cg_keys.h"
 #include "cg_revoke.h"
 #include "cg_upstream.h"
+#include "cg_telemetry.h"
 #include "cg_util.h"
 
 #define CG_AUTH_TYPE "claude-session"
@@ -705,6 +706,8 @@ static void cg_register_hooks(apr_pool_t *p)
     ap_hook_check_config(cg_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(cg_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(cg_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* OTLP ingest and relay, own metrics, the managed settings' OTEL env */
+    cg_telemetry_register_hooks(p);
     ap_hook_check_authn(cg_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(cg_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_filter(cg_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);

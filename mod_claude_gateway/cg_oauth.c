@@ -55,9 +55,40 @@ static int cg_json_reply(request_rec *r, int status, json_t *j, int no_store)
     return cg_reply_json(r, status, body, no_store);
 }
 
+/* The audit line of a sign-in step (claude_json in conf/claude-gateway-log.conf
+ * prints these notes): what was decided, why, and for whom. Never a token or
+ * a device code; the user code the person typed is fine. */
+static void cg_audit(request_rec *r, const char *decision, const char *reason, const char *sub,
+                     const char *email)
+{
+    apr_table_setn(r->notes, "claude-decision", decision);
+    if (reason != NULL) {
+        apr_table_setn(r->notes, "claude-reason", apr_pstrdup(r->pool, reason));
+    }
+    if (sub != NULL && *sub != '\0') {
+        apr_table_setn(r->notes, "claude-user", apr_pstrdup(r->pool, sub));
+    }
+    if (email != NULL && *email != '\0') {
+        apr_table_setn(r->notes, "claude-email", apr_pstrdup(r->pool, email));
+    }
+}
+
 static int cg_oauth_fail(request_rec *r, int status, const char *error, const char *desc)
 {
     json_t *j = json_object();
+
+    /* callers that know more (who, which code) set the decision first */
+    if (apr_table_get(r->notes, "claude-decision") == NULL) {
+        int token = strcmp(r->handler, CG_HANDLER_TOKEN) == 0;
+        cg_audit(r,
+                 !strcmp(error, "temporarily_unavailable") || !strcmp(error, "server_error")
+                     ? "signin_unavailable"
+                 : !token                                  ? "device_authorization_refused"
+                 : !strcmp(error, "authorization_pending") ? "token_pending"
+                 : !strcmp(error, "slow_down")             ? "token_slow_down"
+                                                           : "token_denied",
+                 error, NULL, NULL);
+    }
 
     json_object_set_new(j, "error", json_string(error));
     if (desc != NULL) {
@@ -181,6 +212,7 @@ static int cg_discovery(request_rec *r)
     json_object_set_new(j, "token_endpoint_auth_methods_supported", json_pack("[s]", "none"));
     json_object_set_new(j, "scopes_supported", json_pack("[sss]", "openid", "profile", "email"));
     json_object_set_new(j, "gateway_protocol_version", json_integer(1));
+    cg_audit(r, "allowed", NULL, NULL, NULL);
     return cg_json_reply(r, HTTP_OK, j, 0);
 }
 
@@ -208,6 +240,7 @@ static int cg_device_authorization(request_rec *r)
     if (hits > cg_srv_device_rate(sc)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       CG_LOGNO(0301) "device authorization rate limit reached");
+        cg_audit(r, "device_authorization_refused", "rate limited", NULL, NULL);
         return cg_oauth_fail(r, HTTP_TOO_MANY_REQUESTS, "slow_down",
                              "Too many sign-in attempts came from your network, which other "
                              "people may share.");
@@ -252,6 +285,8 @@ static int cg_device_authorization(request_rec *r)
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0302) "device authorization %s issued",
                   user_code);
+    cg_audit(r, "device_authorized", apr_pstrcat(r->pool, "user_code ", user_code, NULL), NULL,
+             NULL);
     return cg_json_reply(r, HTTP_OK, j, 1);
 }
 
@@ -358,7 +393,7 @@ static int cg_token_device_grant(request_rec *r, const char *device_code)
         "UPDATE claude_device_grants g SET last_poll = now() FROM o "
         "WHERE g.device_hash = o.device_hash "
         "RETURNING g.status, COALESCE(EXTRACT(EPOCH FROM now() - o.last_poll), 1e9)::float8";
-    const char *params[1], *status, *token, *refresh;
+    const char *params[1], *status, *token, *refresh, *user_code;
     PGresult *res;
     json_t *j, *groups;
     double since_last;
@@ -381,15 +416,19 @@ static int cg_token_device_grant(request_rec *r, const char *device_code)
     /* approved or denied: the row is consumed, so the code works once */
     if (cg_db_query(r->pool, r->server,
                     "DELETE FROM claude_device_grants WHERE device_hash = $1 "
-                    "RETURNING status, sub, email, name, groups::text, idp_refresh_token",
+                    "RETURNING status, sub, email, name, groups::text, idp_refresh_token, "
+                    "user_code",
                     1, params, &res) != APR_SUCCESS) {
         return cg_oauth_fail(r, HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable", NULL);
     }
     if (PQntuples(res) != 1) {
         return cg_oauth_fail(r, HTTP_BAD_REQUEST, "expired_token", NULL); /* a racing poll won */
     }
+    user_code = cg_user_code_display(r->pool, PQgetvalue(res, 0, 6));
     if (strcmp(PQgetvalue(res, 0, 0), "approved") != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0304) "device grant denied");
+        cg_audit(r, "token_denied",
+                 apr_pstrcat(r->pool, "access_denied: user_code ", user_code, NULL), NULL, NULL);
         return cg_oauth_fail(r, HTTP_BAD_REQUEST, "access_denied", NULL);
     }
     groups = PQgetisnull(res, 0, 4) ? NULL : json_loads(PQgetvalue(res, 0, 4), 0, NULL);
@@ -409,6 +448,9 @@ static int cg_token_device_grant(request_rec *r, const char *device_code)
     json_object_set_new(j, "expires_in", json_integer(cg_srv_session_ttl(cg_srv_get(r->server))));
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0305) "session minted for %s",
                   PQgetvalue(res, 0, 1));
+    cg_audit(r, "token_minted",
+             apr_pstrcat(r->pool, "device_code grant, user_code ", user_code, NULL),
+             PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
     return cg_json_reply(r, HTTP_OK, j, 1);
 }
 
@@ -534,6 +576,7 @@ static int cg_token_refresh_grant(request_rec *r, const char *refresh_token)
         if (PQntuples(res) > 0) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                           CG_LOGNO(0316) "refresh with a revoked refresh token refused");
+            cg_audit(r, "token_denied", "invalid_grant: refresh token revoked", NULL, NULL);
             return cg_oauth_fail(r, HTTP_UNAUTHORIZED, "invalid_grant", NULL);
         }
     }
@@ -577,6 +620,7 @@ static int cg_token_refresh_grant(request_rec *r, const char *refresh_token)
             /* the deprovisioning path: the client signs in again */
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                           CG_LOGNO(0311) "IdP refused the refresh token (invalid_grant)");
+            cg_audit(r, "token_denied", "invalid_grant: refused by the IdP", NULL, NULL);
             return cg_oauth_fail(r, HTTP_UNAUTHORIZED, "invalid_grant", NULL);
         }
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
@@ -593,6 +637,7 @@ static int cg_token_refresh_grant(request_rec *r, const char *refresh_token)
         return cg_oauth_fail(r, HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable", NULL);
     }
     if ((v = json_object_get(claims, "email_verified")) != NULL && json_is_false(v)) {
+        cg_audit(r, "token_denied", "invalid_grant: email not verified", sub, NULL);
         return cg_oauth_fail(r, HTTP_UNAUTHORIZED, "invalid_grant", NULL);
     }
     email = cg_claims_email(r->pool, claims, cg_srv_email_claims(sc));
@@ -602,6 +647,8 @@ static int cg_token_refresh_grant(request_rec *r, const char *refresh_token)
     if (gate != NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0315) "refresh of %s refused: %s", sub,
                       gate);
+        cg_audit(r, "token_denied", apr_pstrcat(r->pool, "invalid_grant: ", gate, NULL), sub,
+                 email);
         return cg_oauth_fail(r, HTTP_UNAUTHORIZED, "invalid_grant", NULL);
     }
     groups = cg_groups_json(garr);
@@ -618,6 +665,7 @@ static int cg_token_refresh_grant(request_rec *r, const char *refresh_token)
     json_object_set_new(out, "token_type", json_string("Bearer"));
     json_object_set_new(out, "expires_in", json_integer(cg_srv_session_ttl(sc)));
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0314) "session refreshed for %s", sub);
+    cg_audit(r, "token_refreshed", "refresh_token grant", sub, email);
     return cg_json_reply(r, HTTP_OK, out, 1);
 }
 
@@ -787,6 +835,7 @@ static int cg_device_decide(request_rec *r, const cg_browser_user_t *u, const ch
                         "WHERE user_code = $1 AND status = 'pending' AND expires_at > now() "
                         "RETURNING 1",
                         6, params, &res) != APR_SUCCESS) {
+            cg_audit(r, "signin_unavailable", "store unavailable", u->sub, u->email);
             return cg_page(r, "Sign-in unavailable",
                            "<p>The sign-in service is unavailable. Try again shortly.</p>");
         }
@@ -796,16 +845,21 @@ static int cg_device_decide(request_rec *r, const cg_browser_user_t *u, const ch
                          "WHERE user_code = $1 AND status = 'pending' AND expires_at > now() "
                          "RETURNING 1",
                          1, params, &res) != APR_SUCCESS) {
+        cg_audit(r, "signin_unavailable", "store unavailable", u->sub, u->email);
         return cg_page(r, "Sign-in unavailable",
                        "<p>The sign-in service is unavailable. Try again shortly.</p>");
     }
     if (PQntuples(res) != 1) {
+        cg_audit(r, "device_code_unknown", apr_pstrcat(r->pool, "user_code ", shown, NULL), u->sub,
+                 u->email);
         return cg_page_code_form(r, u->email ? u->email : u->sub,
                                  "That code was not recognized — it may have expired. Check your "
                                  "device and try again.");
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0306) "device %s %s by %s", shown,
                   approve ? "approved" : "denied", u->sub);
+    cg_audit(r, approve ? "device_approved" : "device_denied",
+             apr_pstrcat(r->pool, "user_code ", shown, NULL), u->sub, u->email);
     if (approve) {
         return cg_page(r, "You're signed in",
                        "<p>You're signed in. Return to your device to continue.</p>");
@@ -829,8 +883,10 @@ static int cg_device(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     who = u.email ? u.email : u.sub;
+    cg_audit(r, "allowed", NULL, u.sub, u.email);
     if (u.email_verified != NULL &&
         (strcmp(u.email_verified, "0") == 0 || strcmp(u.email_verified, "false") == 0)) {
+        cg_audit(r, "signin_refused", "email not verified", u.sub, u.email);
         return cg_page(r, "Sign-in refused",
                        "<p>Your identity provider has not verified your email address.</p>");
     }
@@ -838,6 +894,7 @@ static int cg_device(request_rec *r)
                                cg_srv_get(r->server)->allowed_groups)) != NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0309) "sign-in of %s refused: %s",
                       u.sub, gate);
+        cg_audit(r, "signin_refused", gate, u.sub, u.email);
         return cg_page(r, "Sign-in refused", apr_psprintf(r->pool, "<p>%s</p>", gate));
     }
     deny = strcmp(r->uri, "/device/deny") == 0;
@@ -848,6 +905,9 @@ static int cg_device(request_rec *r)
         if (code == NULL) {
             return cg_page_code_form(r, who, NULL);
         }
+        cg_audit(r, "device_verify",
+                 apr_pstrcat(r->pool, "user_code ", cg_user_code_display(r->pool, code), NULL),
+                 u.sub, u.email);
         return cg_page(
             r, "Approve sign-in?",
             apr_psprintf(r->pool,
@@ -870,21 +930,25 @@ static int cg_device(request_rec *r)
     if (!cg_same_origin(r)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       CG_LOGNO(0308) "cross-site device POST refused");
+        cg_audit(r, "device_csrf_refused", "cross-site POST", u.sub, u.email);
         return cg_page_code_form(r, who,
                                  "This request came from another site and was blocked. Open the "
                                  "verification link directly.");
     }
     hits = cg_rate_hit(r, apr_pstrcat(r->pool, "verify:", r->useragent_ip, NULL), CG_DEVICE_TTL);
     if (hits < 0) {
+        cg_audit(r, "signin_unavailable", "store unavailable", u.sub, u.email);
         return cg_page(r, "Sign-in unavailable",
                        "<p>The sign-in service is unavailable. Try again shortly.</p>");
     }
     if (hits > CG_VERIFY_RATE) {
+        cg_audit(r, "device_verify_refused", "rate limited", u.sub, u.email);
         return cg_page_code_form(r, who, "Too many attempts. Wait a few minutes and try again.");
     }
     form = cg_form_read(r);
     code = cg_user_code_normalize(r->pool, form ? apr_table_get(form, "user_code") : NULL);
     if (code == NULL) {
+        cg_audit(r, "device_code_unknown", "not a user code", u.sub, u.email);
         return cg_page_code_form(r, who,
                                  "That code was not recognized — it may have expired. Check your "
                                  "device and try again.");

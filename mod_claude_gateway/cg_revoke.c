@@ -161,6 +161,19 @@ int cg_revoked(request_rec *r, const cg_identity_t *id)
 
 /* --- handlers --------------------------------------------------------------- */
 
+/* The audit line of a revocation (claude_json prints these notes). */
+static void cg_revoke_audit(request_rec *r, const char *decision, const char *reason,
+                            const char *sub)
+{
+    apr_table_setn(r->notes, "claude-decision", decision);
+    if (reason != NULL) {
+        apr_table_setn(r->notes, "claude-reason", apr_pstrdup(r->pool, reason));
+    }
+    if (sub != NULL) {
+        apr_table_setn(r->notes, "claude-user", apr_pstrdup(r->pool, sub));
+    }
+}
+
 static int cg_json_answer(request_rec *r, int status, const char *body)
 {
     return cg_reply_json(r, status, body, 1);
@@ -204,6 +217,7 @@ static int cg_revoke_rfc7009(request_rec *r)
     }
     form = cg_form_table(r, 16384);
     token = form ? apr_table_get(form, "token") : NULL;
+    cg_revoke_audit(r, "revoke_noop", "not a token of ours", NULL);
     if (token != NULL && cg_session_verify(r, token, &id, &why) && id.session_id != NULL) {
         const char *params[2];
         PGresult *res;
@@ -215,11 +229,13 @@ static int cg_revoke_rfc7009(request_rec *r)
                         "INSERT INTO claude_session_revocations (sid, expires_at) "
                         "VALUES ($1, to_timestamp($2::bigint)) ON CONFLICT DO NOTHING",
                         2, params, &res) != APR_SUCCESS) {
+            cg_revoke_audit(r, "signin_unavailable", "store unavailable", id.sub);
             return cg_json_answer(r, HTTP_SERVICE_UNAVAILABLE,
                                   "{\"error\":\"temporarily_unavailable\"}");
         }
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       CG_LOGNO(0402) "session of %s revoked by its holder", id.sub);
+        cg_revoke_audit(r, "revoked", "session, by its holder", id.sub);
     }
     else if (token != NULL && *token != '\0' && strlen(token) <= 4096) {
         /* anything else is taken for a refresh token: our refresh grant
@@ -232,10 +248,12 @@ static int cg_revoke_rfc7009(request_rec *r)
                         "INSERT INTO claude_refresh_revocations (token_hash) VALUES ($1) "
                         "ON CONFLICT DO NOTHING",
                         1, params, &res) != APR_SUCCESS) {
+            cg_revoke_audit(r, "signin_unavailable", "store unavailable", NULL);
             return cg_json_answer(r, HTTP_SERVICE_UNAVAILABLE,
                                   "{\"error\":\"temporarily_unavailable\"}");
         }
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0405) "refresh token revoked");
+        cg_revoke_audit(r, "revoked", "refresh token, by its holder", NULL);
     }
     return cg_json_answer(r, HTTP_OK, "{}");
 }
@@ -296,6 +314,7 @@ static int cg_revoke_admin(request_rec *r)
         }
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       CG_LOGNO(0403) "revocation of %s lifted by %s", params[0], by);
+        cg_revoke_audit(r, "revocation_lifted", apr_pstrcat(r->pool, "by ", by, NULL), params[0]);
         return cg_json_answer(r, HTTP_OK, "{}");
     }
     body = cg_body_small(r, CG_ADMIN_BODY_MAX, &len);
@@ -320,6 +339,10 @@ static int cg_revoke_admin(request_rec *r)
     }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, CG_LOGNO(0404) "user %s revoked by %s", params[0],
                   by);
+    cg_revoke_audit(r, "revoked",
+                    apr_pstrcat(r->pool, "user, by ", by, params[1] ? ": " : "",
+                                params[1] ? params[1] : "", NULL),
+                    params[0]);
     j = json_pack("{s:s,s:b}", "sub", params[0], "revoked", 1);
     body = json_dumps(j, JSON_COMPACT);
     json_decref(j);

@@ -14,6 +14,7 @@
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <apr_uri.h>
 #include <curl/curl.h>
 
 #include "cg_private.h"
@@ -21,6 +22,10 @@
 #include "cg_config.h"
 #include "cg_handler.h"
 #include "cg_route.h"
+#include "cg_bedrock.h"
+#include "cg_provider.h"
+#include "cg_sigv4.h"
+#include "cg_vertex.h"
 #include "cg_upstream.h"
 #include "cg_util.h"
 
@@ -39,6 +44,10 @@ typedef struct cg_attempt_t {
     char *held; /* a failed answer's body, kept in case it is relayed after all */
     apr_size_t held_len;
     apr_time_t ttfb_deadline;
+    cg_provider_e kind;
+    int hold_answer;              /* judge the whole body first (cloud errors, count_tokens) */
+    int bedrock_count;            /* a CountTokens answer to translate */
+    cg_bedrock_stream_t *bedrock; /* event-stream to SSE, on a streaming Bedrock answer */
 } cg_attempt_t;
 
 /* --- per-child state: the connection share and the breakers ------------- */
@@ -48,6 +57,8 @@ static apr_thread_mutex_t *cg_share_locks[CURL_LOCK_DATA_LAST];
 static apr_thread_mutex_t *cg_breaker_lock;
 static apr_hash_t *cg_breakers; /* upstream name -> cg_breaker_t */
 static apr_pool_t *cg_upstream_pool;
+static apr_thread_mutex_t *cg_vertex_lock;
+static apr_hash_t *cg_vertex_creds; /* upstream name -> cg_vertex_cred_t */
 
 static void cg_share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *u)
 {
@@ -88,6 +99,8 @@ void cg_upstream_child_init(apr_pool_t *pchild, server_rec *s)
         apr_thread_mutex_create(&cg_share_locks[i], APR_THREAD_MUTEX_DEFAULT, pchild);
     }
     apr_thread_mutex_create(&cg_breaker_lock, APR_THREAD_MUTEX_DEFAULT, pchild);
+    apr_thread_mutex_create(&cg_vertex_lock, APR_THREAD_MUTEX_DEFAULT, pchild);
+    cg_vertex_creds = apr_hash_make(pchild);
     cg_breakers = apr_hash_make(pchild);
     cg_share = curl_share_init();
     if (cg_share != NULL) {
@@ -175,7 +188,15 @@ static void cg_attempt_commit(cg_attempt_t *a)
     a->committed = 1;
     r->status = a->status;
     for (i = 0; i < arr->nelts; i++) {
-        if (!strcasecmp(e[i].key, "content-type")) {
+        if (a->kind != CG_PROVIDER_ANTHROPIC && a->kind != CG_PROVIDER_ANTHROPIC_AWS &&
+            strcasecmp(e[i].key, "content-type") != 0 && strcasecmp(e[i].key, "retry-after") != 0) {
+            continue; /* a cloud's request ids and account headers stay with us */
+        }
+        if (!strcasecmp(e[i].key, "content-type") && a->bedrock != NULL) {
+            ap_set_content_type(r, "text/event-stream; charset=utf-8");
+            a->stream = 1;
+        }
+        else if (!strcasecmp(e[i].key, "content-type")) {
             ap_set_content_type(r, apr_pstrdup(r->pool, e[i].val));
             a->stream = strncasecmp(e[i].val, "text/event-stream", 17) == 0;
         }
@@ -189,17 +210,41 @@ static void cg_attempt_commit(cg_attempt_t *a)
  * and let the next upstream try. */
 static void cg_attempt_decide(cg_attempt_t *a)
 {
-    if (!cg_route_fails_over(a->status)) {
-        cg_attempt_commit(a);
+    if (cg_route_fails_over(a->status)) {
+        return;
     }
+    if (a->status >= 300 && a->kind != CG_PROVIDER_ANTHROPIC &&
+        a->kind != CG_PROVIDER_ANTHROPIC_AWS) {
+        a->hold_answer = 1; /* the error hygiene needs the whole body */
+        return;
+    }
+    if (a->bedrock_count) {
+        a->hold_answer = 1; /* CountTokens' answer is translated whole */
+        return;
+    }
+    if (a->bedrock != NULL && a->status != 200) {
+        a->bedrock = NULL; /* not an event stream */
+    }
+    cg_attempt_commit(a);
+}
+
+/* The decoded SSE of a Bedrock stream, to the client as it comes. */
+static apr_status_t cg_bedrock_emit(void *baton, const char *data, apr_size_t len)
+{
+    cg_attempt_t *a = baton;
+
+    if (ap_rwrite(data, (int)len, a->r) < 0 || ap_rflush(a->r) < 0 || a->r->connection->aborted) {
+        a->client_gone = 1;
+        return APR_ECONNABORTED;
+    }
+    return APR_SUCCESS;
 }
 
 /* Providers this version speaks; the others are skipped (and reported at
  * start-up). */
 static int cg_provider_supported(const cg_upstream_decl_t *u)
 {
-    return !strcmp(u->provider, "anthropic") || !strcmp(u->provider, "anthropicAws") ||
-           !strcmp(u->provider, "foundry");
+    return cg_provider_parse(u->provider) != CG_PROVIDER_UNKNOWN;
 }
 
 static size_t cg_on_header(char *buf, size_t size, size_t n, void *baton)
@@ -244,6 +289,12 @@ static size_t cg_on_body(char *buf, size_t size, size_t n, void *baton)
     cg_attempt_t *a = baton;
     size_t len = size * n;
 
+    if (a->committed && a->bedrock != NULL) {
+        /* an exception or malformed frame ends the stream with an error
+         * event; only a client gone stops the transfer */
+        return cg_bedrock_stream_feed(a->bedrock, buf, len) != APR_SUCCESS && a->client_gone ? 0
+                                                                                             : len;
+    }
     if (a->committed) {
         if (ap_rwrite(buf, (int)len, a->r) < 0 || (a->stream && ap_rflush(a->r) < 0) ||
             a->r->connection->aborted) {
@@ -251,6 +302,9 @@ static size_t cg_on_body(char *buf, size_t size, size_t n, void *baton)
             return 0; /* stop reading the upstream */
         }
         return len;
+    }
+    if (a->held_len + len > CG_HELD_MAX && a->hold_answer) {
+        return 0; /* an answer too large to judge whole: give up on it */
     }
     if (a->held_len + len <= CG_HELD_MAX) {
         if (a->held == NULL) {
@@ -301,9 +355,7 @@ static struct curl_slist *cg_attempt_headers(request_rec *r, const cg_upstream_d
     }
     h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
     if (u->api_key != NULL) {
-        h = curl_slist_append(
-            h, apr_pstrcat(r->pool, !strcmp(u->provider, "foundry") ? "api-key" : "x-api-key", ": ",
-                           u->api_key, NULL));
+        h = curl_slist_append(h, apr_pstrcat(r->pool, "x-api-key: ", u->api_key, NULL));
     }
     else if (u->oauth_token != NULL) {
         h = curl_slist_append(h,
@@ -342,10 +394,282 @@ static const char *cg_attempt_url(request_rec *r, const cg_upstream_decl_t *u)
     return apr_pstrcat(r->pool, base, path, r->args ? "?" : "", r->args ? r->args : "", NULL);
 }
 
+/* --- cloud providers --------------------------------------------------------- */
+
+typedef struct cg_vertex_cred_t {
+    cg_vertex_sa_t *sa;
+    char token[4096]; /* secret: never logged */
+    apr_time_t expires;
+} cg_vertex_cred_t;
+
+static size_t cg_collect(char *buf, size_t size, size_t n, void *baton)
+{
+    apr_array_header_t *out = baton;
+    size_t len = size * n, i;
+
+    for (i = 0; i < len && out->nelts < 65536; i++) {
+        *(char *)apr_array_push(out) = buf[i];
+    }
+    return len;
+}
+
+/* An access token for a Vertex upstream: its static token, or one obtained
+ * with the service account's JWT grant, cached per child until a minute
+ * before it expires. */
+static const char *cg_vertex_token(request_rec *r, const cg_upstream_decl_t *u)
+{
+    cg_vertex_cred_t *cred;
+    const char *token = NULL, *err, *assertion, *form;
+    apr_time_t now = apr_time_now(), expires;
+    apr_array_header_t *answer;
+    struct curl_slist *h = NULL;
+    long status = 0;
+    CURL *c;
+
+    if (u->access_token != NULL) {
+        return u->access_token;
+    }
+    if (u->service_account_json == NULL || cg_vertex_lock == NULL) {
+        return NULL;
+    }
+    apr_thread_mutex_lock(cg_vertex_lock);
+    cred = apr_hash_get(cg_vertex_creds, u->name, APR_HASH_KEY_STRING);
+    if (cred == NULL) {
+        char *json;
+        apr_size_t len;
+        apr_file_t *f;
+        apr_finfo_t fi;
+        cred = apr_pcalloc(cg_upstream_pool, sizeof(*cred));
+        if (apr_file_open(&f, u->service_account_json, APR_FOPEN_READ, APR_OS_DEFAULT, r->pool) ==
+                APR_SUCCESS &&
+            apr_file_info_get(&fi, APR_FINFO_SIZE, f) == APR_SUCCESS && fi.size < 65536) {
+            len = (apr_size_t)fi.size;
+            json = apr_palloc(r->pool, len + 1);
+            if (apr_file_read_full(f, json, len, &len) == APR_SUCCESS) {
+                err = cg_vertex_sa_parse(cg_upstream_pool, json, len, &cred->sa);
+                if (err != NULL) {
+                    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                                  CG_LOGNO(0127) "upstream %s: service account %s: %s", u->name,
+                                  u->service_account_json, err);
+                }
+            }
+            apr_file_close(f);
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          CG_LOGNO(0128) "upstream %s: cannot read the service account file %s",
+                          u->name, u->service_account_json);
+        }
+        apr_hash_set(cg_vertex_creds, apr_pstrdup(cg_upstream_pool, u->name), APR_HASH_KEY_STRING,
+                     cred);
+    }
+    if (cred->sa != NULL && cred->token[0] && now < cred->expires - apr_time_from_sec(60)) {
+        token = apr_pstrdup(r->pool, cred->token);
+    }
+    apr_thread_mutex_unlock(cg_vertex_lock);
+    if (token != NULL || cred->sa == NULL) {
+        return token;
+    }
+    /* fetched outside the lock: a slow token endpoint holds no one else up */
+    assertion = cg_vertex_assertion(r->pool, cred->sa, now);
+    form = assertion ? cg_vertex_token_request(r->pool, assertion) : NULL;
+    c = form ? curl_easy_init() : NULL;
+    if (c == NULL) {
+        return NULL;
+    }
+    answer = apr_array_make(r->pool, 1024, 1);
+    h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
+    curl_easy_setopt(c, CURLOPT_URL, cg_vertex_sa_token_uri(cred->sa));
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cg_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, answer);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    err = status == 200 ? cg_vertex_token_parse(r->pool, answer->elts, (apr_size_t)answer->nelts,
+                                                now, &token, &expires)
+                        : apr_psprintf(r->pool, "token endpoint answered %ld", status);
+    if (err != NULL || token == NULL || strlen(token) >= sizeof(cred->token)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      CG_LOGNO(0129) "upstream %s: no access token: %s", u->name,
+                      err ? err : "token too long");
+        return NULL;
+    }
+    apr_thread_mutex_lock(cg_vertex_lock);
+    apr_cpystrn(cred->token, token, sizeof(cred->token));
+    cred->expires = expires;
+    apr_thread_mutex_unlock(cg_vertex_lock);
+    return token;
+}
+
+/* A 401 from Vertex: the cached token is no good any more. */
+static void cg_vertex_forget(const cg_upstream_decl_t *u)
+{
+    cg_vertex_cred_t *cred;
+
+    if (cg_vertex_lock == NULL) {
+        return;
+    }
+    apr_thread_mutex_lock(cg_vertex_lock);
+    cred = apr_hash_get(cg_vertex_creds, u->name, APR_HASH_KEY_STRING);
+    if (cred != NULL) {
+        cred->token[0] = '\0';
+    }
+    apr_thread_mutex_unlock(cg_vertex_lock);
+}
+
+/* The request for a Bedrock or Vertex upstream: URL, translated body and
+ * headers. 0 when this upstream cannot be used (no credentials). */
+static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target, const char **url,
+                            const char **body, apr_size_t *len, struct curl_slist **hdrs)
+{
+    const cg_upstream_decl_t *u = a->u;
+    cg_req_t *rq = cg_req_get(r);
+    const char *beta = apr_table_get(r->headers_in, "anthropic-beta");
+    int count = strstr(r->uri, "/count_tokens") != NULL;
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+
+    h = curl_slist_append(h, "Content-Type: application/json");
+    if (a->kind == CG_PROVIDER_BEDROCK) {
+        cg_bedrock_op_e op = count        ? CG_BEDROCK_COUNT_TOKENS
+                             : rq->stream ? CG_BEDROCK_INVOKE_STREAM
+                                          : CG_BEDROCK_INVOKE;
+        const char *path = cg_bedrock_path(r->pool, target, op), *host;
+        apr_uri_t uri;
+
+        *body = count ? cg_bedrock_count_tokens_body(r->pool, rq->body, rq->body_len, beta, len)
+                      : cg_bedrock_body(r->pool, rq->body, rq->body_len, beta, len);
+        if (path == NULL || *body == NULL ||
+            apr_uri_parse(r->pool, u->base_url, &uri) != APR_SUCCESS || uri.hostinfo == NULL) {
+            curl_slist_free_all(h);
+            return 0;
+        }
+        host = uri.hostinfo;
+        *url = apr_pstrcat(r->pool, uri.scheme, "://", host, path, NULL);
+        h = curl_slist_append(h, op == CG_BEDROCK_INVOKE_STREAM
+                                     ? "Accept: application/vnd.amazon.eventstream"
+                                     : "Accept: application/json");
+        if (u->aws_bearer_token != NULL) {
+            h = curl_slist_append(
+                h, apr_pstrcat(r->pool, "Authorization: Bearer ", u->aws_bearer_token, NULL));
+        }
+        else if (u->aws_access_key_id != NULL) {
+            cg_sigv4_header_t signed_hdrs[3];
+            cg_sigv4_request_t req;
+            cg_sigv4_credentials_t creds;
+            cg_sigv4_result_t out;
+            int i;
+
+            signed_hdrs[0].name = "host";
+            signed_hdrs[0].value = host;
+            signed_hdrs[1].name = "content-type";
+            signed_hdrs[1].value = "application/json";
+            signed_hdrs[2].name = "accept";
+            signed_hdrs[2].value = op == CG_BEDROCK_INVOKE_STREAM
+                                       ? "application/vnd.amazon.eventstream"
+                                       : "application/json";
+            memset(&req, 0, sizeof(req));
+            req.method = "POST";
+            req.path = path;
+            req.headers = signed_hdrs;
+            req.nheaders = 3;
+            req.payload = *body;
+            req.payload_len = *len;
+            creds.access_key_id = u->aws_access_key_id;
+            creds.secret_access_key = u->aws_secret_access_key;
+            creds.session_token = u->aws_session_token;
+            if (cg_sigv4_sign(r->pool, &req, &creds, u->region, CG_BEDROCK_SERVICE,
+                              cg_sigv4_amz_date(r->pool, apr_time_now()), &out) != APR_SUCCESS) {
+                curl_slist_free_all(h);
+                return 0;
+            }
+            for (i = 0; i < out.nset; i++) {
+                h = curl_slist_append(
+                    h, apr_pstrcat(r->pool, out.set[i].name, ": ", out.set[i].value, NULL));
+            }
+        }
+        else {
+            curl_slist_free_all(h);
+            return 0; /* the AWS default credential chain is not implemented */
+        }
+        a->bedrock_count = count;
+        if (op == CG_BEDROCK_INVOKE_STREAM) {
+            a->bedrock = cg_bedrock_stream_create(r->pool, 0, cg_bedrock_emit, a);
+        }
+    }
+    else {
+        cg_vertex_op_e op = count        ? CG_VERTEX_COUNT_TOKENS
+                            : rq->stream ? CG_VERTEX_STREAM_RAW_PREDICT
+                                         : CG_VERTEX_RAW_PREDICT;
+        const char *token = cg_vertex_token(r, u), *vbeta = cg_vertex_beta_header(r->pool, beta);
+
+        *url = cg_vertex_url(r->pool, u->base_url, u->region, u->project_id, target, op);
+        *body = cg_vertex_body(r->pool, rq->body, rq->body_len, op, target, len);
+        if (token == NULL || *url == NULL || *body == NULL) {
+            curl_slist_free_all(h);
+            return 0;
+        }
+        h = curl_slist_append(h, apr_pstrcat(r->pool, "Authorization: Bearer ", token, NULL));
+        if (vbeta != NULL) {
+            h = curl_slist_append(h, apr_pstrcat(r->pool, "anthropic-beta: ", vbeta, NULL));
+        }
+    }
+    *hdrs = h;
+    return 1;
+}
+
+/* A held answer of a cloud upstream becomes the client's: the error hygiene
+ * of the reference, or a CountTokens answer translated. */
+static void cg_cloud_answer(request_rec *r, cg_attempt_t *a)
+{
+    const char *out = NULL;
+
+    if (a->bedrock_count && a->status < 300) {
+        out = cg_bedrock_count_tokens_answer(r->pool, a->held ? a->held : "", a->held_len);
+        a->status = out ? 200 : 502;
+        if (out == NULL) {
+            out = cg_error_envelope(r->pool, "api_error",
+                                    "upstream answered count_tokens "
+                                    "unreadably",
+                                    cg_req_get(r)->request_id);
+        }
+    }
+    else {
+        cg_provider_error_t e;
+        cg_provider_error(r->pool, a->kind, a->status, a->held ? a->held : "", a->held_len, &e);
+        if (!e.passthrough) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          CG_LOGNO(0134) "upstream %s answered %d: %s", a->u->name, a->status,
+                          e.upstream_text ? e.upstream_text : "");
+            out = cg_error_envelope(r->pool, e.type, e.message, cg_req_get(r)->request_id);
+            a->status = e.status;
+        }
+    }
+    apr_table_clear(a->headers);
+    if (out != NULL) {
+        apr_table_setn(a->headers, "content-type", "application/json");
+        a->held = (char *)out;
+        a->held_len = strlen(out);
+    }
+    cg_attempt_commit(a);
+    ap_set_content_length(r, (apr_off_t)a->held_len);
+    if (a->held_len > 0) {
+        ap_rwrite(a->held, (int)a->held_len, r);
+    }
+}
+
 /* One upstream: returns the attempt, committed or not. */
 static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_decl_t *u,
-                                const char *body, apr_size_t body_len)
+                                const char *target)
 {
+    const char *body = rq->body, *url;
+    apr_size_t body_len = rq->body_len;
     const cg_dir_conf_t *dc = cg_dir_get(r);
     cg_attempt_t *a = apr_pcalloc(r->pool, sizeof(*a));
     struct curl_slist *hdrs;
@@ -355,14 +679,32 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
 
     a->r = r;
     a->u = u;
+    a->kind = cg_provider_parse(u->provider);
     a->headers = apr_table_make(r->pool, 16);
     a->ttfb_deadline = apr_time_now() + apr_time_from_msec(cg_dir_upstream_timeout_ms(dc));
     c = curl_easy_init();
     if (c == NULL) {
         return a;
     }
-    hdrs = cg_attempt_headers(r, u, rq->identity.sub ? &rq->identity : NULL);
-    curl_easy_setopt(c, CURLOPT_URL, cg_attempt_url(r, u));
+    if (a->kind == CG_PROVIDER_BEDROCK || a->kind == CG_PROVIDER_VERTEX) {
+        if (!cg_cloud_prepare(r, a, target, &url, &body, &body_len, &hdrs)) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          CG_LOGNO(0135) "upstream %s: no usable credentials or model id for "
+                                         "%s; skipped",
+                          u->name, target);
+            curl_easy_cleanup(c);
+            a->status = 0;
+            return a;
+        }
+    }
+    else {
+        if (strcmp(target, rq->model) != 0) {
+            body = cg_body_set_model(r->pool, rq->body, rq->body_len, target, &body_len);
+        }
+        hdrs = cg_attempt_headers(r, u, rq->identity.sub ? &rq->identity : NULL);
+        url = cg_attempt_url(r, u);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
@@ -384,6 +726,18 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
         curl_easy_setopt(c, CURLOPT_SHARE, cg_share);
     }
     rc = curl_easy_perform(c);
+    if (a->status == 401 && a->kind == CG_PROVIDER_VERTEX) {
+        cg_vertex_forget(u);
+    }
+    if (a->hold_answer && !a->committed && (rc == CURLE_OK || a->held_len > 0)) {
+        cg_cloud_answer(r, a);
+        rc = CURLE_OK;
+    }
+    if (a->bedrock != NULL && a->committed && !a->client_gone &&
+        cg_bedrock_stream_finish(a->bedrock) == APR_INCOMPLETE) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      CG_LOGNO(0136) "upstream %s: the event stream was cut short", u->name);
+    }
     if (rc != CURLE_OK && !a->committed) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, CG_LOGNO(0123) "upstream %s: %s", u->name,
                       a->status == 0 && !a->headers_done && rc == CURLE_ABORTED_BY_CALLBACK
@@ -419,7 +773,13 @@ static int cg_relay_failure(request_rec *r, cg_attempt_t **tried, int n, int con
         apr_table_setn(r->notes, "claude-decision", "upstream_failed");
         return cg_error_reply(r);
     }
-    /* relayed as it came, as the reference relays the last 429 */
+    /* relayed as it came, as the reference relays the last 429 (a cloud's
+     * answer through the error hygiene) */
+    if (tried[pick]->kind != CG_PROVIDER_ANTHROPIC &&
+        tried[pick]->kind != CG_PROVIDER_ANTHROPIC_AWS) {
+        cg_cloud_answer(r, tried[pick]);
+        return OK;
+    }
     cg_attempt_commit(tried[pick]);
     if (tried[pick]->held_len > 0) {
         ap_set_content_length(r, (apr_off_t)tried[pick]->held_len);
@@ -447,8 +807,7 @@ int cg_upstream_handler(request_rec *r)
     tried = apr_pcalloc(r->pool, sizeof(*tried) * (apr_size_t)configured);
     for (i = 0; i < configured; i++) {
         const cg_upstream_decl_t *u = &APR_ARRAY_IDX(pol->upstreams, i, cg_upstream_decl_t);
-        const char *target, *body = rq->body;
-        apr_size_t body_len = rq->body_len;
+        const char *target;
         cg_attempt_t *a;
 
         if (!cg_route_group_ok(u, groups)) {
@@ -465,14 +824,8 @@ int cg_upstream_handler(request_rec *r)
         if (!cg_breaker_try(r, u->name)) {
             continue;
         }
-        if (strcmp(target, rq->model) != 0) {
-            body = cg_body_set_model(r->pool, rq->body, rq->body_len, target, &body_len);
-            if (body == NULL) {
-                continue;
-            }
-        }
         apr_table_setn(r->notes, "claude-upstream", u->name);
-        a = cg_attempt(r, rq, u, body, body_len);
+        a = cg_attempt(r, rq, u, target);
         tried[n++] = a;
         cg_breaker_note(r, u->name, !cg_route_fails_over(a->status));
         if (a->committed) {

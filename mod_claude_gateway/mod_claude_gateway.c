@@ -30,6 +30,7 @@
 #include "cg_oauth.h"
 #include "cg_ratelimit.h"
 #include "cg_keys.h"
+#include "cg_provider.h"
 #include "cg_revoke.h"
 #include "cg_upstream.h"
 #include "cg_telemetry.h"
@@ -602,12 +603,37 @@ static void cg_policy_report(server_rec *s)
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, CG_LOGNO(0100) "%s: %s", pol->file,
                          APR_ARRAY_IDX(pol->notes, i, const char *));
         }
+        for (i = 0; i < pol->upstreams->nelts; i++) {
+            const cg_upstream_decl_t *u = &APR_ARRAY_IDX(pol->upstreams, i, cg_upstream_decl_t);
+            cg_provider_e kind = cg_provider_parse(u->provider);
+            const char *why = NULL;
+
+            if (kind == CG_PROVIDER_UNKNOWN) {
+                why = "this provider is not routed by this version";
+            }
+            else if (kind == CG_PROVIDER_BEDROCK && u->aws_access_key_id == NULL &&
+                     u->aws_bearer_token == NULL) {
+                why = "no aws_access_key_id/aws_secret_access_key or aws_bearer_token (the AWS "
+                      "default credential chain is not implemented)";
+            }
+            else if (kind == CG_PROVIDER_VERTEX && u->service_account_json == NULL &&
+                     u->access_token == NULL) {
+                why = "no service_account_json or access_token (application default "
+                      "credentials are not implemented)";
+            }
+            if (why != NULL) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                             CG_LOGNO(0141) "%s: upstreams[%d] %s (%s): %s; ClaudeGatewayRoute "
+                                            "skips it",
+                             pol->file, i, u->name, u->provider, why);
+            }
+        }
         for (i = 0; i < pol->rules->nelts; i++) {
             const cg_policy_rule_t *rule = &APR_ARRAY_IDX(pol->rules, i, cg_policy_rule_t);
             if (rule->compiled != NULL &&
                 !cg_policy_model_allowed(rule->compiled, CG_CLIENT_DEFAULT_MODEL)) {
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                             CG_LOGNO(0101) "%s: managed.policies[%d]: availableModels leaves "
+                             CG_LOGNO(0140) "%s: managed.policies[%d]: availableModels leaves "
                                             "out the client's default model %s; its users must "
                                             "pick a model with /model first",
                              pol->file, i, CG_CLIENT_DEFAULT_MODEL);

@@ -108,7 +108,7 @@ class TestPolicy:
         conf.install()
         assert env.restart() == 0
         # the sections httpd configures itself, and the default-model warning
-        env.error_log.ignore_recent(tags=['CG0100', 'CG0101'])
+        env.error_log.ignore_recent(tags=['CG0100', 'CG0140', 'CG0141'])
 
     def get(self, env, path, tok, **headers):
         h = {'authorization': 'Bearer ' + tok, 'user-agent': 'claude-cli/2.1.328 (external, cli)'}
@@ -362,4 +362,4 @@ class TestPolicyValidation:
         # read, not merely named: its destinations (https, headers) are valid
         assert not re.search(r'CG0100: .*reference.yaml: telemetry: ', out)
         # contractors' allowlist leaves out the client's default model
-        assert 'CG0101' in out and 'managed.policies[0]' in out
+        assert 'CG0140' in out and 'managed.policies[0]' in out

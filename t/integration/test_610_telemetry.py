@@ -1,7 +1,7 @@
 """Telemetry: the OTLP/HTTP ingest and relay of the reference (PROTOCOL.md §10,
 captures 29-31), with the identity stamped from the verified session; the
-OTEL env of /managed/settings (capture 24) and the gateway's own metrics.
-Real httpd, strict fake collectors."""
+OTEL env of /managed/settings (capture 24); the gateway's own metrics; and an
+audit line for every sign-in decision. Real httpd, strict fake collectors."""
 import gzip
 import hashlib
 import json
@@ -17,6 +17,7 @@ from fakes.otlp import LOGS_REQ, METRICS_REQ, TRACES_REQ, OtlpFake, attrs, encod
 from pyclaude.client import post
 from pyclaude.conf import GatewayConf
 
+import test_200_signin as signin
 
 SINK_SECRET = 'sinksecret-' + hashlib.sha256(os.urandom(8)).hexdigest()[:12]
 SIGNALS = ('metrics', 'logs', 'traces')
@@ -419,3 +420,88 @@ class TestSlowAndDownCollectors:
         assert dropped >= 10, line
         env.error_log.ignore_recent(tags=['CG0701', 'CG0703'])
 
+
+class TestSignInAudit:
+    """Every sign-in decision is an audit line (claude_json), and no line holds
+    a token or a device code."""
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, upstream, idp, oidc_client):
+        GatewayConf(env).add_database(pg.conninfo).add_health() \
+            .add_signin(idp.url, oidc_client['client_id']) \
+            .add_messages(upstream.url, dev_identity=None).install()
+        assert env.restart() == 0
+        env.error_log.ignore_recent(matches=signin.OIDC_HTTP_WARNINGS)
+
+    @pytest.fixture(autouse=True)
+    def _reset(self, idp, pg):
+        requests.post(idp.url + '/_fake/reset', timeout=5)
+        pg.psql('DELETE FROM claude_rate')
+
+    def audit(self, env, r):
+        recs = env.audit_records(r.headers['x-request-id'])
+        assert len(recs) == 1, recs
+        return recs[0]
+
+    def test_cg_610_30_sign_in_decisions(self, env, gen_dir):
+        r = requests.post(env.mkurl('/oauth/device_authorization'), data={}, timeout=10)
+        assert r.status_code == 200
+        d = r.json()
+        rec = self.audit(env, r)
+        assert rec['decision'] == 'device_authorized'
+        assert rec['reason'] == 'user_code ' + d['user_code']
+
+        s, page = signin.browser_approve(env, d['user_code'])
+        rec = self.audit(env, page)
+        assert rec['decision'] == 'device_approved' and rec['user'] == 'user-alice'
+        assert rec['email'] == 'alice@example.com'
+        assert rec['reason'] == 'user_code ' + d['user_code']
+
+        r = signin.token_post(env, grant_type=signin.DEVICE_GRANT, device_code=d['device_code'])
+        assert r.status_code == 200
+        tok = r.json()
+        rec = self.audit(env, r)
+        assert rec['decision'] == 'token_minted' and rec['user'] == 'user-alice'
+        assert d['user_code'] in rec['reason']
+
+        r = signin.token_post(env, grant_type=signin.DEVICE_GRANT, device_code=d['device_code'])
+        rec = self.audit(env, r)
+        assert rec['decision'] == 'token_denied' and rec['reason'] == 'expired_token'
+
+        r = signin.token_post(env, grant_type='refresh_token', refresh_token=tok['refresh_token'])
+        assert r.status_code == 200
+        rec = self.audit(env, r)
+        assert rec['decision'] == 'token_refreshed' and rec['user'] == 'user-alice'
+        refreshed = r.json()
+
+        r = signin.token_post(env, grant_type='refresh_token', refresh_token='forged-refresh')
+        assert r.status_code == 401
+        rec = self.audit(env, r)
+        assert rec['decision'] == 'token_denied' and rec['reason'].startswith('invalid_grant')
+
+        r = requests.post(env.mkurl('/oauth/revoke'), data={'token': tok['access_token']},
+                          timeout=10)
+        assert r.status_code == 200
+        rec = self.audit(env, r)
+        assert rec['decision'] == 'revoked' and rec['user'] == 'user-alice'
+
+        # a denied device: the page and the poll
+        d2 = signin.device_authorize(env)
+        s, page = signin.browser_approve(env, d2['user_code'], deny=True)
+        rec = self.audit(env, page)
+        assert rec['decision'] == 'device_denied' and rec['user'] == 'user-alice'
+        r = signin.token_post(env, grant_type=signin.DEVICE_GRANT, device_code=d2['device_code'])
+        rec = self.audit(env, r)
+        assert rec['decision'] == 'token_denied' and rec['reason'].startswith('access_denied')
+
+        # a poll before anyone decided
+        d3 = signin.device_authorize(env)
+        r = signin.token_post(env, grant_type=signin.DEVICE_GRANT, device_code=d3['device_code'])
+        rec = self.audit(env, r)
+        assert rec['decision'] == 'token_pending' and rec['reason'] == 'authorization_pending'
+
+        # never a secret in the audit log
+        text = open(os.path.join(env.logs_dir, 'audit.json')).read()
+        for secret in (d['device_code'], d2['device_code'], d3['device_code'], tok['access_token'],
+                       tok['refresh_token'], refreshed['access_token']):
+            assert secret not in text

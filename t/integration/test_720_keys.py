@@ -57,7 +57,7 @@ def _install(env, pg, upstream, admin_keys, gen_dir):
              '    SetHandler claude-gateway-keys\n</Location>') \
         .add_messages(upstream.url, dev_identity=None).install()
     assert env.restart() == 0
-    env.error_log.ignore_recent(tags=['CG0101'])  # the policy leaves out Opus on purpose
+    env.error_log.ignore_recent(tags=['CG0140'])  # the policy leaves out Opus on purpose
     pg.psql('DELETE FROM claude_spend_limits')
     yield
 

@@ -106,7 +106,7 @@ def test_e2e_950_03_policy_reaches_the_real_client(env, pg, upstream, idp, oidc_
         .add_policy(policy) \
         .add_messages(upstream.url, dev_identity=None).install()
     assert env.restart() == 0
-    env.error_log.ignore_recent(matches=OIDC_HTTP_WARNINGS, tags=['CG0101'])
+    env.error_log.ignore_recent(matches=OIDC_HTTP_WARNINGS, tags=['CG0140'])
     requests.post(idp.url + '/_fake/reset', timeout=5)
     pg.psql('DELETE FROM claude_rate; DELETE FROM claude_revocations')
     upstream.reset()

@@ -151,8 +151,11 @@ def test_cg_730_02_bedrock_errors_and_exceptions(env, pg, gen_dir, session_secre
 def test_cg_730_03_vertex(env, pg, gen_dir, session_secret, clouds):
     bed, vtx, fdy = clouds
     install(env, pg, gen_dir, ['vertex'], clouds)
-    r = post(env.port, '/v1/messages', body(), headers=headers(session_secret))
+    r = post(env.port, '/v1/messages', body(),
+             headers=headers(session_secret, **{'x-client-request-id': 'vtx-1'}))
     assert r.status == 200, r.body
+    assert pg.wait_value("SELECT upstream || '|' || input_tokens FROM claude_ledger "
+                         "WHERE request_id = 'vtx-1'") == 'vertex|12'
     rec = vtx.last
     assert not rec['violations'], rec['violations']
     assert rec['model'] == 'claude-sonnet-4-5@20250929' and rec['op'] == 'rawPredict'
@@ -175,8 +178,11 @@ def test_cg_730_04_foundry_and_failover_across_clouds(env, pg, gen_dir, session_
     install(env, pg, gen_dir, ['bedrock', 'vertex', 'foundry'], clouds)
     script(bed, {'status': 503})
     script(vtx, {'status': 429})
-    r = post(env.port, '/v1/messages', body(), headers=headers(session_secret))
+    r = post(env.port, '/v1/messages', body(),
+             headers=headers(session_secret, **{'x-client-request-id': 'fdy-1'}))
     assert r.status == 200, r.body
+    assert pg.wait_value("SELECT upstream || '|' || input_tokens FROM claude_ledger "
+                         "WHERE request_id = 'fdy-1'") == 'foundry|12'
     assert bed.count == 1 and vtx.count >= 1 and fdy.count == 1
     assert dict(fdy.last['headers'])['x-api-key'] == FOUNDRY_KEY
     assert not fdy.last['violations']

@@ -79,6 +79,7 @@ def _clean(pg, upstream):
     upstream.reset()
     upstream_default(upstream, usage=USAGE)
     yield
+    upstream.reset()  # the session's fake: later modules expect its defaults
 
 
 def upstream_default(upstream, **behaviour):

@@ -292,48 +292,28 @@ static const char *cg_set_route(cmd_parms *cmd, void *dcv, int flag)
     return NULL;
 }
 
+static const char *cg_set_int_range(cmd_parms *cmd, const char *arg, int lo, int hi, int *out);
+
 static const char *cg_set_upstream_timeout(cmd_parms *cmd, void *dcv, const char *arg)
 {
     cg_dir_conf_t *dc = dcv;
-    char *end;
-    apr_int64_t v = apr_strtoi64(arg, &end, 10);
 
-    if (*arg == '\0' || *end != '\0' || v < 100 || v > 3600000) {
-        return apr_psprintf(cmd->pool,
-                            "ClaudeGatewayUpstreamTimeout: '%s' is not a number of milliseconds "
-                            "from 100 to 3600000",
-                            arg);
-    }
-    dc->upstream_timeout_ms = (int)v;
-    return NULL;
+    return cg_set_int_range(cmd, arg, 100, 3600000, &dc->upstream_timeout_ms);
 }
 
 static const char *cg_set_breaker(cmd_parms *cmd, void *dcv, const char *failures,
                                   const char *cooldown)
 {
     cg_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_gateway_module);
-    char *end;
-    apr_int64_t f = apr_strtoi64(failures, &end, 10), c;
+    const char *err = cg_set_int_range(cmd, failures, 0, 1000, &sc->breaker_failures);
+    int seconds;
 
     (void)dcv;
-    if (*failures == '\0' || *end != '\0' || f < 0 || f > 1000) {
-        return apr_psprintf(cmd->pool,
-                            "ClaudeGatewayCircuitBreaker: '%s' is not a number of failures from 0 "
-                            "(off) to 1000",
-                            failures);
+    if (err == NULL && cooldown != NULL &&
+        (err = cg_set_int_range(cmd, cooldown, 1, 86400, &seconds)) == NULL) {
+        sc->breaker_cooldown = apr_time_from_sec(seconds);
     }
-    sc->breaker_failures = (int)f;
-    if (cooldown != NULL) {
-        c = apr_strtoi64(cooldown, &end, 10);
-        if (*cooldown == '\0' || *end != '\0' || c < 1 || c > 86400) {
-            return apr_psprintf(cmd->pool,
-                                "ClaudeGatewayCircuitBreaker: '%s' is not a number of seconds "
-                                "from 1 to 86400",
-                                cooldown);
-        }
-        sc->breaker_cooldown = apr_time_from_sec(c);
-    }
-    return NULL;
+    return err;
 }
 
 static const char *cg_set_upstream_name(cmd_parms *cmd, void *dcv, const char *arg)

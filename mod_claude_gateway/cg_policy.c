@@ -688,6 +688,23 @@ static int cg_string_list(cg_val_t *v, const char *path, const json_t *j, int no
     return 1;
 }
 
+/* A non-empty list of non-empty strings, as an array of them (owned by the
+ * tree); NULL after a validation failure. */
+static apr_array_header_t *cg_strings_of(cg_val_t *v, const char *path, const json_t *j)
+{
+    apr_array_header_t *out;
+    apr_size_t i;
+
+    if (!cg_string_list(v, path, j, 1)) {
+        return NULL;
+    }
+    out = apr_array_make(v->p, (int)json_array_size(j), sizeof(char *));
+    for (i = 0; i < json_array_size(j); i++) {
+        APR_ARRAY_PUSH(out, const char *) = json_string_value(json_array_get(j, i));
+    }
+    return out;
+}
+
 static int cg_string_map(cg_val_t *v, const char *path, const json_t *j)
 {
     const char *key;
@@ -936,25 +953,13 @@ static int cg_check_upstream(cg_val_t *v, const char *path, const json_t *u, cg_
         }
         d->headers = val;
     }
-    if ((val = json_object_get(u, "groups")) != NULL) {
-        apr_size_t g;
-        if (!cg_string_list(v, cg_sub(v, path, "groups"), val, 1)) {
-            return 0;
-        }
-        d->groups = apr_array_make(v->p, (int)json_array_size(val), sizeof(char *));
-        for (g = 0; g < json_array_size(val); g++) {
-            APR_ARRAY_PUSH(d->groups, const char *) = json_string_value(json_array_get(val, g));
-        }
+    if ((val = json_object_get(u, "groups")) != NULL &&
+        (d->groups = cg_strings_of(v, cg_sub(v, path, "groups"), val)) == NULL) {
+        return 0;
     }
-    if ((val = json_object_get(u, "models")) != NULL) {
-        apr_size_t m;
-        if (!cg_string_list(v, cg_sub(v, path, "models"), val, 1)) {
-            return 0;
-        }
-        d->models = apr_array_make(v->p, (int)json_array_size(val), sizeof(char *));
-        for (m = 0; m < json_array_size(val); m++) {
-            APR_ARRAY_PUSH(d->models, const char *) = json_string_value(json_array_get(val, m));
-        }
+    if ((val = json_object_get(u, "models")) != NULL &&
+        (d->models = cg_strings_of(v, cg_sub(v, path, "models"), val)) == NULL) {
+        return 0;
     }
     if (auth == NULL) {
         return 1;
@@ -1519,16 +1524,9 @@ static int cg_check_managed(cg_val_t *v, const json_t *mg)
             }
             groups = json_object_get(match, "groups");
             domain = json_object_get(match, "email_domain");
-            if (groups != NULL) {
-                apr_size_t g;
-                if (!cg_string_list(v, cg_sub(v, mp, "groups"), groups, 1)) {
-                    return 0;
-                }
-                r->groups = apr_array_make(v->p, (int)json_array_size(groups), sizeof(char *));
-                for (g = 0; g < json_array_size(groups); g++) {
-                    *(const char **)apr_array_push(r->groups) =
-                        json_string_value(json_array_get(groups, g));
-                }
+            if (groups != NULL &&
+                (r->groups = cg_strings_of(v, cg_sub(v, mp, "groups"), groups)) == NULL) {
+                return 0;
             }
             if (domain != NULL) {
                 r->email_domain = cg_check_domain(v, cg_sub(v, mp, "email_domain"), domain);

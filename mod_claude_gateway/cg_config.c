@@ -41,6 +41,7 @@ void *cg_dir_create(apr_pool_t *p, char *dir)
     dc->upstream_auth = CG_UNSET;
     dc->route = CG_UNSET;
     dc->upstream_timeout_ms = CG_UNSET;
+    dc->sse_keepalive = CG_UNSET;
     return dc;
 }
 
@@ -58,6 +59,7 @@ void *cg_dir_merge(apr_pool_t *p, void *basev, void *addv)
     CG_MERGE(upstream_name, NULL);
     CG_MERGE(route, CG_UNSET);
     CG_MERGE(upstream_timeout_ms, CG_UNSET);
+    CG_MERGE(sse_keepalive, CG_UNSET);
     return n;
 }
 
@@ -140,6 +142,11 @@ int cg_dir_route(const cg_dir_conf_t *dc)
 int cg_dir_upstream_timeout_ms(const cg_dir_conf_t *dc)
 {
     return dc->upstream_timeout_ms == CG_UNSET ? 120000 : dc->upstream_timeout_ms;
+}
+
+int cg_dir_sse_keepalive(const cg_dir_conf_t *dc)
+{
+    return dc->sse_keepalive == CG_UNSET ? 15 : dc->sse_keepalive;
 }
 
 int cg_srv_breaker_failures(const cg_srv_conf_t *sc)
@@ -299,6 +306,13 @@ static const char *cg_set_upstream_timeout(cmd_parms *cmd, void *dcv, const char
     cg_dir_conf_t *dc = dcv;
 
     return cg_set_int_range(cmd, arg, 100, 3600000, &dc->upstream_timeout_ms);
+}
+
+static const char *cg_set_sse_keepalive(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    cg_dir_conf_t *dc = dcv;
+
+    return cg_set_int_range(cmd, arg, 0, 3600, &dc->sse_keepalive);
 }
 
 static const char *cg_set_breaker(cmd_parms *cmd, void *dcv, const char *failures,
@@ -601,6 +615,9 @@ const command_rec cg_cmds[] = {
                  "instead of ProxyPass"),
     AP_INIT_TAKE1("ClaudeGatewayUpstreamTimeout", cg_set_upstream_timeout, NULL,
                   ACCESS_CONF | RSRC_CONF, "time to first byte per upstream attempt, ms (120000)"),
+    AP_INIT_TAKE1("ClaudeGatewaySSEKeepalive", cg_set_sse_keepalive, NULL, ACCESS_CONF | RSRC_CONF,
+                  "seconds of silence on a cloud upstream's stream before an SSE ping (15; 0: "
+                  "off)"),
     AP_INIT_TAKE12("ClaudeGatewayCircuitBreaker", cg_set_breaker, NULL, RSRC_CONF,
                    "consecutive failures that open an upstream's circuit (5; 0: off) and the "
                    "seconds it stays open (30)"),

@@ -26,6 +26,7 @@ typedef struct cg_dir_conf_t {
     const char *upstream_name;         /* ClaudeGatewayUpstreamName: for model mapping */
     int route;                         /* ClaudeGatewayRoute: the policy's upstreams, failover */
     int upstream_timeout_ms;           /* ClaudeGatewayUpstreamTimeout: time to first byte */
+    int sse_keepalive;                 /* ClaudeGatewaySSEKeepalive, seconds (0: off) */
 } cg_dir_conf_t;
 
 #define CG_DEFAULT_SESSION_TTL 3600
@@ -77,6 +78,8 @@ const char *cg_dir_upstream_name(const cg_dir_conf_t *dc);
 int cg_dir_route(const cg_dir_conf_t *dc);
 /** Time to first byte allowed per upstream attempt, ms (120000). */
 int cg_dir_upstream_timeout_ms(const cg_dir_conf_t *dc);
+/** Seconds of silence on a cloud upstream's stream before a ping (15; 0: never). */
+int cg_dir_sse_keepalive(const cg_dir_conf_t *dc);
 /** Consecutive failures that open an upstream's circuit (5; 0: never). */
 int cg_srv_breaker_failures(const cg_srv_conf_t *sc);
 /** How long an open circuit skips its upstream (30 s). */

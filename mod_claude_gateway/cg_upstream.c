@@ -39,7 +39,9 @@ typedef struct cg_attempt_t {
     int headers_done;
     int committed; /* this answer is the client's */
     int client_gone;
-    int stream; /* flush every piece (SSE) */
+    int stream;          /* flush every piece (SSE) */
+    apr_time_t last_out; /* when the client last got bytes (keep-alive pings) */
+    int at_boundary;     /* what the client got so far ends between SSE events */
     apr_table_t *headers;
     char *held; /* a failed answer's body, kept in case it is relayed after all */
     apr_size_t held_len;
@@ -186,6 +188,8 @@ static void cg_attempt_commit(cg_attempt_t *a)
     int i;
 
     a->committed = 1;
+    a->last_out = apr_time_now();
+    a->at_boundary = 1;
     r->status = a->status;
     for (i = 0; i < arr->nelts; i++) {
         if (a->kind != CG_PROVIDER_ANTHROPIC && a->kind != CG_PROVIDER_ANTHROPIC_AWS &&
@@ -237,6 +241,8 @@ static apr_status_t cg_bedrock_emit(void *baton, const char *data, apr_size_t le
         a->client_gone = 1;
         return APR_ECONNABORTED;
     }
+    a->last_out = apr_time_now();
+    a->at_boundary = 1; /* the decoder emits whole frames */
     return APR_SUCCESS;
 }
 
@@ -296,6 +302,8 @@ static size_t cg_on_body(char *buf, size_t size, size_t n, void *baton)
                                                                                              : len;
     }
     if (a->committed) {
+        a->last_out = apr_time_now();
+        a->at_boundary = len >= 2 && buf[len - 1] == '\n' && buf[len - 2] == '\n';
         if (ap_rwrite(buf, (int)len, a->r) < 0 || (a->stream && ap_rflush(a->r) < 0) ||
             a->r->connection->aborted) {
             a->client_gone = 1;
@@ -325,9 +333,23 @@ static int cg_on_progress(void *baton, curl_off_t dltotal, curl_off_t dlnow, cur
     (void)dlnow;
     (void)ultotal;
     (void)ulnow;
+    apr_time_t now = apr_time_now();
+    int keepalive = cg_dir_sse_keepalive(cg_dir_get(a->r));
+
     /* time to first byte only: a long stream after that is fine */
-    if (!a->headers_done && apr_time_now() > a->ttfb_deadline) {
+    if (!a->headers_done && now > a->ttfb_deadline) {
         return 1;
+    }
+    /* a cloud stream gone quiet gets the reference's ping, between events
+     * only, so load balancers do not cut it (anthropic sends its own) */
+    if (a->committed && a->stream && keepalive > 0 && a->at_boundary &&
+        a->kind != CG_PROVIDER_ANTHROPIC && a->kind != CG_PROVIDER_ANTHROPIC_AWS &&
+        now - a->last_out >= apr_time_from_sec(keepalive)) {
+        a->last_out = now;
+        if (ap_rwrite(CG_SSE_PING, (int)strlen(CG_SSE_PING), a->r) < 0 || ap_rflush(a->r) < 0) {
+            a->client_gone = 1;
+            return 1;
+        }
     }
     return a->r->connection->aborted ? 1 : 0;
 }

@@ -59,7 +59,7 @@ def clouds(gen_dir):
         f.stop()
 
 
-def install(env, pg, gen_dir, order, clouds):
+def install(env, pg, gen_dir, order, clouds, extra_loc=''):
     bed, vtx, fdy = clouds
     env.extra_env['CLAUDE_TEST_AWS_SECRET'] = SECRET
     env.extra_env['CLAUDE_TEST_FOUNDRY_KEY'] = FOUNDRY_KEY
@@ -90,7 +90,7 @@ def install(env, pg, gen_dir, order, clouds):
         .add(f'ClaudeGatewayPolicy {policy}').add('ClaudeGatewayCircuitBreaker 0') \
         .add('<Location /v1/messages>\n    AuthType claude-session\n    Require valid-user\n'
              '    ClaudeGateway On\n    ClaudeSpend On\n    ClaudeGatewayRoute On\n'
-             '    ClaudeGatewayUpstreamTimeout 5000\n</Location>').install()
+             f'    ClaudeGatewayUpstreamTimeout 5000\n{extra_loc}</Location>').install()
     assert env.restart() == 0
 
 
@@ -194,3 +194,19 @@ def test_cg_730_04_foundry_and_failover_across_clouds(env, pg, gen_dir, session_
     assert r.status == 429
     assert r.json['error']['type'] == 'rate_limit_error'
     env.error_log.ignore_recent(tags=['CG0123', 'CG0134'])
+
+
+def test_cg_730_05_keepalive_pings_on_a_quiet_cloud_stream(env, pg, gen_dir, session_secret,
+                                                          clouds):
+    """Past the keep-alive silence the client gets an SSE ping between events,
+    so a load balancer does not cut a slow Bedrock stream."""
+    bed, vtx, fdy = clouds
+    install(env, pg, gen_dir, ['bedrock'], clouds, extra_loc='    ClaudeGatewaySSEKeepalive 1\n')
+    script(bed, {'stream': True, 'pace_ms': 2300})
+    r = stream(env.port, '/v1/messages', body(stream=True), headers=headers(session_secret))
+    assert r.status == 200
+    names = [e[1] for e in r.events]
+    assert names.count('ping') >= 2, names
+    assert names[0] == 'message_start' and names[-1] == 'message_stop'
+    # and never inside an event: every other event still parses
+    assert all(json.loads(e[2]) for e in r.events)

@@ -400,12 +400,12 @@ static int cg_apply_policy(request_rec *r, const cg_dir_conf_t *dc, cg_req_t *rq
 
     settings = cg_policy_settings(pol, r->pool, id ? id->email : NULL, id ? id->groups : NULL);
     if (id != NULL && id->models != NULL) {
-        /* a service key's own list narrows what its groups allow */
-        cg_settings_t narrow;
-        memset(&narrow, 0, sizeof(narrow));
-        narrow.available_models = (apr_array_header_t *)id->models;
-        if (!cg_policy_model_allowed(&narrow, rq->model)) {
-            settings = &narrow;
+        /* a service key's own list narrows what its groups allow (pool
+         * memory: it outlives this block) */
+        cg_settings_t *narrow = apr_pcalloc(r->pool, sizeof(*narrow));
+        narrow->available_models = (apr_array_header_t *)id->models;
+        if (!cg_policy_model_allowed(narrow, rq->model)) {
+            settings = narrow;
         }
     }
     if (!cg_policy_model_allowed(settings, rq->model)) {

@@ -77,16 +77,17 @@ def test_cg_720_01_create_use_attribute_revoke(env, pg, upstream, admin_keys, up
                    f"WHERE hash = encode(sha256('{secret}'::bytea), 'hex')") == '1'
     assert secret not in pg.psql('SELECT string_agg(hash, \',\') FROM claude_service_key_secrets')
     # both ways SDKs send it; the upstream sees only the gateway's own key
-    r = use(env, secret, 'bearer', rid='key-use-1')
+    rid = 'key-use-' + key['id']  # unique: the ledger is shared by the whole run
+    r = use(env, secret, 'bearer', rid=rid)
     assert r.status == 200, r.body
     assert dict(upstream.last['headers'])['x-api-key'] == upstream_key
     assert 'authorization' not in dict(upstream.last['headers'])
     assert use(env, secret, 'x-api-key').status == 200
     # attributed to the key in the ledger and the audit log
     principal = 'key:' + key['id']
-    assert pg.wait_value("SELECT sub FROM claude_ledger WHERE request_id = 'key-use-1'") == \
+    assert pg.wait_value(f"SELECT sub FROM claude_ledger WHERE request_id = '{rid}'") == \
         principal
-    rec = env.audit_records('key-use-1')[0]
+    rec = env.audit_records(rid)[0]
     assert rec['user'] == principal and rec['decision'] == 'allowed'
     # listed and fetched without the secret
     listed = admin.get().json()['data']

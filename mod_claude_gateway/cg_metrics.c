@@ -29,6 +29,8 @@ enum {
     CG_M_BLOCKS,
     CG_M_DURATION,
     CG_M_DROPPED,
+    CG_M_FAILOVERS,
+    CG_M_TTFB,
     CG_M_NMETRICS
 };
 
@@ -40,6 +42,9 @@ static const cg_metric_def_t cg_metric_defs[CG_M_NMETRICS] = {
     {"mod_claude.spend.blocks", "{request}", "Requests refused by a spend cap", CG_M_INT},
     {"mod_claude.request.duration", "s", "Time from request to logging", CG_M_HIST},
     {"mod_claude.telemetry.dropped", "{export}", "Client exports the relay dropped", CG_M_INT},
+    {"mod_claude.upstream.failovers", "{attempt}", "Upstream attempts that failed over", CG_M_INT},
+    {"mod_claude.upstream.time_to_first_byte", "s",
+     "Time to the answering upstream's response headers (ClaudeGatewayRoute)", CG_M_HIST},
 };
 
 /* seconds; OpenTelemetry's http.server.request.duration advice, widened for
@@ -185,6 +190,22 @@ static void cg_add_int(cg_metrics_t *m, int metric, const cg_attr_t *attrs, int 
     }
 }
 
+/* One observation into a histogram series (NULL: the series table is full). */
+static void cg_observe(cg_series_t *s, apr_interval_time_t t)
+{
+    double secs = (double)(t > 0 ? t : 0) / (double)APR_USEC_PER_SEC;
+    apr_size_t i;
+
+    if (s == NULL) {
+        return;
+    }
+    for (i = 0; i < CG_M_NBOUNDS && secs > cg_bounds[i]; i++) {
+    }
+    s->buckets[i]++;
+    s->count++;
+    s->sum += secs;
+}
+
 void cg_metrics_record(cg_metrics_t *m, const cg_metrics_req_t *rq)
 {
     static const char *const types[] = {"input", "output", "cacheRead", "cacheCreation"};
@@ -192,7 +213,6 @@ void cg_metrics_record(cg_metrics_t *m, const cg_metrics_req_t *rq)
                                   rq->cache_write_tokens};
     cg_attr_t a[CG_M_MAX_ATTRS];
     cg_series_t *s;
-    double secs;
     apr_size_t i;
 
     a[0] = cg_int("http.response.status_code", rq->status);
@@ -222,14 +242,12 @@ void cg_metrics_record(cg_metrics_t *m, const cg_metrics_req_t *rq)
 
     a[0] = cg_str("model", rq->model);
     a[1] = cg_str("upstream", rq->upstream);
-    s = cg_series_get(m, CG_M_DURATION, a, 2);
-    if (s != NULL) {
-        secs = (double)(rq->duration > 0 ? rq->duration : 0) / (double)APR_USEC_PER_SEC;
-        for (i = 0; i < CG_M_NBOUNDS && secs > cg_bounds[i]; i++) {
-        }
-        s->buckets[i]++;
-        s->count++;
-        s->sum += secs;
+    cg_observe(cg_series_get(m, CG_M_DURATION, a, 2), rq->duration);
+    if (rq->failovers > 0) {
+        cg_add_int(m, CG_M_FAILOVERS, a, 2, rq->failovers);
+    }
+    if (rq->ttfb > 0 && rq->upstream != NULL) {
+        cg_observe(cg_series_get(m, CG_M_TTFB, a, 2), rq->ttfb);
     }
 }
 

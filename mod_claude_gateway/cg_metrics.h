@@ -31,6 +31,8 @@ typedef struct cg_metrics_req_t {
     apr_int64_t input_tokens, output_tokens, cache_read_tokens, cache_write_tokens;
     apr_int64_t cost_micro_usd;
     apr_interval_time_t duration; /* from request line to log_transaction */
+    int failovers;                /* upstreams that failed before the one that answered */
+    apr_interval_time_t ttfb;     /* the answering upstream's time to first byte; <= 0: unknown */
 } cg_metrics_req_t;
 
 typedef struct cg_metrics_t cg_metrics_t;

@@ -553,7 +553,12 @@ static int cg_tel_log_transaction(request_rec *r)
     if (mr.model == NULL) {
         mr.model = apr_table_get(r->notes, "claude-model");
     }
-    mr.upstream = cg_dir_enabled(dc) ? cg_dir_upstream_name(dc) : NULL;
+    mr.upstream = apr_table_get(r->notes, "claude-upstream"); /* the router's choice */
+    if (mr.upstream == NULL) {
+        mr.upstream = cg_dir_enabled(dc) ? cg_dir_upstream_name(dc) : NULL;
+    }
+    mr.failovers = (int)cg_tel_note_int(r, "claude-failovers");
+    mr.ttfb = cg_tel_note_int(r, "claude-upstream-ttfb-us");
     mr.decision = apr_table_get(r->notes, "claude-decision");
     mr.user_id = rq->identity.sub;
     mr.user_email = rq->identity.email;

@@ -41,6 +41,7 @@ typedef struct cg_attempt_t {
     int client_gone;
     int stream;          /* flush every piece (SSE) */
     apr_time_t last_out; /* when the client last got bytes (keep-alive pings) */
+    apr_time_t started;  /* when the attempt began */
     int at_boundary;     /* what the client got so far ends between SSE events */
     apr_table_t *headers;
     char *held; /* a failed answer's body, kept in case it is relayed after all */
@@ -189,6 +190,9 @@ static void cg_attempt_commit(cg_attempt_t *a)
 
     a->committed = 1;
     a->last_out = apr_time_now();
+    /* for the gateway's own metrics (cg_telemetry.c) */
+    apr_table_setn(r->notes, "claude-upstream-ttfb-us",
+                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT, a->last_out - a->started));
     a->at_boundary = 1;
     r->status = a->status;
     for (i = 0; i < arr->nelts; i++) {
@@ -703,7 +707,8 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
     a->u = u;
     a->kind = cg_provider_parse(u->provider);
     a->headers = apr_table_make(r->pool, 16);
-    a->ttfb_deadline = apr_time_now() + apr_time_from_msec(cg_dir_upstream_timeout_ms(dc));
+    a->started = apr_time_now();
+    a->ttfb_deadline = a->started + apr_time_from_msec(cg_dir_upstream_timeout_ms(dc));
     c = curl_easy_init();
     if (c == NULL) {
         return a;
@@ -849,6 +854,9 @@ int cg_upstream_handler(request_rec *r)
         apr_table_setn(r->notes, "claude-upstream", u->name);
         a = cg_attempt(r, rq, u, target);
         tried[n++] = a;
+        if (n > 1) {
+            apr_table_setn(r->notes, "claude-failovers", apr_itoa(r->pool, n - 1));
+        }
         cg_breaker_note(r, u->name, !cg_route_fails_over(a->status));
         if (a->committed) {
             if (strcmp(target, rq->model) != 0) {

@@ -477,8 +477,12 @@ START_TEST(test_metrics_aggregate_and_encode)
     rq.cache_write_tokens = -1;
     rq.cost_micro_usd = 600;
     rq.duration = apr_time_from_msec(300);
+    rq.failovers = 2; /* the router tried two upstreams before this one */
+    rq.ttfb = apr_time_from_msec(120);
     cg_metrics_record(m, &rq);
     rq.input_tokens = 50;
+    rq.failovers = 0;
+    rq.ttfb = 0;
     cg_metrics_record(m, &rq);
     /* a refusal: counted, no tokens */
     rq.status = 400;
@@ -538,6 +542,16 @@ START_TEST(test_metrics_aggregate_and_encode)
     ck_assert_ptr_null(find_metric(req, "mod_claude.spend.blocks"));
     om = find_metric(req, "mod_claude.telemetry.dropped");
     ck_assert_int_eq(om->sum->data_points[0]->as_int, 3);
+
+    om = find_metric(req, "mod_claude.upstream.failovers");
+    ck_assert_ptr_nonnull(om);
+    ck_assert_int_eq(om->sum->n_data_points, 1);
+    ck_assert_int_eq(om->sum->data_points[0]->as_int, 2);
+    om = find_metric(req, "mod_claude.upstream.time_to_first_byte");
+    ck_assert_ptr_nonnull(om);
+    ck_assert_int_eq(om->histogram->n_data_points, 1);
+    ck_assert_uint_eq(om->histogram->data_points[0]->count, 1); /* unknown TTFBs left out */
+    ck_assert_uint_eq(om->histogram->data_points[0]->bucket_counts[5], 1); /* (0.1, 0.25] */
 
     om = find_metric(req, "mod_claude.request.duration");
     ck_assert_int_eq(om->data_case, OTLP__OWN_METRIC__DATA_HISTOGRAM);

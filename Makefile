@@ -96,6 +96,12 @@ install: all
 run:
 	bash tools/run-local.sh
 
+# The benchmark harness (bench/run.py) on a few hundred requests per target:
+# prints the table, never fails on the figures, only when the harness breaks.
+.PHONY: bench-smoke
+bench-smoke: all
+	$(PYTHON) bench/run.py --smoke
+
 format:
 	clang-format -i $(C_FILES)
 

@@ -14,6 +14,8 @@ PKGS=(
     # test
     check python3 python3-pytest python3-requests python3-yaml
     python3-jwt python3-cryptography curl tmux procps openssl
+    # bench (bench/run.py, bench/profile.py)
+    wrk nodejs linux-perf
 )
 
 missing=()

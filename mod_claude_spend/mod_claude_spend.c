@@ -380,12 +380,25 @@ const char *cs_new_id(apr_pool_t *p)
     return hex;
 }
 
+/* Set for every server in post_config (cs_journal_defaults): a request never
+ * allocates from pconf, which is neither per request nor thread-safe. */
 static const char *cs_journal_path(server_rec *s)
 {
     const cs_srv_conf_t *sc = ap_get_module_config(s->module_config, &claude_spend_module);
 
-    return sc->journal ? sc->journal
-                       : ap_server_root_relative(s->process->pconf, "logs/claude-spend.journal");
+    return sc->journal;
+}
+
+static void cs_journal_defaults(apr_pool_t *pconf, server_rec *s)
+{
+    const char *def = ap_server_root_relative(pconf, "logs/claude-spend.journal");
+
+    for (; s != NULL; s = s->next) {
+        cs_srv_conf_t *sc = ap_get_module_config(s->module_config, &claude_spend_module);
+        if (sc->journal == NULL) {
+            sc->journal = def;
+        }
+    }
 }
 
 /* A row the database could not take goes to the journal, one JSON array per
@@ -607,7 +620,6 @@ static int cs_log_transaction(request_rec *r)
 
 static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    (void)pconf;
     (void)plog;
     cs_identity = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_identity);
     cs_request_id = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_request_id);
@@ -616,6 +628,7 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     cs_refuse_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_refuse);
     cs_admin_auth_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_admin_auth);
     cs_pricing_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_pricing);
+    cs_journal_defaults(pconf, s);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         /* made here, by root, and handed to the user the children run as */
         const char *path = cs_journal_path(s);

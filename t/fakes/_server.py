@@ -65,6 +65,54 @@ class FakeServer:
         self.httpd.server_close()
 
 
+
+class ScriptedFake(FakeServer):
+    """A fake that records every request and takes scripted behaviours: a
+    queue (POST /_fake/script), a default (POST /_fake/default), or a "_fake"
+    object in the request body; hang waits until the fake stops."""
+
+    def __init__(self, **kw):
+        self._requests = []
+        self._script = []
+        self._default = {}
+        self._hang = threading.Event()
+        super().__init__(**kw)
+
+    def next_behaviour(self, body):
+        with self.lock:
+            b = dict(self._default)
+            if self._script:
+                b.update(self._script.pop(0))
+        if isinstance(body, dict) and isinstance(body.get('_fake'), dict):
+            b.update(body['_fake'])
+        return b
+
+    @property
+    def count(self):
+        with self.lock:
+            return len(self._requests)
+
+    @property
+    def requests(self):
+        with self.lock:
+            return [dict(r) for r in self._requests]
+
+    @property
+    def last(self):
+        r = self.requests
+        return r[-1] if r else None
+
+    def reset(self):
+        with self.lock:
+            self._requests.clear()
+            self._script.clear()
+            self._default = {}
+
+    def stop(self):
+        self._hang.set()
+        super().stop()
+
+
 def serve_main(make, argv=None):
     """Run a fake as a script: --port, --port-file; until SIGTERM/SIGINT."""
     import argparse

@@ -13,16 +13,15 @@ import hashlib
 import json
 import socket
 import sys
-import threading
 import time
 from urllib.parse import urlsplit
 
 if __package__ in (None, ''):
     sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.dirname(
         __import__('os').path.abspath(__file__))))
-    from fakes._server import FakeHandler, FakeServer, serve_main  # noqa: E402
+    from fakes._server import FakeHandler, ScriptedFake, serve_main  # noqa: E402
 else:
-    from ._server import FakeHandler, FakeServer, serve_main
+    from ._server import FakeHandler, ScriptedFake, serve_main
 
 ERROR_TYPES = {400: 'invalid_request_error', 401: 'authentication_error',
                403: 'permission_error', 404: 'not_found_error', 413: 'request_too_large',
@@ -154,16 +153,12 @@ class Handler(FakeHandler):
         return self.send_json(200, {'ok': True})
 
 
-class AnthropicFake(FakeServer):
+class AnthropicFake(ScriptedFake):
     handler = Handler
 
     def __init__(self, api_key=None, auth='x-api-key', **kw):
         self.api_key = api_key
         self.auth = auth
-        self._requests = []
-        self._script = []
-        self._default = {}
-        self._hang = threading.Event()
         super().__init__(**kw)
 
     def check(self, headers, path, body, rec):
@@ -194,40 +189,6 @@ class AnthropicFake(FakeServer):
             if not isinstance(j.get('max_tokens'), int):
                 return 400, 'max_tokens must be an integer'
         return 0, None
-
-    def next_behaviour(self, body):
-        with self.lock:
-            b = dict(self._default)
-            if self._script:
-                b.update(self._script.pop(0))
-        if isinstance(body, dict) and isinstance(body.get('_fake'), dict):
-            b.update(body['_fake'])
-        return b
-
-    @property
-    def count(self):
-        with self.lock:
-            return len(self._requests)
-
-    @property
-    def requests(self):
-        with self.lock:
-            return [dict(r) for r in self._requests]
-
-    @property
-    def last(self):
-        r = self.requests
-        return r[-1] if r else None
-
-    def reset(self):
-        with self.lock:
-            self._requests.clear()
-            self._script.clear()
-            self._default = {}
-
-    def stop(self):
-        self._hang.set()
-        super().stop()
 
 
 if __name__ == '__main__':

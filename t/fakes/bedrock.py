@@ -32,7 +32,6 @@ import json
 import socket
 import struct
 import sys
-import threading
 import time
 import zlib
 from urllib.parse import quote, unquote, urlsplit
@@ -40,9 +39,9 @@ from urllib.parse import quote, unquote, urlsplit
 if __package__ in (None, ''):
     sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.dirname(
         __import__('os').path.abspath(__file__))))
-    from fakes._server import FakeHandler, FakeServer, serve_main  # noqa: E402
+    from fakes._server import FakeHandler, ScriptedFake, serve_main  # noqa: E402
 else:
-    from ._server import FakeHandler, FakeServer, serve_main
+    from ._server import FakeHandler, ScriptedFake, serve_main
 
 ANTHROPIC_VERSION = 'bedrock-2023-05-31'
 REQUEST_TAGS_BETA = 'request-tags-2026-08-21'
@@ -338,7 +337,7 @@ class Handler(FakeHandler):
         return self.send_json(200, {'ok': True})
 
 
-class BedrockFake(FakeServer):
+class BedrockFake(ScriptedFake):
     handler = Handler
 
     def __init__(self, access_key_id='AKIDFAKEBEDROCK', secret_access_key='fake-secret',
@@ -348,10 +347,6 @@ class BedrockFake(FakeServer):
         self.session_token = session_token
         self.region = region
         self.max_skew = max_skew  # seconds; None: any x-amz-date (fixed test vectors)
-        self._requests = []
-        self._script = []
-        self._default = {}
-        self._hang = threading.Event()
         super().__init__(**kw)
 
     def check_signature(self, method, raw_path, headers, body, rec):
@@ -488,40 +483,6 @@ class BedrockFake(FakeServer):
         if m.startswith('anthropic.'):
             m = m[len('anthropic.'):]
         return m.split('-v')[0] if '-v' in m else m
-
-    def next_behaviour(self, body):
-        with self.lock:
-            b = dict(self._default)
-            if self._script:
-                b.update(self._script.pop(0))
-        if isinstance(body, dict) and isinstance(body.get('_fake'), dict):
-            b.update(body['_fake'])
-        return b
-
-    @property
-    def count(self):
-        with self.lock:
-            return len(self._requests)
-
-    @property
-    def requests(self):
-        with self.lock:
-            return [dict(r) for r in self._requests]
-
-    @property
-    def last(self):
-        r = self.requests
-        return r[-1] if r else None
-
-    def reset(self):
-        with self.lock:
-            self._requests.clear()
-            self._script.clear()
-            self._default = {}
-
-    def stop(self):
-        self._hang.set()
-        super().stop()
 
 
 if __name__ == '__main__':

@@ -21,7 +21,6 @@ import hashlib
 import json
 import secrets
 import sys
-import threading
 import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -32,10 +31,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 if __package__ in (None, ''):
     sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.dirname(
         __import__('os').path.abspath(__file__))))
-    from fakes._server import FakeServer, serve_main  # noqa: E402
+    from fakes._server import ScriptedFake, serve_main  # noqa: E402
     from fakes.anthropic import ERROR_TYPES, Handler as AnthropicHandler  # noqa: E402
 else:
-    from ._server import FakeServer, serve_main
+    from ._server import ScriptedFake, serve_main
     from .anthropic import ERROR_TYPES, Handler as AnthropicHandler
 
 ANTHROPIC_VERSION = 'vertex-2023-10-16'
@@ -136,7 +135,7 @@ class Handler(AnthropicHandler):
                                     'token_type': 'Bearer'})
 
 
-class VertexFake(FakeServer):
+class VertexFake(ScriptedFake):
     handler = Handler
 
     def __init__(self, project='fake-project', location='us-east5',
@@ -147,10 +146,6 @@ class VertexFake(FakeServer):
         self.private_key_id = secrets.token_hex(20)
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._tokens = {}
-        self._requests = []
-        self._script = []
-        self._default = {}
-        self._hang = threading.Event()
         super().__init__(**kw)
 
     @property
@@ -259,40 +254,6 @@ class VertexFake(FakeServer):
             if (j.get('stream') is True) != (op == 'streamRawPredict'):
                 return 400, 'stream must be true exactly on streamRawPredict'
         return None
-
-    def next_behaviour(self, body):
-        with self.lock:
-            b = dict(self._default)
-            if self._script:
-                b.update(self._script.pop(0))
-        if isinstance(body, dict) and isinstance(body.get('_fake'), dict):
-            b.update(body['_fake'])
-        return b
-
-    @property
-    def count(self):
-        with self.lock:
-            return len(self._requests)
-
-    @property
-    def requests(self):
-        with self.lock:
-            return [dict(r) for r in self._requests]
-
-    @property
-    def last(self):
-        r = self.requests
-        return r[-1] if r else None
-
-    def reset(self):
-        with self.lock:
-            self._requests.clear()
-            self._script.clear()
-            self._default = {}
-
-    def stop(self):
-        self._hang.set()
-        super().stop()
 
 
 if __name__ == '__main__':

@@ -40,6 +40,25 @@ class FakeHandler(BaseHTTPRequestHandler):
         self.wfile.write(out)
 
 
+
+class ScriptedHandler(FakeHandler):
+    """Handler side of ScriptedFake: the /_fake/reset, /_fake/script and
+    /_fake/default controls."""
+
+    def _control(self, path, body):
+        data = json.loads(body or b'null')
+        if path == '/_fake/reset':
+            self.fake.reset()
+        elif path == '/_fake/script':
+            with self.fake.lock:
+                self.fake._script = list(data or [])
+        elif path == '/_fake/default':
+            with self.fake.lock:
+                self.fake._default = dict(data or {})
+        else:
+            return self.send_json(404, {'error': 'no such control'})
+        return self.send_json(200, {'ok': True})
+
 class FakeServer:
     """Base of the fakes: .start(), .stop(), .url, .port, thread-safe state."""
 

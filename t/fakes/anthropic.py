@@ -19,16 +19,16 @@ from urllib.parse import urlsplit
 if __package__ in (None, ''):
     sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.dirname(
         __import__('os').path.abspath(__file__))))
-    from fakes._server import FakeHandler, ScriptedFake, serve_main  # noqa: E402
+    from fakes._server import ScriptedFake, ScriptedHandler, serve_main  # noqa: E402
 else:
-    from ._server import FakeHandler, ScriptedFake, serve_main
+    from ._server import ScriptedFake, ScriptedHandler, serve_main
 
 ERROR_TYPES = {400: 'invalid_request_error', 401: 'authentication_error',
                403: 'permission_error', 404: 'not_found_error', 413: 'request_too_large',
                429: 'rate_limit_error', 500: 'api_error', 529: 'overloaded_error'}
 
 
-class Handler(FakeHandler):
+class Handler(ScriptedHandler):
 
     def do_GET(self):
         u = urlsplit(self.path)
@@ -137,20 +137,6 @@ class Handler(FakeHandler):
     def _error(self, status, message):
         return self.send_json(status, {'type': 'error', 'error': {
             'type': ERROR_TYPES.get(status, 'api_error'), 'message': message}})
-
-    def _control(self, path, body):
-        data = json.loads(body or b'null')
-        if path == '/_fake/reset':
-            self.fake.reset()
-        elif path == '/_fake/script':
-            with self.fake.lock:
-                self.fake._script = list(data or [])
-        elif path == '/_fake/default':
-            with self.fake.lock:
-                self.fake._default = dict(data or {})
-        else:
-            return self.send_json(404, {'error': 'no such control'})
-        return self.send_json(200, {'ok': True})
 
 
 class AnthropicFake(ScriptedFake):

@@ -39,9 +39,9 @@ from urllib.parse import quote, unquote, urlsplit
 if __package__ in (None, ''):
     sys.path.insert(0, __import__('os').path.dirname(__import__('os').path.dirname(
         __import__('os').path.abspath(__file__))))
-    from fakes._server import FakeHandler, ScriptedFake, serve_main  # noqa: E402
+    from fakes._server import ScriptedFake, ScriptedHandler, serve_main  # noqa: E402
 else:
-    from ._server import FakeHandler, ScriptedFake, serve_main
+    from ._server import ScriptedFake, ScriptedHandler, serve_main
 
 ANTHROPIC_VERSION = 'bedrock-2023-05-31'
 REQUEST_TAGS_BETA = 'request-tags-2026-08-21'
@@ -200,7 +200,7 @@ def es_decode(data):
 
 # ---- the fake --------------------------------------------------------------------------------
 
-class Handler(FakeHandler):
+class Handler(ScriptedHandler):
 
     def do_GET(self):
         u = urlsplit(self.path)
@@ -321,20 +321,6 @@ class Handler(FakeHandler):
         for p in parts:
             self.wfile.write(b'%x\r\n%s\r\n' % (len(p), p))
             self.wfile.flush()
-
-    def _control(self, path, body):
-        data = json.loads(body or b'null')
-        if path == '/_fake/reset':
-            self.fake.reset()
-        elif path == '/_fake/script':
-            with self.fake.lock:
-                self.fake._script = list(data or [])
-        elif path == '/_fake/default':
-            with self.fake.lock:
-                self.fake._default = dict(data or {})
-        else:
-            return self.send_json(404, {'error': 'no such control'})
-        return self.send_json(200, {'ok': True})
 
 
 class BedrockFake(ScriptedFake):

@@ -1,11 +1,15 @@
 /* cs_admit: admission of a Messages request against the user's spend caps.
  *
- * One round trip in fixups: claude_admit (sql/0004_caps.sql) locks the
- * principal, finds the cap of each period, and reserves the request's
- * largest possible cost when every capped period still has room. The
- * reservation is settled by the statement that appends the ledger row. A
- * refusal is the reference's 429; a database that cannot answer refuses too
- * (ClaudeSpendOnError closed) or lets the request through (open). */
+ * Most requests are admitted without the database: from the lease this
+ * child holds for the principal (cs_lease.c), when it is young enough and
+ * has room for the request's estimate. Otherwise one round trip in fixups:
+ * claude_admit_lease (sql/0007_leases.sql) gives back the old lease's unused
+ * part, locks the principal, finds the cap of each period and, when every
+ * capped period still has room, reserves a new lease. Principals with no
+ * cap get an entry that admits without reserving anything until it is too
+ * old. A refusal is the reference's 429; a database that cannot answer
+ * refuses too (ClaudeSpendOnError closed) or lets the request through
+ * (open). The request's estimate is held until its ledger row settles. */
 #include <apr_strings.h>
 #include <http_protocol.h>
 #include <http_request.h>
@@ -16,10 +20,13 @@
 #include "cs_caps.h"
 #include "cs_period.h"
 #include "cs_price.h"
+#include "cs_settle.h"
 
 #define CS_ADMIT_SQL                                                                               \
-    "SELECT period, cap_cents, spent_micro, reserved_micro, admitted FROM "                        \
-    "claude_admit($1, $2::text[], $3::text[], $4::bigint, $5, $6::integer, $7)"
+    "SELECT period, cap_cents, spent_micro, reserved_micro, admitted, granted FROM "               \
+    "claude_admit_lease($1, $2::text[], $3::text[], $4::bigint, $5::bigint, $6, $7::integer, $8, " \
+    "$9, $10::bigint)"
+#define CS_ADMIT_NPARAMS 10
 
 /* A text[] literal: every element quoted, quotes and backslashes escaped. */
 static const char *cs_pg_array(apr_pool_t *p, const apr_array_header_t *items)
@@ -73,16 +80,43 @@ static int cs_refuse(request_rec *r, const cs_caps_verdict_t *v, const char *rea
     return OK;
 }
 
+/* What a lease is for: the principal, its groups (they pick the caps),
+ * the group mode and the period keys; length-prefixed, so no two differ
+ * only in where one field ends. */
+static const char *cs_lease_key(apr_pool_t *p, const cg_identity_t *id, const char *mode,
+                                const char *keys)
+{
+    char *k = apr_psprintf(p, "%s|%s|%" APR_SIZE_T_FMT ":%s", mode, keys, strlen(id->sub), id->sub);
+    int i;
+
+    for (i = 0; id->groups != NULL && i < id->groups->nelts; i++) {
+        const char *g = APR_ARRAY_IDX(id->groups, i, const char *);
+        k = apr_psprintf(p, "%s|%" APR_SIZE_T_FMT ":%s", k, strlen(g), g);
+    }
+    return k;
+}
+
+static void cs_admit_done(cs_req_t *rq, const cs_lease_take_t *take)
+{
+    rq->take = *take;
+    rq->reserved = take->lease_id != NULL;
+    rq->cap_headers = take->headers;
+}
+
 int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
 {
     const cs_srv_conf_t *sc = cs_srv_get(r->server);
-    const char *params[7], *keys;
+    cs_leases_t *leases = cs_settle_leases();
+    const char *params[CS_ADMIT_NPARAMS], *keys, *lkey, *lease_id;
     struct pg_conn *conn;
     cs_cap_t caps[3];
     cs_caps_verdict_t v;
+    cs_lease_take_t take;
+    cs_lease_return_t ret = {NULL, 0}, displaced;
     PGresult *res;
     apr_status_t rv;
     apr_time_t now = r->request_time;
+    apr_int64_t estimate = cs_estimate(r), want = estimate, granted = 0;
     int n = 0, i, ok;
 
     rq->entry_id = cs_new_id(r->pool);
@@ -90,21 +124,32 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
                         cs_period_key(r->pool, CS_PERIOD_DAILY, now),
                         cs_period_key(r->pool, CS_PERIOD_WEEKLY, now),
                         cs_period_key(r->pool, CS_PERIOD_MONTHLY, now));
+    lkey = cs_lease_key(r->pool, id, cs_srv_group_mode(sc), keys);
+    if (leases != NULL &&
+        cs_leases_take(leases, lkey, estimate, apr_time_now(), r->pool, &take, &want, &ret)) {
+        cs_admit_done(rq, &take);
+        return DECLINED; /* admitted from this child's lease: no round trip */
+    }
+    lease_id = cs_new_id(r->pool);
     params[0] = id->sub;
     params[1] = cs_pg_array(r->pool, id->groups);
     params[2] = keys;
-    params[3] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, cs_estimate(r));
-    params[4] = rq->entry_id;
-    params[5] = apr_itoa(r->pool, cs_srv_reservation_ttl(sc));
-    params[6] = cs_srv_group_mode(sc);
+    params[3] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, estimate);
+    params[4] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, want);
+    params[5] = lease_id;
+    params[6] = apr_itoa(r->pool, cs_srv_reservation_ttl(sc));
+    params[7] = cs_srv_group_mode(sc);
+    params[8] = ret.lease_id;
+    params[9] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, ret.micro);
     rv = cs_db_acquire(r->server, &conn);
     if (rv == APR_ENOTIMPL) {
         return DECLINED; /* no database: no caps */
     }
     ok = 0;
     if (rv == APR_SUCCESS) {
-        res = PQexecParams((PGconn *)conn, CS_ADMIT_SQL, 7, NULL, params, NULL, NULL, 0);
-        ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 5;
+        res = PQexecParams((PGconn *)conn, CS_ADMIT_SQL, CS_ADMIT_NPARAMS, NULL, params, NULL, NULL,
+                           0);
+        ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 6;
         if (!ok) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           CS_LOGNO(0401) "reading the spend caps of %s failed: %s", id->sub,
@@ -121,6 +166,7 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
             c->spent_micro = apr_atoi64(PQgetvalue(res, i, 2));
             c->reserved_micro = apr_atoi64(PQgetvalue(res, i, 3));
             c->admitted = PQgetvalue(res, i, 4)[0] == 't';
+            granted = apr_atoi64(PQgetvalue(res, i, 5));
             n++;
         }
         PQclear(res);
@@ -131,7 +177,8 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
                       CS_LOGNO(0402) "no database connection for the spend caps of %s", id->sub);
     }
     if (!ok) {
-        rq->entry_id = NULL; /* nothing was reserved */
+        /* the retired lease's unused part goes back with the writer's next batch */
+        cs_settle_return(r, ret.lease_id, ret.micro);
         if (cs_srv_fail_open(sc)) {
             apr_table_setn(r->notes, "claude-reason", "spend caps unavailable: let through");
             return DECLINED;
@@ -143,7 +190,22 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
     if (v.blocked) {
         return cs_refuse(r, &v, "spend cap reached");
     }
-    rq->cap_headers = v.capped ? v.headers : NULL;
-    rq->reserved = v.capped;
+    if (v.capped && granted < estimate) {
+        /* cannot happen with claude_admit_lease; never admit uncovered */
+        cs_caps_unavailable(r->pool, &v);
+        return cs_refuse(r, &v, "spend caps unavailable");
+    }
+    if (leases == NULL) {
+        take.lease = NULL;
+        take.lease_id = v.capped ? lease_id : NULL;
+        take.held = v.capped ? estimate : 0;
+        take.headers = v.capped ? v.headers : NULL;
+        cs_admit_done(rq, &take);
+        return DECLINED;
+    }
+    cs_leases_install(leases, lkey, lease_id, granted, !v.capped, estimate, v.headers,
+                      apr_time_now(), r->pool, &take, &displaced);
+    cs_settle_return(r, displaced.lease_id, displaced.micro);
+    cs_admit_done(rq, &take);
     return DECLINED;
 }

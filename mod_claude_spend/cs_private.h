@@ -9,6 +9,7 @@
 #include "mod_claude_gateway.h"
 #include "cs_usage.h"
 #include "cs_price.h"
+#include "cs_lease.h"
 
 extern module AP_MODULE_DECLARE_DATA claude_spend_module;
 APLOG_USE_MODULE(claude_spend);
@@ -32,6 +33,8 @@ typedef struct cs_srv_conf_t {
     int fail_open;           /* ClaudeSpendOnError open (1) | closed (0); CS_UNSET */
     const char *blocked_msg; /* ClaudeSpendBlockedMessage, replaces the 429's message */
     int reservation_ttl;     /* ClaudeSpendReservationTTL, seconds; CS_UNSET */
+    int lease_requests;      /* ClaudeSpendLease, estimates per lease at most; CS_UNSET */
+    int lease_age;           /* ClaudeSpendLease, seconds a lease is used; CS_UNSET */
 } cs_srv_conf_t;
 
 /** The server configuration of s. */
@@ -42,6 +45,10 @@ const char *cs_srv_group_mode(const cs_srv_conf_t *sc);
 int cs_srv_fail_open(const cs_srv_conf_t *sc);
 /** How long a reservation holds when its request never settles (default 900 s). */
 int cs_srv_reservation_ttl(const cs_srv_conf_t *sc);
+/** How many requests' estimates one lease may cover (default 1024; 1: a reservation each). */
+int cs_srv_lease_requests(const cs_srv_conf_t *sc);
+/** How long a lease (or the knowledge that no cap applies) is used (default 5 s). */
+apr_interval_time_t cs_srv_lease_age(const cs_srv_conf_t *sc);
 
 /** Per-request state on the initial request. */
 typedef struct cs_req_t {
@@ -49,8 +56,9 @@ typedef struct cs_req_t {
     cs_usage_t usage;
     int finished;             /* usage final, notes set */
     apr_int64_t cost;         /* micro-USD, at list price */
-    const char *entry_id;     /* ledger entry and reservation id; NULL until admitted */
-    int reserved;             /* a reservation holds the estimate until settled */
+    const char *entry_id;     /* ledger entry id; NULL until admitted */
+    int reserved;             /* a lease holds the estimate until settled */
+    cs_lease_take_t take;     /* what admission took from the lease */
     apr_table_t *cap_headers; /* anthropic-ratelimit-unified-* for 2xx answers */
 } cs_req_t;
 

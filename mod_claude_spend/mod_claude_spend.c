@@ -25,6 +25,7 @@
 #include "cs_admin.h"
 #include "cs_admit.h"
 #include "cs_period.h"
+#include "cs_settle.h"
 #include <libpq-fe.h>
 #include <jansson.h>
 #include <unixd.h>
@@ -93,6 +94,8 @@ static void *cs_srv_create(apr_pool_t *p, server_rec *s)
     sc->group_mode_max = CS_UNSET;
     sc->fail_open = CS_UNSET;
     sc->reservation_ttl = CS_UNSET;
+    sc->lease_requests = CS_UNSET;
+    sc->lease_age = CS_UNSET;
     return sc;
 }
 
@@ -116,6 +119,16 @@ int cs_srv_reservation_ttl(const cs_srv_conf_t *sc)
     return sc->reservation_ttl == CS_UNSET ? 900 : sc->reservation_ttl;
 }
 
+int cs_srv_lease_requests(const cs_srv_conf_t *sc)
+{
+    return sc->lease_requests == CS_UNSET ? 1024 : sc->lease_requests;
+}
+
+apr_interval_time_t cs_srv_lease_age(const cs_srv_conf_t *sc)
+{
+    return apr_time_from_sec(sc->lease_age == CS_UNSET ? 5 : sc->lease_age);
+}
+
 static void *cs_srv_merge(apr_pool_t *p, void *basev, void *addv)
 {
     const cs_srv_conf_t *base = basev, *add = addv;
@@ -128,6 +141,9 @@ static void *cs_srv_merge(apr_pool_t *p, void *basev, void *addv)
     n->blocked_msg = add->blocked_msg ? add->blocked_msg : base->blocked_msg;
     n->reservation_ttl =
         add->reservation_ttl != CS_UNSET ? add->reservation_ttl : base->reservation_ttl;
+    n->lease_requests =
+        add->lease_requests != CS_UNSET ? add->lease_requests : base->lease_requests;
+    n->lease_age = add->lease_age != CS_UNSET ? add->lease_age : base->lease_age;
     return n;
 }
 
@@ -199,6 +215,36 @@ static const char *cs_set_reservation_ttl(cmd_parms *cmd, void *dcv, const char 
     return NULL;
 }
 
+/* ClaudeSpendLease <requests> [<seconds>]: leases are per child, so only
+ * the main server's setting counts. */
+static const char *cs_set_lease(cmd_parms *cmd, void *dcv, const char *n, const char *age)
+{
+    cs_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &claude_spend_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_int64_t v;
+    char *end;
+
+    (void)dcv;
+    if (err != NULL) {
+        return err;
+    }
+    v = apr_strtoi64(n, &end, 10);
+    if (*n == '\0' || *end != '\0' || v < 1 || v > 1000000) {
+        return apr_psprintf(
+            cmd->pool, "ClaudeSpendLease: '%s' is not a number of requests from 1 to 1000000", n);
+    }
+    sc->lease_requests = (int)v;
+    if (age != NULL) {
+        v = apr_strtoi64(age, &end, 10);
+        if (*age == '\0' || *end != '\0' || v < 1 || v > 3600) {
+            return apr_psprintf(
+                cmd->pool, "ClaudeSpendLease: '%s' is not a number of seconds from 1 to 3600", age);
+        }
+        sc->lease_age = (int)v;
+    }
+    return NULL;
+}
+
 static const char *cs_set_enabled(cmd_parms *cmd, void *dcv, int flag)
 {
     cs_dir_conf_t *dc = dcv;
@@ -243,6 +289,7 @@ static void cs_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CS_LOGNO(0004) "price warning mutex");
         cs_warn_mutex = NULL;
     }
+    cs_settle_child_init(pchild, s);
 }
 
 cs_req_t *cs_req_get(request_rec *r)
@@ -334,29 +381,6 @@ static int cs_fixups(request_rec *r)
     return DECLINED;
 }
 
-/* The ledger row and, only when it is new, the period totals, the
- * principal's last-seen identity and the end of the request's reservation:
- * one statement, so totals and rows never disagree and a replayed journal
- * line (same entry id) changes nothing. */
-#define CS_LEDGER_INSERT                                                                           \
-    "WITH ins AS (INSERT INTO claude_ledger (entry_id, request_id, sub, email, groups, "           \
-    "model_requested, model_served, upstream, status, input_tokens, output_tokens, "               \
-    "cache_read_tokens, cache_write_tokens, cost_micro_usd, partial) VALUES ($1, $2, $3, $4, "     \
-    "$5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (entry_id) DO NOTHING "  \
-    "RETURNING sub, cost_micro_usd), "                                                             \
-    "tot AS (INSERT INTO claude_spend AS s (principal, period_key, micro_usd) "                    \
-    "SELECT ins.sub, k.key, ins.cost_micro_usd FROM ins, unnest(ARRAY[$16, $17, $18]::text[]) "    \
-    "AS k(key) ON CONFLICT (principal, period_key) DO UPDATE SET micro_usd = s.micro_usd + "       \
-    "EXCLUDED.micro_usd, updated_at = now() RETURNING 1), "                                        \
-    "who AS (INSERT INTO claude_principals AS w (principal, email, groups) "                       \
-    "SELECT ins.sub, $4, $5::jsonb FROM ins ON CONFLICT (principal) DO UPDATE SET "                \
-    "email = EXCLUDED.email, groups = EXCLUDED.groups, updated_at = now() RETURNING 1), "          \
-    "held AS (DELETE FROM claude_reservations WHERE request_id = $1 RETURNING 1) "                 \
-    "SELECT count(*) FROM ins"
-#define CS_LEDGER_NPARAMS 18
-/* journal lines written before the totals existed carry 15 values */
-#define CS_LEDGER_NPARAMS_V1 15
-
 /* A random id per ledger row, so a replayed journal line is inserted once;
  * it also names the request's reservation. */
 /* The day, ISO week and month keys of t, the periods spend is counted in. */
@@ -401,106 +425,14 @@ static void cs_journal_defaults(apr_pool_t *pconf, server_rec *s)
     }
 }
 
-/* A row the database could not take goes to the journal, one JSON array per
- * line, under an exclusive lock shared by every child. */
-static apr_status_t cs_journal_append(request_rec *r, const char *const *params)
-{
-    apr_file_t *f;
-    apr_status_t rv;
-    json_t *row = json_array();
-    char *line;
-    apr_size_t len;
-    int i;
-
-    for (i = 0; i < CS_LEDGER_NPARAMS; i++) {
-        json_array_append_new(row, params[i] ? json_string(params[i]) : json_null());
-    }
-    line = json_dumps(row, JSON_COMPACT);
-    json_decref(row);
-    if (line == NULL) {
-        return APR_ENOMEM;
-    }
-    rv = apr_file_open(&f, cs_journal_path(r->server),
-                       APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE,
-                       APR_FPROT_UREAD | APR_FPROT_UWRITE, r->pool);
-    if (rv == APR_SUCCESS) {
-        apr_file_lock(f, APR_FLOCK_EXCLUSIVE);
-        len = strlen(line);
-        rv = apr_file_write_full(f, line, len, NULL);
-        if (rv == APR_SUCCESS) {
-            rv = apr_file_write_full(f, "\n", 1, NULL);
-        }
-        apr_file_flush(f);
-        apr_file_unlock(f);
-        apr_file_close(f);
-    }
-    free(line);
-    return rv;
-}
-
-/* Replay the journal into the ledger once the database answers again; the
- * entry ids make a replay that is interrupted and repeated harmless. */
-static void cs_journal_replay(request_rec *r, struct pg_conn *conn)
-{
-    const char *path = cs_journal_path(r->server);
-    apr_finfo_t fi;
-    apr_file_t *f;
-    char buf[16384];
-    int replayed = 0, ok = 1;
-
-    if (apr_stat(&fi, path, APR_FINFO_SIZE, r->pool) != APR_SUCCESS || fi.size == 0) {
-        return; /* the common case: one stat per metered request */
-    }
-    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_WRITE, APR_OS_DEFAULT, r->pool) !=
-        APR_SUCCESS) {
-        return;
-    }
-    apr_file_lock(f, APR_FLOCK_EXCLUSIVE);
-    while (ok && apr_file_gets(buf, sizeof(buf), f) == APR_SUCCESS) {
-        json_t *row = json_loads(buf, 0, NULL);
-        const char *params[CS_LEDGER_NPARAMS];
-        PGresult *res;
-        int i;
-
-        if (!json_is_array(row) || (json_array_size(row) != CS_LEDGER_NPARAMS &&
-                                    json_array_size(row) != CS_LEDGER_NPARAMS_V1)) {
-            json_decref(row);
-            continue; /* a torn line from a crash: its row was never acknowledged */
-        }
-        for (i = 0; i < CS_LEDGER_NPARAMS; i++) {
-            json_t *v = json_array_get(row, (size_t)i);
-            params[i] = json_is_string(v) ? apr_pstrdup(r->pool, json_string_value(v)) : NULL;
-        }
-        if (json_array_size(row) == CS_LEDGER_NPARAMS_V1) {
-            cs_period_keys(r->pool, apr_time_now(), params + CS_LEDGER_NPARAMS_V1);
-        }
-        json_decref(row);
-        res = PQexecParams((PGconn *)conn, CS_LEDGER_INSERT, CS_LEDGER_NPARAMS, NULL, params, NULL,
-                           NULL, 0);
-        ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-        PQclear(res);
-        replayed += ok;
-    }
-    if (ok) {
-        apr_file_trunc(f, 0);
-        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                      CS_LOGNO(0304) "%d journaled ledger rows replayed", replayed);
-    }
-    apr_file_unlock(f);
-    apr_file_close(f);
-}
-
-/* The append-only ledger row. One short statement on a pooled connection,
- * after the answer went out: never a connection held across a stream. */
+/* The append-only ledger row, queued for this child's writer (cs_settle.c):
+ * the request never waits for the database. */
 static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
 {
     const cg_identity_t *id = cs_identity(r);
     const cs_usage_t *u = &rq->usage;
-    struct pg_conn *conn;
-    PGresult *res;
-    const char *params[CS_LEDGER_NPARAMS], **p = params + 1;
-    apr_status_t rv;
-    int i, ok;
+    const char *v[CS_ROW_NV], *up;
+    int i;
     char *groups;
 
     if (id == NULL) {
@@ -518,87 +450,36 @@ static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
         groups = apr_pstrcat(r->pool, groups, i ? "," : "", "\"", g, "\"", NULL);
     }
     groups = apr_pstrcat(r->pool, groups, "]", NULL);
-    params[0] = rq->entry_id ? rq->entry_id : cs_new_id(r->pool);
-    p[0] = cs_request_id(r);
-    p[1] = id->sub;
-    p[2] = id->email;
-    p[3] = groups;
-    p[4] = apr_table_get(r->notes, "claude-model");
-    p[5] = u->model;
-    p[6] = r->filename && strncmp(r->filename, "proxy:", 6) == 0 ? r->filename + 6 : NULL;
+    v[CS_COL_ENTRY] = rq->entry_id ? rq->entry_id : cs_new_id(r->pool);
+    v[CS_COL_REQUEST] = cs_request_id(r);
+    v[CS_COL_SUB] = id->sub;
+    v[CS_COL_EMAIL] = id->email;
+    v[CS_COL_GROUPS] = groups;
+    v[CS_COL_MODEL_REQ] = apr_table_get(r->notes, "claude-model");
+    v[CS_COL_MODEL_SRV] = u->model;
+    up = r->filename && strncmp(r->filename, "proxy:", 6) == 0 ? r->filename + 6 : NULL;
     if (apr_table_get(r->notes, "claude-upstream") != NULL) {
-        p[6] = apr_table_get(r->notes, "claude-upstream"); /* the gateway's router: by name */
+        up = apr_table_get(r->notes, "claude-upstream"); /* the gateway's router: by name */
     }
-    p[7] = apr_itoa(r->pool, r->status);
-    p[8] = apr_off_t_toa(r->pool, u->input_tokens);
-    p[9] = apr_off_t_toa(r->pool, u->output_tokens);
-    p[10] = apr_off_t_toa(r->pool, u->cache_read_tokens);
-    p[11] = apr_off_t_toa(r->pool, u->cache_creation_tokens);
-    p[12] = apr_off_t_toa(r->pool, rq->cost);
-    p[13] = u->complete ? "f" : "t";
-    cs_period_keys(r->pool, r->request_time, params + CS_LEDGER_NPARAMS_V1);
-    if (p[6] != NULL) {
+    if (up != NULL) {
         /* the upstream's origin, not the path or query */
-        const char *slash = strstr(p[6], "://");
+        const char *slash = strstr(up, "://");
         slash = slash ? strchr(slash + 3, '/') : NULL;
-        p[6] = slash ? apr_pstrmemdup(r->pool, p[6], (apr_size_t)(slash - p[6])) : p[6];
+        up = slash ? apr_pstrmemdup(r->pool, up, (apr_size_t)(slash - up)) : up;
     }
-    rv = cs_db_acquire(r->server, &conn);
-    if (rv == APR_ENOTIMPL) {
-        return; /* no ClaudeGatewayDatabase: metering ends in the access log */
-    }
-    ok = 0;
-    if (rv == APR_SUCCESS) {
-        res = PQexecParams((PGconn *)conn, CS_LEDGER_INSERT, CS_LEDGER_NPARAMS, NULL, params, NULL,
-                           NULL, 0);
-        ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-        if (!ok) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          CS_LOGNO(0302) "ledger row of request %s refused: %s", p[0],
-                          PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                              ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                              : PQerrorMessage((PGconn *)conn));
-        }
-        PQclear(res);
-        if (ok) {
-            cs_journal_replay(r, conn);
-        }
-        cs_db_release(r->server, conn, !ok);
-    }
-    if (ok) {
-        return;
-    }
-    rv = cs_journal_append(r, params);
-    if (rv == APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      CS_LOGNO(0303) "ledger unreachable: request %s journaled for replay", p[0]);
-    }
-    else {
-        ap_log_rerror(APLOG_MARK, APLOG_CRIT, rv, r,
-                      CS_LOGNO(0301) "ledger and journal unavailable: request %s of %s lost", p[0],
-                      id->sub);
-    }
-}
-
-/* An admitted request that produced nothing to meter (an upstream error, a
- * client gone before the answer) gives its hold back at once rather than at
- * expiry. If the database does not answer, expiry does it. */
-static void cs_reservation_release(request_rec *r, const cs_req_t *rq)
-{
-    struct pg_conn *conn;
-    PGresult *res;
-    const char *params[1];
-    int ok;
-
-    if (cs_db_acquire(r->server, &conn) != APR_SUCCESS) {
-        return;
-    }
-    params[0] = rq->entry_id;
-    res = PQexecParams((PGconn *)conn, "DELETE FROM claude_reservations WHERE request_id = $1", 1,
-                       NULL, params, NULL, NULL, 0);
-    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    cs_db_release(r->server, conn, !ok);
+    v[CS_COL_UPSTREAM] = up;
+    v[CS_COL_STATUS] = apr_itoa(r->pool, r->status);
+    v[CS_COL_IN] = apr_off_t_toa(r->pool, u->input_tokens);
+    v[CS_COL_OUT] = apr_off_t_toa(r->pool, u->output_tokens);
+    v[CS_COL_CACHE_READ] = apr_off_t_toa(r->pool, u->cache_read_tokens);
+    v[CS_COL_CACHE_WRITE] = apr_off_t_toa(r->pool, u->cache_creation_tokens);
+    v[CS_COL_COST] = apr_off_t_toa(r->pool, rq->cost);
+    v[CS_COL_PARTIAL] = u->complete ? "f" : "t";
+    cs_period_keys(r->pool, r->request_time, v + CS_COL_DAY);
+    v[CS_COL_AT_US] = apr_off_t_toa(r->pool, (apr_off_t)r->request_time);
+    v[CS_COL_LEASE] = rq->take.lease_id;
+    v[CS_COL_HELD] = rq->take.lease_id ? apr_off_t_toa(r->pool, (apr_off_t)rq->take.held) : NULL;
+    cs_settle_row(r, v);
 }
 
 static int cs_log_transaction(request_rec *r)
@@ -610,10 +491,15 @@ static int cs_log_transaction(request_rec *r)
         cs_usage_publish(r, rq);
     }
     if (rq->finished) {
-        cs_ledger_write(r, rq); /* settles the reservation too */
+        cs_ledger_write(r, rq); /* settles its hold on the lease too */
     }
     else if (rq->reserved) {
-        cs_reservation_release(r, rq);
+        /* nothing to meter (an upstream error, a client gone before the
+         * answer): the hold goes back at once rather than at expiry */
+        cs_settle_return(r, rq->take.lease_id, rq->take.held);
+    }
+    if (rq->take.lease != NULL && cs_settle_leases() != NULL) {
+        cs_leases_done(cs_settle_leases(), &rq->take);
     }
     return DECLINED;
 }
@@ -688,6 +574,9 @@ static const command_rec cs_cmds[] = {
                   "the message of the spend-cap 429, e.g. where to ask for more"),
     AP_INIT_TAKE1("ClaudeSpendReservationTTL", cs_set_reservation_ttl, NULL, RSRC_CONF,
                   "seconds a request's reserved estimate holds if it never settles (900)"),
+    AP_INIT_TAKE12("ClaudeSpendLease", cs_set_lease, NULL, RSRC_CONF,
+                   "requests' estimates one lease covers at most (1024; 1: a reservation per "
+                   "request) and seconds a lease is used (5)"),
     AP_INIT_TAKE1("ClaudeSpendJournal", cs_set_journal, NULL, RSRC_CONF,
                   "file for ledger rows the database cannot take, replayed when it can; default "
                   "logs/claude-spend.journal"),

@@ -43,6 +43,7 @@ int main(void)
     srunner_add_suite(sr, unit_suite_cg_bedrock());
     srunner_add_suite(sr, unit_suite_cg_vertex());
     srunner_add_suite(sr, unit_suite_cs_limits());
+    srunner_add_suite(sr, unit_suite_cs_lease());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

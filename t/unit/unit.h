@@ -32,5 +32,6 @@ Suite *unit_suite_cg_provider(void);
 Suite *unit_suite_cg_bedrock(void);
 Suite *unit_suite_cg_vertex(void);
 Suite *unit_suite_cs_limits(void);
+Suite *unit_suite_cs_lease(void);
 
 #endif

@@ -1,0 +1,243 @@
+/* cs_lease: per-child spend leases, see cs_lease.h. */
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+#include "cs_lease.h"
+
+/* A lease's first size in estimates; it doubles while leases run out
+ * faster than CS_LEASE_GROW_UNDER, up to max_requests. */
+#define CS_LEASE_FIRST 8
+#define CS_LEASE_GROW_UNDER apr_time_from_sec(1)
+
+struct cs_lease_t {
+    apr_pool_t *pool; /* the lease's own subpool: key, id, headers */
+    const char *key;
+    const char *id;        /* NULL: uncapped entry */
+    apr_int64_t remaining; /* micro-USD not yet held by a request */
+    apr_table_t *headers;  /* NULL: uncapped */
+    apr_time_t created, last_used;
+    int size;     /* estimates this lease was asked for */
+    int inflight; /* requests holding part of it */
+    int retired;  /* no longer in the table */
+};
+
+struct cs_leases_t {
+    apr_pool_t *pool; /* parent of the leases' subpools; used under mutex only */
+    apr_thread_mutex_t *mutex;
+    apr_hash_t *current; /* key -> cs_lease_t */
+    cs_lease_conf_t conf;
+};
+
+apr_status_t cs_leases_create(cs_leases_t **out, apr_pool_t *p, const cs_lease_conf_t *conf)
+{
+    cs_leases_t *t = apr_pcalloc(p, sizeof(*t));
+    apr_status_t rv;
+
+    rv = apr_thread_mutex_create(&t->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_pool_create(&t->pool, p);
+    t->current = apr_hash_make(p);
+    t->conf = *conf;
+    if (t->conf.max_requests < 1) {
+        t->conf.max_requests = 1;
+    }
+    *out = t;
+    return APR_SUCCESS;
+}
+
+/* The table forgets l; it lives on while requests hold part of it. Under
+ * the mutex. */
+static void cs_lease_retire(cs_leases_t *t, cs_lease_t *l, cs_lease_return_t *ret)
+{
+    apr_hash_set(t->current, l->key, APR_HASH_KEY_STRING, NULL);
+    l->retired = 1;
+    if (ret != NULL) {
+        ret->lease_id = l->id;
+        ret->micro = l->id ? l->remaining : 0;
+    }
+    l->remaining = 0;
+}
+
+/* Under the mutex; the strings of ret move to p first. */
+static void cs_lease_free_if_done(cs_lease_t *l)
+{
+    if (l->retired && l->inflight == 0) {
+        apr_pool_destroy(l->pool);
+    }
+}
+
+static void cs_return_copy(apr_pool_t *p, cs_lease_return_t *ret)
+{
+    if (ret->lease_id != NULL) {
+        ret->lease_id = apr_pstrdup(p, ret->lease_id);
+    }
+}
+
+/* Deep copy: the lease's strings may be freed before the request ends. */
+static apr_table_t *cs_headers_copy(apr_pool_t *p, const apr_table_t *h)
+{
+    const apr_array_header_t *arr = apr_table_elts(h);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_table_t *out = apr_table_make(p, arr->nelts);
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        apr_table_set(out, e[i].key, e[i].val);
+    }
+    return out;
+}
+
+static void cs_take_from(cs_lease_t *l, apr_int64_t estimate, apr_time_t now, apr_pool_t *rp,
+                         cs_lease_take_t *take)
+{
+    l->last_used = now;
+    if (l->id == NULL) {
+        take->lease = NULL; /* uncapped: nothing held, nothing to settle */
+        take->lease_id = NULL;
+        take->held = 0;
+        take->headers = NULL;
+        return;
+    }
+    l->remaining -= estimate;
+    l->inflight++;
+    take->lease = l;
+    take->lease_id = apr_pstrdup(rp, l->id);
+    take->held = estimate;
+    take->headers = cs_headers_copy(rp, l->headers);
+}
+
+int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_time_t now,
+                   apr_pool_t *rp, cs_lease_take_t *take, apr_int64_t *want, cs_lease_return_t *ret)
+{
+    cs_lease_t *l;
+    int size = CS_LEASE_FIRST;
+
+    ret->lease_id = NULL;
+    ret->micro = 0;
+    if (estimate < 0) {
+        estimate = 0;
+    }
+    apr_thread_mutex_lock(t->mutex);
+    l = apr_hash_get(t->current, key, APR_HASH_KEY_STRING);
+    if (l != NULL && now - l->created < t->conf.max_age && now >= l->created &&
+        (l->id == NULL || l->remaining >= estimate)) {
+        cs_take_from(l, estimate, now, rp, take);
+        apr_thread_mutex_unlock(t->mutex);
+        return 1;
+    }
+    if (l != NULL) {
+        /* a lease used up quickly asks for twice as much next time */
+        size = l->size;
+        if (l->id != NULL && now - l->created < CS_LEASE_GROW_UNDER) {
+            size *= 2;
+        }
+        cs_lease_retire(t, l, ret);
+        cs_return_copy(rp, ret);
+        cs_lease_free_if_done(l);
+    }
+    if (size > t->conf.max_requests) {
+        size = t->conf.max_requests;
+    }
+    apr_thread_mutex_unlock(t->mutex);
+    *want = estimate > 0 ? estimate * size : 0;
+    if (estimate > 0 && *want / size != estimate) {
+        *want = estimate; /* overflow: ask for this request only */
+    }
+    return 0;
+}
+
+void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, apr_int64_t granted,
+                       int uncapped, apr_int64_t estimate, const apr_table_t *headers,
+                       apr_time_t now, apr_pool_t *rp, cs_lease_take_t *take,
+                       cs_lease_return_t *ret)
+{
+    cs_lease_t *l, *old;
+    apr_pool_t *lp;
+
+    ret->lease_id = NULL;
+    ret->micro = 0;
+    if (estimate < 0) {
+        estimate = 0;
+    }
+    apr_thread_mutex_lock(t->mutex);
+    apr_pool_create(&lp, t->pool);
+    l = apr_pcalloc(lp, sizeof(*l));
+    l->pool = lp;
+    l->key = apr_pstrdup(lp, key);
+    l->id = uncapped ? NULL : apr_pstrdup(lp, lease_id);
+    l->remaining = uncapped ? 0 : granted;
+    l->headers = uncapped || headers == NULL ? apr_table_make(lp, 1) : cs_headers_copy(lp, headers);
+    l->created = l->last_used = now;
+    l->size = granted > 0 && estimate > 0 ? (int)((granted + estimate - 1) / estimate) : 1;
+    if (l->size < CS_LEASE_FIRST) {
+        l->size = CS_LEASE_FIRST;
+    }
+    old = apr_hash_get(t->current, key, APR_HASH_KEY_STRING);
+    if (old != NULL) {
+        /* another thread asked at the same time: the newer lease wins */
+        if (old->size > l->size) {
+            l->size = old->size;
+        }
+        cs_lease_retire(t, old, ret);
+        cs_return_copy(rp, ret);
+        cs_lease_free_if_done(old);
+    }
+    apr_hash_set(t->current, l->key, APR_HASH_KEY_STRING, l);
+    cs_take_from(l, estimate, now, rp, take);
+    apr_thread_mutex_unlock(t->mutex);
+}
+
+void cs_leases_done(cs_leases_t *t, cs_lease_take_t *take)
+{
+    cs_lease_t *l = take->lease;
+
+    if (l == NULL) {
+        return;
+    }
+    take->lease = NULL;
+    apr_thread_mutex_lock(t->mutex);
+    l->inflight--;
+    cs_lease_free_if_done(l);
+    apr_thread_mutex_unlock(t->mutex);
+}
+
+int cs_leases_sweep(cs_leases_t *t, apr_time_t now, int force, apr_array_header_t *returns)
+{
+    apr_hash_index_t *hi;
+    int n = 0;
+
+    apr_thread_mutex_lock(t->mutex);
+    /* deleting the entry just returned by the iterator is allowed */
+    for (hi = apr_hash_first(NULL, t->current); hi != NULL; hi = apr_hash_next(hi)) {
+        cs_lease_t *l = apr_hash_this_val(hi);
+        cs_lease_return_t ret;
+
+        if (!force && now - l->last_used < t->conf.idle && now - l->created < t->conf.max_age &&
+            now >= l->created) {
+            continue;
+        }
+        cs_lease_retire(t, l, &ret);
+        if (ret.lease_id != NULL && ret.micro > 0) {
+            cs_lease_return_t *out = apr_array_push(returns);
+            out->lease_id = apr_pstrdup(returns->pool, ret.lease_id);
+            out->micro = ret.micro;
+        }
+        cs_lease_free_if_done(l);
+        n++;
+    }
+    apr_thread_mutex_unlock(t->mutex);
+    return n;
+}
+
+int cs_leases_count(cs_leases_t *t)
+{
+    int n;
+
+    apr_thread_mutex_lock(t->mutex);
+    n = (int)apr_hash_count(t->current);
+    apr_thread_mutex_unlock(t->mutex);
+    return n;
+}

@@ -1,0 +1,504 @@
+/* cs_settle: the ledger is written by one background thread per child.
+ *
+ * A request's log_transaction queues its ledger row and returns; the writer
+ * takes everything queued so far and settles it with one call of
+ * claude_settle (sql/0007_leases.sql): the rows, the period totals, the
+ * principals, and the holds on leases and reservations, in one transaction.
+ * Under load a batch holds whatever arrived while the previous one was
+ * written; when idle the writer wakes on the first row, so a row is in the
+ * database a few milliseconds after its answer went out.
+ *
+ * Nothing is lost when PostgreSQL is away: a batch the database does not
+ * take is appended to the journal (ClaudeSpendJournal, one JSON array per
+ * line, under an exclusive lock shared by all children), which the writer
+ * replays once the database takes batches again; entry ids make replays
+ * idempotent. The writer also retires idle leases and hands their unused
+ * part back. It is stopped, after a last flush, before the child's pool
+ * goes (graceful stop and restart lose nothing). */
+#include <apr_strings.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "cs_private.h"
+#include "cs_period.h"
+#include "cs_settle.h"
+
+#define CS_SETTLE_SQL                                                                              \
+    "SELECT claude_settle($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], "          \
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], "              \
+    "$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::boolean[], $17::text[], "    \
+    "$18::text[], $19::text[], $20::text[], $21::bigint[], $22::text[], $23::bigint[])"
+#define CS_SETTLE_NPARAMS 23
+/* claude_settle's parameters 1-21, as row columns */
+static const int cs_settle_cols[] = {
+    CS_COL_ENTRY,   CS_COL_REQUEST,   CS_COL_AT_US,      CS_COL_SUB,         CS_COL_EMAIL,
+    CS_COL_GROUPS,  CS_COL_MODEL_REQ, CS_COL_MODEL_SRV,  CS_COL_UPSTREAM,    CS_COL_STATUS,
+    CS_COL_IN,      CS_COL_OUT,       CS_COL_CACHE_READ, CS_COL_CACHE_WRITE, CS_COL_COST,
+    CS_COL_PARTIAL, CS_COL_DAY,       CS_COL_WEEK,       CS_COL_MONTH,       CS_COL_LEASE,
+    CS_COL_HELD};
+
+#define CS_SETTLE_CHUNK 1000                   /* rows per statement */
+#define CS_SETTLE_BACKLOG 100000               /* queued rows beyond this go to the journal */
+#define CS_SETTLE_TICK apr_time_from_msec(250) /* lease sweep and idle wake-up */
+#define CS_JOURNAL_CHECK apr_time_from_sec(5)  /* journals written by other children */
+
+typedef struct cs_row_t {
+    const char *v[CS_ROW_NV];
+    const char *journal;
+} cs_row_t;
+
+typedef struct cs_batch_t {
+    apr_pool_t *pool;
+    apr_array_header_t *rows; /* cs_row_t */
+    apr_array_header_t *rets; /* cs_lease_return_t */
+} cs_batch_t;
+
+static struct {
+    apr_pool_t *pool;
+    server_rec *s;
+    apr_thread_mutex_t *lock;
+    apr_thread_cond_t *cond;
+    cs_batch_t fill, spare; /* fill: being queued into, under lock */
+    apr_thread_t *thread;
+    int running, stopping, waiting;
+    cs_leases_t *leases;
+    apr_array_header_t *journals; /* distinct journal paths of all servers */
+    int journal_dirty;
+    apr_time_t journal_checked;
+} cs_q;
+
+cs_leases_t *cs_settle_leases(void)
+{
+    return cs_q.leases;
+}
+
+static void cs_batch_reset(cs_batch_t *b)
+{
+    apr_pool_clear(b->pool);
+    b->rows = apr_array_make(b->pool, 64, sizeof(cs_row_t));
+    b->rets = apr_array_make(b->pool, 8, sizeof(cs_lease_return_t));
+}
+
+/* A text[] (or number[]) literal of one column: elements quoted with
+ * quotes and backslashes escaped, NULL for a missing value. */
+static const char *cs_pg_column(apr_pool_t *p, const cs_row_t *rows, int n, int col)
+{
+    apr_size_t len = 3;
+    char *out, *d;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        const char *s = rows[i].v[col];
+        len += s ? strlen(s) * 2 + 3 : 5;
+    }
+    d = out = apr_palloc(p, len);
+    *d++ = '{';
+    for (i = 0; i < n; i++) {
+        const char *s = rows[i].v[col];
+        if (i > 0) {
+            *d++ = ',';
+        }
+        if (s == NULL) {
+            memcpy(d, "NULL", 4);
+            d += 4;
+            continue;
+        }
+        *d++ = '"';
+        for (; *s; s++) {
+            if (*s == '"' || *s == '\\') {
+                *d++ = '\\';
+            }
+            *d++ = *s;
+        }
+        *d++ = '"';
+    }
+    *d++ = '}';
+    *d = '\0';
+    return out;
+}
+
+static const char *cs_pg_returns(apr_pool_t *p, const apr_array_header_t *rets, int ids)
+{
+    char *out = "{";
+    int i;
+
+    for (i = 0; i < rets->nelts; i++) {
+        const cs_lease_return_t *r = &APR_ARRAY_IDX(rets, i, cs_lease_return_t);
+        /* lease ids are our own hex */
+        out = apr_pstrcat(p, out, i ? "," : "",
+                          ids ? r->lease_id : apr_off_t_toa(p, (apr_off_t)r->micro), NULL);
+    }
+    return apr_pstrcat(p, out, "}", NULL);
+}
+
+/* One claude_settle call; 1 when the database took it. */
+static int cs_settle_exec(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int n,
+                          const apr_array_header_t *rets, const char **why)
+{
+    const char *params[CS_SETTLE_NPARAMS];
+    PGresult *res;
+    int i, ok;
+
+    for (i = 0; i < (int)(sizeof(cs_settle_cols) / sizeof(cs_settle_cols[0])); i++) {
+        params[i] = cs_pg_column(p, rows, n, cs_settle_cols[i]);
+    }
+    params[21] = cs_pg_returns(p, rets, 1);
+    params[22] = cs_pg_returns(p, rets, 0);
+    res = PQexecParams(conn, CS_SETTLE_SQL, CS_SETTLE_NPARAMS, NULL, params, NULL, NULL, 0);
+    ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        char *nl;
+        *why = apr_pstrdup(p, m ? m : PQerrorMessage(conn));
+        if ((nl = strchr(*why, '\n')) != NULL) {
+            *nl = '\0'; /* one log line */
+        }
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* Append rows to their journals; returns how many could not be written. */
+static int cs_journal_append(apr_pool_t *p, const cs_row_t *rows, int n)
+{
+    int i, lost = 0;
+
+    for (i = 0; i < n; i++) {
+        apr_file_t *f;
+        apr_status_t rv;
+        json_t *row = json_array();
+        char *line, *text;
+        int k;
+
+        for (k = 0; k < CS_ROW_NV; k++) {
+            json_array_append_new(row, rows[i].v[k] ? json_string(rows[i].v[k]) : json_null());
+        }
+        line = json_dumps(row, JSON_COMPACT);
+        json_decref(row);
+        if (line == NULL) {
+            lost++;
+            continue;
+        }
+        /* one write per line: appends of other threads never land inside it */
+        text = apr_pstrcat(p, line, "\n", NULL);
+        free(line);
+        rv = apr_file_open(&f, rows[i].journal,
+                           APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE,
+                           APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+        if (rv == APR_SUCCESS) {
+            apr_file_lock(f, APR_FLOCK_EXCLUSIVE);
+            rv = apr_file_write_full(f, text, strlen(text), NULL);
+            apr_file_flush(f);
+            apr_file_unlock(f);
+            apr_file_close(f);
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, cs_q.s,
+                         CS_LOGNO(0301) "ledger and journal unavailable: request %s of %s lost",
+                         rows[i].v[CS_COL_ENTRY], rows[i].v[CS_COL_SUB]);
+            lost++;
+        }
+    }
+    return lost;
+}
+
+/* Settle rows and returns; what the database does not take is journaled
+ * (returns are not: their leases expire in the database on their own).
+ * @return 1 when the database took everything */
+static int cs_settle_batch(apr_pool_t *p, const cs_row_t *rows, int n,
+                           const apr_array_header_t *rets)
+{
+    struct pg_conn *conn = NULL;
+    apr_status_t rv;
+    const char *why = NULL;
+    int off = 0, ok = 1;
+
+    if (n == 0 && rets->nelts == 0) {
+        return 1;
+    }
+    rv = cs_db_acquire(cs_q.s, &conn);
+    if (rv == APR_ENOTIMPL) {
+        return 1; /* no ClaudeGatewayDatabase: metering ends in the access log */
+    }
+    if (rv != APR_SUCCESS) {
+        ok = 0;
+        why = "no database connection";
+    }
+    while (ok && (off < n || off == 0)) {
+        int k = n - off > CS_SETTLE_CHUNK ? CS_SETTLE_CHUNK : n - off;
+        /* the returns ride with the first chunk */
+        ok =
+            cs_settle_exec(p, (PGconn *)conn, rows + off, k,
+                           off == 0 ? rets : apr_array_make(p, 1, sizeof(cs_lease_return_t)), &why);
+        if (ok) {
+            off += k;
+        }
+        if (n == 0) {
+            break;
+        }
+    }
+    if (conn != NULL) {
+        cs_db_release(cs_q.s, conn, !ok);
+    }
+    if (ok) {
+        return 1;
+    }
+    if (off < n) {
+        int lost = cs_journal_append(p, rows + off, n - off);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, cs_q.s,
+                     CS_LOGNO(0303) "ledger unreachable (%s): %d rows journaled for replay, "
+                                    "first request %s",
+                     why ? why : "?", n - off - lost, rows[off].v[CS_COL_REQUEST]);
+        cs_q.journal_dirty = 1;
+    }
+    return 0;
+}
+
+/* The journal's rows back into the database once it answers again, in
+ * chunks; truncated only when all went in. */
+static void cs_journal_replay(apr_pool_t *p, const char *path)
+{
+    apr_finfo_t fi;
+    apr_file_t *f;
+    apr_array_header_t *rows, *none = apr_array_make(p, 1, sizeof(cs_lease_return_t));
+    char buf[16384];
+    int replayed = 0, ok = 1;
+    apr_time_t now = apr_time_now();
+
+    if (apr_stat(&fi, path, APR_FINFO_SIZE, p) != APR_SUCCESS || fi.size == 0) {
+        return;
+    }
+    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_WRITE, APR_OS_DEFAULT, p) !=
+        APR_SUCCESS) {
+        return;
+    }
+    apr_file_lock(f, APR_FLOCK_EXCLUSIVE);
+    rows = apr_array_make(p, 64, sizeof(cs_row_t));
+    while (ok) {
+        int eof = apr_file_gets(buf, sizeof(buf), f) != APR_SUCCESS;
+        json_t *line = eof ? NULL : json_loads(buf, 0, NULL);
+        size_t nv = json_is_array(line) ? json_array_size(line) : 0;
+
+        if (!eof && (nv == CS_ROW_NV_V1 || nv == CS_ROW_NV_V2 || nv == CS_ROW_NV)) {
+            cs_row_t *row = apr_array_push(rows);
+            size_t i;
+            memset(row, 0, sizeof(*row));
+            for (i = 0; i < nv; i++) {
+                json_t *v = json_array_get(line, i);
+                row->v[i] = json_is_string(v) ? apr_pstrdup(p, json_string_value(v)) : NULL;
+            }
+            if (nv == CS_ROW_NV_V1) {
+                /* rows from before the totals existed count in today's periods */
+                row->v[CS_COL_DAY] = cs_period_key(p, CS_PERIOD_DAILY, now);
+                row->v[CS_COL_WEEK] = cs_period_key(p, CS_PERIOD_WEEKLY, now);
+                row->v[CS_COL_MONTH] = cs_period_key(p, CS_PERIOD_MONTHLY, now);
+            }
+            row->journal = path;
+        }
+        /* other lines are torn by a crash: their rows were never acknowledged */
+        json_decref(line);
+        if (rows->nelts == CS_SETTLE_CHUNK || (eof && rows->nelts > 0)) {
+            struct pg_conn *conn;
+            const char *why = NULL;
+            ok = cs_db_acquire(cs_q.s, &conn) == APR_SUCCESS;
+            if (ok) {
+                ok = cs_settle_exec(p, (PGconn *)conn, (cs_row_t *)rows->elts, rows->nelts, none,
+                                    &why);
+                cs_db_release(cs_q.s, conn, !ok);
+            }
+            replayed += ok ? rows->nelts : 0;
+            rows->nelts = 0;
+        }
+        if (eof) {
+            break;
+        }
+    }
+    if (ok) {
+        apr_file_trunc(f, 0);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, cs_q.s,
+                     CS_LOGNO(0304) "%d journaled ledger rows replayed from %s", replayed, path);
+    }
+    apr_file_unlock(f);
+    apr_file_close(f);
+}
+
+static void *APR_THREAD_FUNC cs_settle_run(apr_thread_t *thread, void *data)
+{
+    apr_time_t last_sweep = 0;
+
+    (void)data;
+    for (;;) {
+        cs_batch_t b;
+        int stopping, ok;
+        apr_time_t now;
+        apr_pool_t *tmp;
+
+        apr_thread_mutex_lock(cs_q.lock);
+        if (!cs_q.stopping && cs_q.fill.rows->nelts == 0 && cs_q.fill.rets->nelts == 0) {
+            cs_q.waiting = 1;
+            apr_thread_cond_timedwait(cs_q.cond, cs_q.lock, CS_SETTLE_TICK);
+            cs_q.waiting = 0;
+        }
+        stopping = cs_q.stopping;
+        b = cs_q.fill;
+        cs_q.fill = cs_q.spare;
+        apr_thread_mutex_unlock(cs_q.lock);
+
+        now = apr_time_now();
+        if (stopping || now - last_sweep >= CS_SETTLE_TICK || now < last_sweep) {
+            cs_leases_sweep(cs_q.leases, now, stopping, b.rets);
+            last_sweep = now;
+        }
+        apr_pool_create(&tmp, b.pool);
+        ok = cs_settle_batch(tmp, (cs_row_t *)b.rows->elts, b.rows->nelts, b.rets);
+        if (ok && (cs_q.journal_dirty || now - cs_q.journal_checked >= CS_JOURNAL_CHECK ||
+                   now < cs_q.journal_checked)) {
+            int i;
+            for (i = 0; i < cs_q.journals->nelts; i++) {
+                cs_journal_replay(tmp, APR_ARRAY_IDX(cs_q.journals, i, const char *));
+            }
+            cs_q.journal_dirty = 0;
+            cs_q.journal_checked = now;
+        }
+        cs_batch_reset(&b);
+
+        apr_thread_mutex_lock(cs_q.lock);
+        cs_q.spare = b;
+        if (cs_q.stopping && cs_q.fill.rows->nelts == 0 && cs_q.fill.rets->nelts == 0) {
+            apr_thread_mutex_unlock(cs_q.lock);
+            break;
+        }
+        apr_thread_mutex_unlock(cs_q.lock);
+    }
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+/* A pre-cleanup of pchild: the last rows are written while the database
+ * pool (a subpool of pchild) still exists. */
+static apr_status_t cs_settle_child_exit(void *unused)
+{
+    apr_status_t rv;
+
+    (void)unused;
+    if (!cs_q.running) {
+        return APR_SUCCESS;
+    }
+    apr_thread_mutex_lock(cs_q.lock);
+    cs_q.stopping = 1;
+    apr_thread_cond_signal(cs_q.cond);
+    apr_thread_mutex_unlock(cs_q.lock);
+    apr_thread_join(&rv, cs_q.thread);
+    cs_q.running = 0;
+    return APR_SUCCESS;
+}
+
+void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    const cs_srv_conf_t *sc = cs_srv_get(s);
+    cs_lease_conf_t lc;
+    server_rec *v;
+    apr_status_t rv;
+
+    memset(&cs_q, 0, sizeof(cs_q));
+    cs_q.s = s;
+    apr_pool_create(&cs_q.pool, pchild);
+    apr_pool_tag(cs_q.pool, "claude_spend_settle");
+    cs_q.journals = apr_array_make(cs_q.pool, 2, sizeof(const char *));
+    for (v = s; v != NULL; v = v->next) {
+        const char *path = cs_srv_get(v)->journal;
+        int i, seen = 0;
+        for (i = 0; i < cs_q.journals->nelts; i++) {
+            seen |= strcmp(APR_ARRAY_IDX(cs_q.journals, i, const char *), path) == 0;
+        }
+        if (!seen) {
+            APR_ARRAY_PUSH(cs_q.journals, const char *) = path;
+        }
+    }
+    lc.max_requests = cs_srv_lease_requests(sc);
+    lc.max_age = cs_srv_lease_age(sc);
+    lc.idle = lc.max_age < apr_time_from_sec(1) ? lc.max_age : apr_time_from_sec(1);
+    apr_pool_create(&cs_q.fill.pool, cs_q.pool);
+    apr_pool_create(&cs_q.spare.pool, cs_q.pool);
+    cs_batch_reset(&cs_q.fill);
+    cs_batch_reset(&cs_q.spare);
+    if ((rv = apr_thread_mutex_create(&cs_q.lock, APR_THREAD_MUTEX_DEFAULT, cs_q.pool)) !=
+            APR_SUCCESS ||
+        (rv = apr_thread_cond_create(&cs_q.cond, cs_q.pool)) != APR_SUCCESS ||
+        (rv = cs_leases_create(&cs_q.leases, cs_q.pool, &lc)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     CS_LOGNO(0305) "cannot set up the ledger writer: rows go to the journal");
+        cs_q.leases = NULL;
+        return;
+    }
+    cs_q.running = 1;
+    rv = apr_thread_create(&cs_q.thread, NULL, cs_settle_run, NULL, cs_q.pool);
+    if (rv != APR_SUCCESS) {
+        cs_q.running = 0;
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     CS_LOGNO(0306) "cannot start the ledger writer: rows go to the journal");
+        return;
+    }
+    apr_pool_pre_cleanup_register(pchild, NULL, cs_settle_child_exit);
+}
+
+void cs_settle_row(request_rec *r, const char *const *values)
+{
+    cs_row_t *row;
+    int i, direct = 0;
+
+    if (!cs_q.running || cs_q.stopping) {
+        direct = 1;
+    }
+    else {
+        apr_thread_mutex_lock(cs_q.lock);
+        if (cs_q.fill.rows->nelts >= CS_SETTLE_BACKLOG) {
+            direct = 1; /* the writer is far behind: do not grow without bound */
+        }
+        else {
+            row = apr_array_push(cs_q.fill.rows);
+            for (i = 0; i < CS_ROW_NV; i++) {
+                row->v[i] = values[i] ? apr_pstrdup(cs_q.fill.pool, values[i]) : NULL;
+            }
+            row->journal = cs_srv_get(r->server)->journal;
+            if (cs_q.waiting) {
+                apr_thread_cond_signal(cs_q.cond);
+            }
+        }
+        apr_thread_mutex_unlock(cs_q.lock);
+    }
+    if (direct) {
+        cs_row_t one;
+        for (i = 0; i < CS_ROW_NV; i++) {
+            one.v[i] = values[i];
+        }
+        one.journal = cs_srv_get(r->server)->journal;
+        if (cs_journal_append(r->pool, &one, 1) == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          CS_LOGNO(0307) "ledger writer unavailable or behind: request %s "
+                                         "journaled for replay",
+                          values[CS_COL_REQUEST]);
+        }
+    }
+}
+
+void cs_settle_return(request_rec *r, const char *lease_id, apr_int64_t micro)
+{
+    cs_lease_return_t *ret;
+
+    (void)r;
+    if (!cs_q.running || lease_id == NULL || micro <= 0) {
+        return; /* the lease expires in the database on its own */
+    }
+    apr_thread_mutex_lock(cs_q.lock);
+    ret = apr_array_push(cs_q.fill.rets);
+    ret->lease_id = apr_pstrdup(cs_q.fill.pool, lease_id);
+    ret->micro = micro;
+    if (cs_q.waiting) {
+        apr_thread_cond_signal(cs_q.cond);
+    }
+    apr_thread_mutex_unlock(cs_q.lock);
+}

@@ -1,0 +1,237 @@
+/* Unit tests of cs_lease: local admission from a lease, growth of the
+ * lease size, retirement (replaced, displaced, idle, too old) with the
+ * unused part handed back exactly, uncapped entries, and a lease outliving
+ * its table entry while requests still hold part of it. */
+#include <apr_strings.h>
+
+#include "unit.h"
+#include "cs_lease.h"
+
+#define SEC(n) apr_time_from_sec(n)
+#define MS(n) apr_time_from_msec(n)
+#define T0 ((apr_time_t)1795451905 * APR_USEC_PER_SEC)
+
+static cs_leases_t *make(int max_requests)
+{
+    cs_leases_t *t;
+    cs_lease_conf_t c = {max_requests, SEC(5), SEC(1)};
+
+    ck_assert_int_eq(cs_leases_create(&t, unit_pool, &c), APR_SUCCESS);
+    return t;
+}
+
+static apr_table_t *headers(const char *status)
+{
+    apr_table_t *h = apr_table_make(unit_pool, 2);
+
+    apr_table_set(h, "anthropic-ratelimit-unified-status", status);
+    return h;
+}
+
+START_TEST(first_request_asks_the_database)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_int64_t want = -1;
+
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0, unit_pool, &take, &want, &ret), 0);
+    ck_assert_int_eq(want, 800); /* 8 estimates to begin with */
+    ck_assert_ptr_null(ret.lease_id);
+}
+END_TEST
+
+START_TEST(admits_locally_while_the_lease_has_room)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take, a, b;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+    int i;
+
+    cs_leases_install(t, "k", "L1", 350, 0, 100, headers("allowed"), T0, unit_pool, &take, &ret);
+    ck_assert_ptr_null(ret.lease_id);
+    ck_assert_str_eq(take.lease_id, "L1");
+    ck_assert_int_eq(take.held, 100);
+    ck_assert_str_eq(apr_table_get(take.headers, "anthropic-ratelimit-unified-status"), "allowed");
+    /* 250 left: two more of 100, then the third needs the database */
+    for (i = 0; i < 2; i++) {
+        ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(10), unit_pool, &a, &want, &ret), 1);
+        ck_assert_str_eq(a.lease_id, "L1");
+        cs_leases_done(t, &a);
+    }
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(20), unit_pool, &b, &want, &ret), 0);
+    /* the lease retires, its unused 50 go back with the next admission */
+    ck_assert_str_eq(ret.lease_id, "L1");
+    ck_assert_int_eq(ret.micro, 50);
+    /* used up within a second: the next lease asks for twice as many */
+    ck_assert_int_eq(want, 1600);
+    ck_assert_int_eq(cs_leases_count(t), 0);
+    /* the first request still holds its part of the retired lease */
+    cs_leases_done(t, &take);
+    ck_assert_ptr_null(take.lease);
+}
+END_TEST
+
+START_TEST(size_is_capped_by_max_requests)
+{
+    cs_leases_t *t = make(10);
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+
+    cs_leases_install(t, "k", "L1", 800, 0, 100, headers("allowed"), T0, unit_pool, &take, &ret);
+    cs_leases_done(t, &take);
+    ck_assert_int_eq(cs_leases_take(t, "k", 750, T0 + MS(1), unit_pool, &take, &want, &ret), 0);
+    ck_assert_int_eq(want, 7500); /* 16 would be asked for, 10 is the most */
+    ck_assert_int_eq(ret.micro, 700);
+
+    t = make(1); /* one reservation per request */
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0, unit_pool, &take, &want, &ret), 0);
+    ck_assert_int_eq(want, 100);
+}
+END_TEST
+
+START_TEST(keys_are_separate)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+
+    cs_leases_install(t, "alice", "L1", 1000, 0, 100, headers("allowed"), T0, unit_pool, &take,
+                      &ret);
+    ck_assert_int_eq(cs_leases_take(t, "bob", 100, T0, unit_pool, &take, &want, &ret), 0);
+    ck_assert_ptr_null(ret.lease_id);
+    ck_assert_int_eq(cs_leases_take(t, "alice", 100, T0, unit_pool, &take, &want, &ret), 1);
+}
+END_TEST
+
+START_TEST(a_concurrent_install_displaces_the_older_lease)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t a, b;
+    cs_lease_return_t ret;
+
+    cs_leases_install(t, "k", "L1", 1000, 0, 100, headers("allowed"), T0, unit_pool, &a, &ret);
+    cs_leases_install(t, "k", "L2", 500, 0, 100, headers("allowed"), T0, unit_pool, &b, &ret);
+    ck_assert_str_eq(ret.lease_id, "L1");
+    ck_assert_int_eq(ret.micro, 900);
+    ck_assert_int_eq(cs_leases_count(t), 1);
+    cs_leases_done(t, &a);
+    cs_leases_done(t, &b);
+}
+END_TEST
+
+START_TEST(idle_and_old_leases_are_swept)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_array_header_t *back = apr_array_make(unit_pool, 4, sizeof(cs_lease_return_t));
+    apr_int64_t want;
+    int i;
+
+    cs_leases_install(t, "idle", "L1", 1000, 0, 100, headers("allowed"), T0, unit_pool, &take,
+                      &ret);
+    cs_leases_done(t, &take);
+    cs_leases_install(t, "busy", "L2", 100000, 0, 100, headers("allowed"), T0, unit_pool, &take,
+                      &ret);
+    cs_leases_done(t, &take);
+    cs_leases_install(t, "free", NULL, 0, 1, 100, NULL, T0, unit_pool, &take, &ret);
+    /* busy is used every 0.5 s; idle not at all */
+    for (i = 1; i <= 3; i++) {
+        ck_assert_int_eq(
+            cs_leases_take(t, "busy", 100, T0 + MS(500) * i, unit_pool, &take, &want, &ret), 1);
+        cs_leases_done(t, &take);
+    }
+    ck_assert_int_eq(cs_leases_sweep(t, T0 + MS(1600), 0, back), 2); /* idle, free */
+    ck_assert_int_eq(back->nelts, 1);                                /* free had nothing */
+    ck_assert_str_eq(APR_ARRAY_IDX(back, 0, cs_lease_return_t).lease_id, "L1");
+    ck_assert_int_eq(APR_ARRAY_IDX(back, 0, cs_lease_return_t).micro, 900);
+    /* too old, however busy: caps changed since are read again */
+    ck_assert_int_eq(cs_leases_take(t, "busy", 100, T0 + SEC(5), unit_pool, &take, &want, &ret), 0);
+    ck_assert_str_eq(ret.lease_id, "L2");
+    ck_assert_int_eq(ret.micro, 100000 - 4 * 100);
+    ck_assert_int_eq(cs_leases_count(t), 0);
+}
+END_TEST
+
+START_TEST(force_sweep_returns_everything)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take, held;
+    cs_lease_return_t ret;
+    apr_array_header_t *back = apr_array_make(unit_pool, 4, sizeof(cs_lease_return_t));
+
+    cs_leases_install(t, "a", "L1", 1000, 0, 100, headers("allowed"), T0, unit_pool, &held, &ret);
+    cs_leases_install(t, "b", "L2", 300, 0, 300, headers("allowed"), T0, unit_pool, &take, &ret);
+    cs_leases_done(t, &take);
+    ck_assert_int_eq(cs_leases_sweep(t, T0, 1, back), 2);
+    ck_assert_int_eq(back->nelts, 1); /* L2 had nothing left */
+    ck_assert_int_eq(APR_ARRAY_IDX(back, 0, cs_lease_return_t).micro, 900);
+    /* the request on L1 ends after its lease was retired: nothing breaks */
+    ck_assert_str_eq(held.lease_id, "L1");
+    cs_leases_done(t, &held);
+}
+END_TEST
+
+START_TEST(uncapped_entries_hold_nothing)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+
+    cs_leases_install(t, "k", NULL, 0, 1, 100, NULL, T0, unit_pool, &take, &ret);
+    ck_assert_ptr_null(take.lease_id);
+    ck_assert_ptr_null(take.lease);
+    ck_assert_ptr_null(take.headers);
+    ck_assert_int_eq(cs_leases_take(t, "k", 1000000, T0 + SEC(4), unit_pool, &take, &want, &ret),
+                     1);
+    ck_assert_ptr_null(take.lease_id);
+    /* after max_age, the caps are read again */
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + SEC(5), unit_pool, &take, &want, &ret), 0);
+    ck_assert_ptr_null(ret.lease_id);
+    /* a clock that went back never extends a lease */
+    cs_leases_install(t, "k", NULL, 0, 1, 100, NULL, T0, unit_pool, &take, &ret);
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 - SEC(1), unit_pool, &take, &want, &ret), 0);
+}
+END_TEST
+
+START_TEST(headers_outlive_the_lease)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_array_header_t *back = apr_array_make(unit_pool, 4, sizeof(cs_lease_return_t));
+    apr_pool_t *rp;
+
+    apr_pool_create(&rp, unit_pool);
+    cs_leases_install(t, "k", "L1", 1000, 0, 100, headers("allowed_warning"), T0, rp, &take, &ret);
+    cs_leases_done(t, &take);
+    cs_leases_sweep(t, T0, 1, back); /* the lease's pool is gone now */
+    ck_assert_str_eq(apr_table_get(take.headers, "anthropic-ratelimit-unified-status"),
+                     "allowed_warning");
+    ck_assert_str_eq(take.lease_id, "L1");
+}
+END_TEST
+
+Suite *unit_suite_cs_lease(void)
+{
+    Suite *s = suite_create("cs_lease");
+    TCase *tc = tcase_create("lease");
+
+    tcase_add_checked_fixture(tc, unit_setup, unit_teardown);
+    tcase_add_test(tc, first_request_asks_the_database);
+    tcase_add_test(tc, admits_locally_while_the_lease_has_room);
+    tcase_add_test(tc, size_is_capped_by_max_requests);
+    tcase_add_test(tc, keys_are_separate);
+    tcase_add_test(tc, a_concurrent_install_displaces_the_older_lease);
+    tcase_add_test(tc, idle_and_old_leases_are_swept);
+    tcase_add_test(tc, force_sweep_returns_everything);
+    tcase_add_test(tc, uncapped_entries_hold_nothing);
+    tcase_add_test(tc, headers_outlive_the_lease);
+    suite_add_tcase(s, tc);
+    return s;
+}

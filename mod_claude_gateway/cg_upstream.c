@@ -4,7 +4,8 @@
  * mod_proxy_http forwards to one upstream and relays whatever it answers. The
  * reference gateway tries the policy's upstreams in order and moves on when
  * one fails before answering, so a location that needs failover is served
- * here: libcurl (connections pooled per child through a curl share), the
+ * here: libcurl (easy handles kept per child and reset between requests,
+ * connections pooled per child through a curl share), the
  * status and headers of each attempt judged before a byte reaches the client,
  * then the body streamed through the output filters (the usage filter meters
  * it as it would a proxied answer). Per-child circuit breakers keep a failing
@@ -15,6 +16,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <apr_uri.h>
+#include <ap_mpm.h>
 #include <curl/curl.h>
 
 #include "cg_private.h"
@@ -53,7 +55,7 @@ typedef struct cg_attempt_t {
     cg_bedrock_stream_t *bedrock; /* event-stream to SSE, on a streaming Bedrock answer */
 } cg_attempt_t;
 
-/* --- per-child state: the connection share and the breakers ------------- */
+/* --- per-child state: the connection share, the handles, the breakers ---- */
 
 static CURLSH *cg_share;
 static apr_thread_mutex_t *cg_share_locks[CURL_LOCK_DATA_LAST];
@@ -62,6 +64,24 @@ static apr_hash_t *cg_breakers; /* upstream name -> cg_breaker_t */
 static apr_pool_t *cg_upstream_pool;
 static apr_thread_mutex_t *cg_vertex_lock;
 static apr_hash_t *cg_vertex_creds; /* upstream name -> cg_vertex_cred_t */
+
+/* Easy handles between requests, reset: creating one per request (and the
+ * multi handle curl_easy_perform makes inside it, with its socketpair) cost
+ * ~12 % of the router's CPU. At most one per worker thread is in use at a
+ * time; the list holds up to twice the MPM's threads (mod_http2 runs
+ * streams on workers of its own), a handle given back beyond that is closed. */
+static apr_thread_mutex_t *cg_easy_lock;
+static CURL **cg_easy_idle;
+static int cg_easy_nidle, cg_easy_max;
+static int cg_easy_closed; /* the child is exiting: handles given back are closed */
+
+/* The share's connection cache limit. libcurl 7.88 checks it when a transfer
+ * gives its connection back (Curl_conncache_return_conn, lib/conncache.c):
+ * when the share holds more connections than the handle's CURLOPT_MAXCONNECTS
+ * (in use and idle alike), the oldest idle one is closed. With the default of
+ * 5 and 16 requests at once, one request in three to six opened a new
+ * connection. */
+static long cg_maxconnects;
 
 static void cg_share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *u)
 {
@@ -82,11 +102,64 @@ static void cg_share_unlock(CURL *h, curl_lock_data data, void *u)
     }
 }
 
-static apr_status_t cg_share_cleanup(void *unused)
+/* A handle for one attempt: an idle one, or a new one joined to the share. */
+static CURL *cg_easy_take(void)
+{
+    CURL *c = NULL;
+
+    if (cg_easy_lock != NULL) {
+        apr_thread_mutex_lock(cg_easy_lock);
+        if (cg_easy_nidle > 0) {
+            c = cg_easy_idle[--cg_easy_nidle];
+        }
+        apr_thread_mutex_unlock(cg_easy_lock);
+    }
+    if (c == NULL) {
+        c = curl_easy_init();
+        /* once: curl_easy_reset keeps the share (data->share is not one of
+         * the options it clears) and the handle's own multi handle */
+        if (c != NULL && cg_share != NULL) {
+            curl_easy_setopt(c, CURLOPT_SHARE, cg_share);
+        }
+    }
+    return c;
+}
+
+/* The attempt is over: nothing of it stays in the handle (curl_easy_reset
+ * clears every option: URL, body, header list, callbacks and their data in
+ * the request pool, error buffer, credentials), then back to the list. */
+static void cg_easy_give(CURL *c)
+{
+    int kept = 0;
+
+    curl_easy_reset(c);
+    if (cg_easy_lock != NULL) {
+        apr_thread_mutex_lock(cg_easy_lock);
+        if (!cg_easy_closed && cg_easy_nidle < cg_easy_max) {
+            cg_easy_idle[cg_easy_nidle++] = c;
+            kept = 1;
+        }
+        apr_thread_mutex_unlock(cg_easy_lock);
+    }
+    if (!kept) {
+        curl_easy_cleanup(c);
+    }
+}
+
+/* Child exit: the handles first, since a share still used by one cannot be
+ * cleaned up; the share's cache closes the pooled connections. */
+static apr_status_t cg_upstream_cleanup(void *unused)
 {
     (void)unused;
-    if (cg_share != NULL) {
-        curl_share_cleanup(cg_share);
+    if (cg_easy_lock != NULL) {
+        apr_thread_mutex_lock(cg_easy_lock);
+        cg_easy_closed = 1;
+        while (cg_easy_nidle > 0) {
+            curl_easy_cleanup(cg_easy_idle[--cg_easy_nidle]);
+        }
+        apr_thread_mutex_unlock(cg_easy_lock);
+    }
+    if (cg_share != NULL && curl_share_cleanup(cg_share) == CURLSHE_OK) {
         cg_share = NULL;
     }
     return APR_SUCCESS;
@@ -94,7 +167,7 @@ static apr_status_t cg_share_cleanup(void *unused)
 
 void cg_upstream_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    int i;
+    int i, threads = 0;
 
     (void)s;
     cg_upstream_pool = pchild;
@@ -105,6 +178,17 @@ void cg_upstream_child_init(apr_pool_t *pchild, server_rec *s)
     apr_thread_mutex_create(&cg_vertex_lock, APR_THREAD_MUTEX_DEFAULT, pchild);
     cg_vertex_creds = apr_hash_make(pchild);
     cg_breakers = apr_hash_make(pchild);
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
+        threads = 1;
+    }
+    cg_easy_max = 2 * threads;
+    cg_easy_nidle = 0;
+    cg_easy_closed = 0;
+    cg_easy_idle = apr_pcalloc(pchild, sizeof(*cg_easy_idle) * (apr_size_t)cg_easy_max);
+    apr_thread_mutex_create(&cg_easy_lock, APR_THREAD_MUTEX_DEFAULT, pchild);
+    /* every thread's connection in use, and as many idle to a second
+     * upstream (failover) or a second route */
+    cg_maxconnects = 2L * threads < 5 ? 5 : 2L * threads;
     cg_share = curl_share_init();
     if (cg_share != NULL) {
         /* connections (and DNS, TLS sessions) reused across requests */
@@ -113,8 +197,9 @@ void cg_upstream_child_init(apr_pool_t *pchild, server_rec *s)
         curl_share_setopt(cg_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
         curl_share_setopt(cg_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
         curl_share_setopt(cg_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-        apr_pool_cleanup_register(pchild, NULL, cg_share_cleanup, apr_pool_cleanup_null);
     }
+    /* registered after the mutexes, so it runs before they are destroyed */
+    apr_pool_cleanup_register(pchild, NULL, cg_upstream_cleanup, apr_pool_cleanup_null);
 }
 
 static cg_breaker_t *cg_breaker_of(const char *name)
@@ -709,7 +794,7 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
     a->headers = apr_table_make(r->pool, 16);
     a->started = apr_time_now();
     a->ttfb_deadline = a->started + apr_time_from_msec(cg_dir_upstream_timeout_ms(dc));
-    c = curl_easy_init();
+    c = cg_easy_take();
     if (c == NULL) {
         return a;
     }
@@ -719,7 +804,7 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
                           CG_LOGNO(0135) "upstream %s: no usable credentials or model id for "
                                          "%s; skipped",
                           u->name, target);
-            curl_easy_cleanup(c);
+            cg_easy_give(c);
             a->status = 0;
             return a;
         }
@@ -749,9 +834,7 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (cg_share != NULL) {
-        curl_easy_setopt(c, CURLOPT_SHARE, cg_share);
-    }
+    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, cg_maxconnects);
     rc = curl_easy_perform(c);
     if (a->status == 401 && a->kind == CG_PROVIDER_VERTEX) {
         cg_vertex_forget(u);
@@ -778,7 +861,7 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
                       CG_LOGNO(0124) "upstream %s broke off its answer: %s", u->name,
                       errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
-    curl_easy_cleanup(c);
+    cg_easy_give(c); /* reset first: the handle no longer points at hdrs */
     curl_slist_free_all(hdrs);
     return a;
 }

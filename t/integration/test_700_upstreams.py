@@ -1,10 +1,11 @@
 """Upstreams with failover (ClaudeGatewayRoute On): the policy's upstreams in
 order, failover before the first byte on 5xx/429/401/403/404, timeouts and
 connection errors, the reference's choice when every upstream fails
-(captures 100-104), groups and models, the circuit breaker, and metering
-through the router."""
+(captures 100-104), groups and models, the circuit breaker, metering
+through the router, and keep-alive connections to the upstream reused."""
 import hashlib
 import json
+import threading
 import time
 
 import jwt
@@ -252,3 +253,80 @@ class TestGroupsAndBreaker:
         assert up1.count > seen
         assert 'CG0121' in open(env.error_log.path).read()
         env.error_log.ignore_recent(tags=['CG0120', 'CG0121', 'CG0122', 'CG0123'])
+
+
+def count_connections(fake):
+    """The TCP connections the fake accepts from now on: [n]."""
+    seen = [0]
+    accept = fake.httpd.verify_request
+
+    def verify(request, client_address):
+        with fake.lock:
+            seen[0] += 1
+        return accept(request, client_address)
+    fake.httpd.verify_request = verify
+    return seen
+
+
+class TestConnectionReuse:
+
+    @pytest.fixture(autouse=True, scope='class')
+    def _class_scope(self, env, pg, gen_dir, ups):
+        install(env, pg, gen_dir, *ups)
+
+    def test_cg_700_30_keepalive_connections_reused(self, env, session_secret, ups):
+        """Rounds of 12 requests at once (the fake holds each 100 ms, so they
+        overlap): the connections of a round go back to the child's pool and
+        the next round finds them. With libcurl's default cache size (5 for
+        the whole share) each round opened ~7 new ones: ~60 in all."""
+        up1, up2 = ups
+        n, rounds = 12, 8
+        requests.post(up1.url + '/_fake/default', json={'delay_ms': 100}, timeout=5)
+        opened = count_connections(up1)
+        statuses = []
+        start = threading.Barrier(n)
+
+        def client():
+            for _ in range(rounds):
+                start.wait(timeout=30)
+                r = post(env.port, '/v1/messages', body(), headers=headers(session_secret))
+                with up1.lock:
+                    statuses.append(r.status)
+        try:
+            threads = [threading.Thread(target=client) for _ in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+        finally:
+            del up1.httpd.verify_request
+        assert statuses == [200] * (n * rounds), statuses
+        assert up1.count == n * rounds and up2.count == 0
+        # at most one connection per request at once, per child (ServerLimit 2)
+        assert opened[0] <= 2 * n, opened[0]
+
+    def test_cg_700_31_nothing_of_a_request_stays_in_the_handle(self, env, session_secret, ups):
+        """The handles are reused: a request's headers, key and body are its
+        own, never the previous one's."""
+        up1, up2 = ups
+        r = post(env.port, '/v1/messages', body(max_tokens=999, metadata={'user_id': 'a' * 300}),
+                 headers=dict(headers(session_secret), **{'anthropic-beta': 'first-only'}))
+        assert r.status == 200
+        assert dict(up1.last['headers'])['anthropic-beta'] == 'first-only'
+        assert up1.last['json']['metadata'] == {'user_id': 'a' * 300}
+        for _ in range(3):
+            r = post(env.port, '/v1/messages', body(), headers=headers(session_secret))
+            assert r.status == 200
+            rec = up1.last
+            h = dict(rec['headers'])
+            assert 'anthropic-beta' not in h
+            assert h['x-api-key'] == KEY1
+            assert rec['json']['max_tokens'] == 32 and 'metadata' not in rec['json']
+            assert not rec['violations']
+        # a failover in between: up2's key and body, then up1's again
+        script(up1, {'status': 500})
+        r = post(env.port, '/v1/messages', body(), headers=headers(session_secret))
+        assert r.status == 200 and dict(up2.last['headers'])['x-api-key'] == KEY2
+        r = post(env.port, '/v1/messages', body(), headers=headers(session_secret))
+        assert r.status == 200 and dict(up1.last['headers'])['x-api-key'] == KEY1
+        env.error_log.ignore_recent(tags=['CG0123'])

@@ -648,6 +648,9 @@ ClaudeGatewaySessionSecret env:BENCH_SESSION_SECRET
             self.check_ok(url, name, session=session)  # the first one migrates the schema
             if spend:
                 self.set_caps()
+                # the first request's child remembers for ClaudeSpendLease's
+                # age (5 s) that this user had no cap
+                time.sleep(5.5)
             r = self.post(url, stream=False, session=session)
             if spend and 'anthropic-ratelimit-unified-status' not in r.headers:
                 raise RuntimeError(f'{name}: the user cap is not applied: {dict(r.headers)}')

@@ -44,6 +44,11 @@ static const int cs_settle_cols[] = {
 #define CS_SETTLE_BACKLOG 100000               /* queued rows beyond this go to the journal */
 #define CS_SETTLE_TICK apr_time_from_msec(250) /* lease sweep and idle wake-up */
 #define CS_JOURNAL_CHECK apr_time_from_sec(5)  /* journals written by other children */
+/* Under load, batches start at most this often unless CS_SETTLE_FULL rows
+ * wait: the database's work per batch grows with the principals in it, not
+ * with its rows, so fewer, bigger batches cost it much less. */
+#define CS_SETTLE_GAP apr_time_from_msec(20)
+#define CS_SETTLE_FULL 512
 
 typedef struct cs_row_t {
     const char *v[CS_ROW_NV];
@@ -327,7 +332,7 @@ static void cs_journal_replay(apr_pool_t *p, const char *path)
 
 static void *APR_THREAD_FUNC cs_settle_run(apr_thread_t *thread, void *data)
 {
-    apr_time_t last_sweep = 0;
+    apr_time_t last_sweep = 0, last_flush = 0;
 
     (void)data;
     for (;;) {
@@ -342,12 +347,20 @@ static void *APR_THREAD_FUNC cs_settle_run(apr_thread_t *thread, void *data)
             apr_thread_cond_timedwait(cs_q.cond, cs_q.lock, CS_SETTLE_TICK);
             cs_q.waiting = 0;
         }
+        now = apr_time_now();
+        if (!cs_q.stopping && cs_q.fill.rows->nelts < CS_SETTLE_FULL && now >= last_flush &&
+            now - last_flush < CS_SETTLE_GAP) {
+            /* a batch went out just now: let this one fill up a little */
+            apr_thread_mutex_unlock(cs_q.lock);
+            apr_sleep(last_flush + CS_SETTLE_GAP - now);
+            apr_thread_mutex_lock(cs_q.lock);
+        }
         stopping = cs_q.stopping;
         b = cs_q.fill;
         cs_q.fill = cs_q.spare;
         apr_thread_mutex_unlock(cs_q.lock);
 
-        now = apr_time_now();
+        now = last_flush = apr_time_now();
         if (stopping || now - last_sweep >= CS_SETTLE_TICK || now < last_sweep) {
             cs_leases_sweep(cs_q.leases, now, stopping, b.rets);
             last_sweep = now;

@@ -164,6 +164,7 @@ BEGIN
          ORDER BY nr.sub, nr.at_us DESC NULLS LAST
         ON CONFLICT (principal) DO UPDATE
            SET email = EXCLUDED.email, groups = EXCLUDED.groups, updated_at = now()
+         WHERE (w.email, w.groups) IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.groups)
     ), held AS (
         DELETE FROM claude_reservations c
          WHERE c.request_id IN (SELECT r.entry_id FROM r WHERE r.lease IS NULL)

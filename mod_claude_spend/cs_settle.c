@@ -8,6 +8,13 @@
  * written; when idle the writer wakes on the first row, so a row is in the
  * database a few milliseconds after its answer went out.
  *
+ * Nothing is lost when the child dies: every queued row is also appended,
+ * with one write(), to one of the child's two spool files (in the directory
+ * <main server's journal>.spool), the one of the batch it joins; the
+ * writer empties a spool file only after its batch is in the database or
+ * the journal. The spool files of a child that died are moved into the
+ * journal by its successors (at start and every few seconds).
+ *
  * Nothing is lost when PostgreSQL is away: a batch the database does not
  * take is appended to the journal (ClaudeSpendJournal, one JSON array per
  * line, under an exclusive lock shared by all children), which the writer
@@ -15,6 +22,8 @@
  * idempotent. The writer also retires idle leases and hands their unused
  * part back. It is stopped, after a last flush, before the child's pool
  * goes (graceful stop and restart lose nothing). */
+#include <apr_file_info.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
@@ -22,7 +31,12 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include "cs_private.h"
+#include "cs_journal.h"
 #include "cs_period.h"
 #include "cs_settle.h"
 
@@ -59,6 +73,7 @@ typedef struct cs_batch_t {
     apr_pool_t *pool;
     apr_array_header_t *rows; /* cs_row_t */
     apr_array_header_t *rets; /* cs_lease_return_t */
+    int spool;                /* the spool file its rows are also in */
 } cs_batch_t;
 
 static struct {
@@ -71,6 +86,10 @@ static struct {
     int running, stopping, waiting;
     cs_leases_t *leases;
     apr_array_header_t *journals; /* distinct journal paths of all servers */
+    const char *journal;          /* the main server's: where spools are recovered to */
+    const char *spool_dir;
+    const char *spool_path[2];
+    int spool_fd[2]; /* -1: no spool */
     int journal_dirty;
     apr_time_t journal_checked;
 } cs_q;
@@ -166,40 +185,36 @@ static int cs_settle_exec(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int
     return ok;
 }
 
+/* Append bytes to a journal under its lock, in one write. */
+static apr_status_t cs_journal_write(apr_pool_t *p, const char *path, const char *data,
+                                     apr_size_t len)
+{
+    apr_file_t *f;
+    apr_status_t rv;
+
+    rv = apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_file_lock(f, APR_FLOCK_EXCLUSIVE);
+    rv = apr_file_write_full(f, data, len, NULL);
+    apr_file_flush(f);
+    apr_file_unlock(f);
+    apr_file_close(f);
+    return rv;
+}
+
 /* Append rows to their journals; returns how many could not be written. */
 static int cs_journal_append(apr_pool_t *p, const cs_row_t *rows, int n)
 {
     int i, lost = 0;
 
     for (i = 0; i < n; i++) {
-        apr_file_t *f;
-        apr_status_t rv;
-        json_t *row = json_array();
-        char *line, *text;
-        int k;
+        apr_size_t len;
+        const char *line = cs_journal_line(p, rows[i].v, CS_ROW_NV, &len);
+        apr_status_t rv = cs_journal_write(p, rows[i].journal, line, len);
 
-        for (k = 0; k < CS_ROW_NV; k++) {
-            json_array_append_new(row, rows[i].v[k] ? json_string(rows[i].v[k]) : json_null());
-        }
-        line = json_dumps(row, JSON_COMPACT);
-        json_decref(row);
-        if (line == NULL) {
-            lost++;
-            continue;
-        }
-        /* one write per line: appends of other threads never land inside it */
-        text = apr_pstrcat(p, line, "\n", NULL);
-        free(line);
-        rv = apr_file_open(&f, rows[i].journal,
-                           APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE,
-                           APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
-        if (rv == APR_SUCCESS) {
-            apr_file_lock(f, APR_FLOCK_EXCLUSIVE);
-            rv = apr_file_write_full(f, text, strlen(text), NULL);
-            apr_file_flush(f);
-            apr_file_unlock(f);
-            apr_file_close(f);
-        }
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, cs_q.s,
                          CS_LOGNO(0301) "ledger and journal unavailable: request %s of %s lost",
@@ -208,6 +223,90 @@ static int cs_journal_append(apr_pool_t *p, const cs_row_t *rows, int n)
         }
     }
     return lost;
+}
+
+/* Move the spool files of children that are gone (and, with own, this
+ * process's leftovers from an earlier process of the same pid) into the
+ * journal; the replay then settles them. */
+static void cs_spool_recover(apr_pool_t *p, int own)
+{
+    apr_dir_t *dir;
+    apr_finfo_t fi;
+    pid_t me = getpid();
+
+    if (cs_q.spool_dir == NULL || apr_dir_open(&dir, cs_q.spool_dir, p) != APR_SUCCESS) {
+        return;
+    }
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE | APR_FINFO_SIZE, dir) ==
+           APR_SUCCESS) {
+        char *end;
+        long pid = strtol(fi.name, &end, 10);
+        const char *path;
+        apr_file_t *f;
+        char *data;
+        apr_size_t len;
+
+        if (fi.filetype != APR_REG || pid <= 0 || *end != '.') {
+            continue;
+        }
+        if ((pid_t)pid == me ? !own : (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) {
+            continue; /* alive (or not ours to judge) */
+        }
+        path = apr_pstrcat(p, cs_q.spool_dir, "/", fi.name, NULL);
+        if (fi.size > 0 &&
+            apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p) == APR_SUCCESS) {
+            len = (apr_size_t)fi.size;
+            data = apr_palloc(p, len);
+            if (apr_file_read_full(f, data, len, &len) != APR_SUCCESS && len == 0) {
+                apr_file_close(f);
+                continue;
+            }
+            apr_file_close(f);
+            if (cs_journal_write(p, cs_q.journal, data, len) != APR_SUCCESS) {
+                continue; /* try again next time */
+            }
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cs_q.s,
+                         CS_LOGNO(0308) "ledger rows of process %ld, which ended without "
+                                        "writing them, moved to the journal for replay",
+                         pid);
+            cs_q.journal_dirty = 1;
+        }
+        apr_file_remove(path, p);
+    }
+    apr_dir_close(dir);
+}
+
+static void cs_spool_open(apr_pool_t *p)
+{
+    int i;
+
+    cs_q.spool_fd[0] = cs_q.spool_fd[1] = -1;
+    if (cs_q.spool_dir == NULL) {
+        return;
+    }
+    cs_spool_recover(p, 1);
+    for (i = 0; i < 2; i++) {
+        apr_file_t *f;
+        apr_os_file_t fd;
+        apr_status_t rv;
+
+        cs_q.spool_path[i] =
+            apr_psprintf(cs_q.pool, "%s/%" APR_PID_T_FMT ".%d", cs_q.spool_dir, getpid(), i);
+        rv = apr_file_open(&f, cs_q.spool_path[i],
+                           APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE |
+                               APR_FOPEN_TRUNCATE,
+                           APR_FPROT_UREAD | APR_FPROT_UWRITE, cs_q.pool);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, cs_q.s,
+                         CS_LOGNO(0309) "no spool file %s: queued ledger rows are lost if this "
+                                        "process dies",
+                         cs_q.spool_path[i]);
+            cs_q.spool_fd[0] = cs_q.spool_fd[1] = -1;
+            return;
+        }
+        apr_os_file_get(&fd, f);
+        cs_q.spool_fd[i] = fd;
+    }
 }
 
 /* Settle rows and returns; what the database does not take is journaled
@@ -367,9 +466,15 @@ static void *APR_THREAD_FUNC cs_settle_run(apr_thread_t *thread, void *data)
         }
         apr_pool_create(&tmp, b.pool);
         ok = cs_settle_batch(tmp, (cs_row_t *)b.rows->elts, b.rows->nelts, b.rets);
+        if (b.rows->nelts > 0 && cs_q.spool_fd[b.spool] >= 0 &&
+            ftruncate(cs_q.spool_fd[b.spool], 0) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, APR_FROM_OS_ERROR(errno), cs_q.s,
+                         CS_LOGNO(0310) "cannot empty the spool file %s", cs_q.spool_path[b.spool]);
+        }
         if (ok && (cs_q.journal_dirty || now - cs_q.journal_checked >= CS_JOURNAL_CHECK ||
                    now < cs_q.journal_checked)) {
             int i;
+            cs_spool_recover(tmp, 0);
             for (i = 0; i < cs_q.journals->nelts; i++) {
                 cs_journal_replay(tmp, APR_ARRAY_IDX(cs_q.journals, i, const char *));
             }
@@ -406,7 +511,17 @@ static apr_status_t cs_settle_child_exit(void *unused)
     apr_thread_mutex_unlock(cs_q.lock);
     apr_thread_join(&rv, cs_q.thread);
     cs_q.running = 0;
+    /* every row is in the database or the journal now */
+    if (cs_q.spool_fd[0] >= 0) {
+        apr_file_remove(cs_q.spool_path[0], cs_q.pool);
+        apr_file_remove(cs_q.spool_path[1], cs_q.pool);
+    }
     return APR_SUCCESS;
+}
+
+const char *cs_settle_spool_dir(apr_pool_t *p, server_rec *s)
+{
+    return apr_pstrcat(p, cs_srv_get(s)->journal, ".spool", NULL);
 }
 
 void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
@@ -431,6 +546,8 @@ void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
             APR_ARRAY_PUSH(cs_q.journals, const char *) = path;
         }
     }
+    cs_q.journal = sc->journal;
+    cs_q.spool_dir = cs_settle_spool_dir(cs_q.pool, s);
     lc.max_requests = cs_srv_lease_requests(sc);
     lc.max_age = cs_srv_lease_age(sc);
     lc.idle = lc.max_age < apr_time_from_sec(1) ? lc.max_age : apr_time_from_sec(1);
@@ -438,6 +555,9 @@ void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
     apr_pool_create(&cs_q.spare.pool, cs_q.pool);
     cs_batch_reset(&cs_q.fill);
     cs_batch_reset(&cs_q.spare);
+    cs_q.fill.spool = 0;
+    cs_q.spare.spool = 1;
+    cs_spool_open(cs_q.pool);
     if ((rv = apr_thread_mutex_create(&cs_q.lock, APR_THREAD_MUTEX_DEFAULT, cs_q.pool)) !=
             APR_SUCCESS ||
         (rv = apr_thread_cond_create(&cs_q.cond, cs_q.pool)) != APR_SUCCESS ||
@@ -461,7 +581,7 @@ void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
 void cs_settle_row(request_rec *r, const char *const *values)
 {
     cs_row_t *row;
-    int i, direct = 0;
+    int i, direct = 0, fd = -1;
 
     if (!cs_q.running || cs_q.stopping) {
         direct = 1;
@@ -477,11 +597,23 @@ void cs_settle_row(request_rec *r, const char *const *values)
                 row->v[i] = values[i] ? apr_pstrdup(cs_q.fill.pool, values[i]) : NULL;
             }
             row->journal = cs_srv_get(r->server)->journal;
+            fd = cs_q.spool_fd[cs_q.fill.spool];
             if (cs_q.waiting) {
                 apr_thread_cond_signal(cs_q.cond);
             }
         }
         apr_thread_mutex_unlock(cs_q.lock);
+    }
+    if (fd >= 0) {
+        /* outside the lock: should the writer empty this file first, the
+         * line only outlives its row, and a replay of it changes nothing */
+        apr_size_t len;
+        const char *line = cs_journal_line(r->pool, values, CS_ROW_NV, &len);
+        if (write(fd, line, len) != (ssize_t)len) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, APR_FROM_OS_ERROR(errno), r,
+                          CS_LOGNO(0311) "ledger row of request %s not spooled",
+                          values[CS_COL_REQUEST]);
+        }
     }
     if (direct) {
         cs_row_t one;

@@ -36,6 +36,9 @@ enum {
 #define CS_ROW_NV_V1 15
 #define CS_ROW_NV_V2 18
 
+/** The directory of the children's spool files (made by post_config). */
+const char *cs_settle_spool_dir(apr_pool_t *p, server_rec *s);
+
 /** Start the writer of this child (child_init); it stops with pchild. */
 void cs_settle_child_init(apr_pool_t *pchild, server_rec *s);
 

@@ -534,6 +534,20 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                          path);
             return !OK;
         }
+        /* the children's spool files: rows queued for the ledger writer */
+        path = cs_settle_spool_dir(ptemp, s);
+        rv = apr_dir_make(path, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE, ptemp);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         CS_LOGNO(0005) "cannot create the spool directory %s", path);
+            return !OK;
+        }
+        if (geteuid() == 0 && chown(path, ap_unixd_config.user_id, -1) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, APR_FROM_OS_ERROR(errno), s,
+                         CS_LOGNO(0006) "cannot hand the spool directory %s to the server user",
+                         path);
+            return !OK;
+        }
     }
     if (cs_identity == NULL || cs_request_id == NULL || cs_db_acquire == NULL ||
         cs_db_release == NULL || cs_refuse_fn == NULL || cs_admin_auth_fn == NULL) {

@@ -353,6 +353,64 @@ class TestLedgerJournal:
                                           'CG0104', 'CG0105', 'CS0401', 'CS0402'])
 
 
+    def test_cs_100_71_a_killed_child_loses_no_debit(self, env, pg, upstream):
+        """Rows queued for the ledger writer are also in the child's spool
+        file; when the child dies before writing them (SIGKILL, while the
+        ledger is locked), the next child moves them to the journal and the
+        writer replays them."""
+        import signal
+        spool = os.path.join(env.logs_dir, 'claude-spend.journal.spool')
+        assert post(env.port, '/v1/messages', message_body(),
+                    headers={'x-client-request-id': 'kill-0'}).status == 200
+        assert pg.wait_value("SELECT count(*) FROM claude_ledger WHERE request_id = 'kill-0'") \
+            == '1'
+        # hold the ledger so the writers block on it
+        locker = subprocess.Popen(
+            ['psql', '-X', '-q', '-d', pg.conninfo, '-c',
+             'BEGIN; LOCK TABLE claude_ledger IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            end = time.time() + 10
+            while time.time() < end and pg.psql(
+                    "SELECT count(*) FROM pg_locks WHERE relation = 'claude_ledger'::regclass "
+                    "AND mode = 'AccessExclusiveLock' AND granted") != '1':
+                time.sleep(0.05)
+            for i in (1, 2, 3):
+                assert post(env.port, '/v1/messages', message_body(),
+                            headers={'x-client-request-id': f'kill-{i}'}).status == 200
+
+            def spooled():
+                text = ''
+                for name in os.listdir(spool):
+                    with open(os.path.join(spool, name)) as f:
+                        text += f.read()
+                return text
+            end = time.time() + 5
+            while time.time() < end and not all(f'kill-{i}' in spooled() for i in (1, 2, 3)):
+                time.sleep(0.05)
+            assert all(f'kill-{i}' in spooled() for i in (1, 2, 3))
+            children = subprocess.run(['pgrep', '-P', str(env._pid())], capture_output=True,
+                                      text=True).stdout.split()
+            assert children
+            for c in children:
+                os.kill(int(c), signal.SIGKILL)
+        finally:
+            locker.kill()
+            locker.wait()
+        end = time.time() + 20
+        while time.time() < end and pg.psql(
+                "SELECT count(*) FROM claude_ledger WHERE request_id LIKE 'kill-%'") != '4':
+            time.sleep(0.1)
+        rows = pg.psql("SELECT string_agg(request_id, ',' ORDER BY request_id) FROM claude_ledger "
+                       "WHERE request_id LIKE 'kill-%'")
+        assert rows == 'kill-0,kill-1,kill-2,kill-3'
+        # the dead children's spool files are gone, the journal is empty again
+        assert not [n for n in os.listdir(spool) if int(n.split('.')[0]) in map(int, children)]
+        # new children's schema migrations wait for the lock too, and time out
+        env.error_log.ignore_recent(tags=['CS0308', 'CS0304', 'CS0303', 'AH00050', 'CG0105'],
+                                    matches=[r'exit signal Killed', r'NOTICE:'])
+
+
 class TestStreamLifecycle:
 
     @pytest.fixture(autouse=True, scope='class')

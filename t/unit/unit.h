@@ -33,5 +33,6 @@ Suite *unit_suite_cg_bedrock(void);
 Suite *unit_suite_cg_vertex(void);
 Suite *unit_suite_cs_limits(void);
 Suite *unit_suite_cs_lease(void);
+Suite *unit_suite_cs_journal(void);
 
 #endif

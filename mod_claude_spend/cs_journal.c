@@ -1,0 +1,109 @@
+/* cs_journal: the journal's line format, see cs_journal.h. */
+#include <string.h>
+
+#include "cs_journal.h"
+
+/* Length of the valid UTF-8 sequence at s (at most left bytes), 0 if none. */
+static apr_size_t cs_utf8_len(const unsigned char *s, apr_size_t left)
+{
+    apr_size_t n, i;
+    unsigned int cp;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1f;
+    }
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0f;
+    }
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07;
+    }
+    else {
+        return 0;
+    }
+    if (left < n) {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    /* overlong forms, surrogates and beyond U+10FFFF are not UTF-8 */
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n;
+}
+
+char *cs_journal_line(apr_pool_t *p, const char *const *values, int n, apr_size_t *len)
+{
+    static const char hex[] = "0123456789abcdef";
+    apr_size_t size = 3;
+    char *out, *d;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        /* worst case: every byte a 6-byte escape */
+        size += values[i] ? strlen(values[i]) * 6 + 3 : 5;
+    }
+    d = out = apr_palloc(p, size);
+    *d++ = '[';
+    for (i = 0; i < n; i++) {
+        const unsigned char *s = (const unsigned char *)values[i];
+        apr_size_t left;
+
+        if (i > 0) {
+            *d++ = ',';
+        }
+        if (s == NULL) {
+            memcpy(d, "null", 4);
+            d += 4;
+            continue;
+        }
+        left = strlen((const char *)s);
+        *d++ = '"';
+        while (left > 0) {
+            apr_size_t k;
+            if (*s == '"' || *s == '\\') {
+                *d++ = '\\';
+                *d++ = (char)*s++;
+                left--;
+            }
+            else if (*s < 0x20 || *s == 0x7f) {
+                memcpy(d, "\\u00", 4);
+                d[4] = hex[*s >> 4];
+                d[5] = hex[*s & 0xf];
+                d += 6;
+                s++;
+                left--;
+            }
+            else if ((k = cs_utf8_len(s, left)) > 0) {
+                memcpy(d, s, k);
+                d += k;
+                s += k;
+                left -= k;
+            }
+            else {
+                memcpy(d, "\\ufffd", 6);
+                d += 6;
+                s++;
+                left--;
+            }
+        }
+        *d++ = '"';
+    }
+    *d++ = ']';
+    *d++ = '\n';
+    *d = '\0';
+    *len = (apr_size_t)(d - out);
+    return out;
+}

@@ -13,13 +13,27 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "cg_jwt.h"
 
 #define CG_JWT_SIG_LEN 32 /* HMAC-SHA256 */
 #define CG_JWT_RANDOM_MAX 1024
+
+/* What cg_jwt_key_prepare() does once per key. */
+struct cg_jwt_mac_t {
+    cg_jwt_key_t *key; /* whose mac this is, reset by the cleanup */
+    const char *kid;   /* key->kid and key->secret when it was prepared */
+    const unsigned char *secret;
+    apr_size_t secret_len;
+    EVP_MAC *mac;           /* HMAC, fetched once */
+    EVP_MAC_CTX *keyed;     /* keyed with SHA-256 and the secret; only ever duplicated */
+    const char *header_b64; /* the first segment cg_jwt_sign() writes with this key */
+    apr_size_t header_len;  /* its length */
+};
 
 static const char cg_b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -49,26 +63,28 @@ const char *cg_jwt_b64url_encode(apr_pool_t *p, const void *data, apr_size_t len
     return out;
 }
 
-/* The 6-bit value of a base64url character, or -1. */
-static int cg_b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '-') {
-        return 62;
-    }
-    if (c == '_') {
-        return 63;
-    }
-    return -1;
-}
+/* The 6-bit value of each byte as a base64url character, or -1: decoding
+ * is on every request's path (session tokens), so a table, not branches. */
+/* clang-format off */
+static const signed char cg_b64url_values[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, 63,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+/* clang-format on */
 
 apr_status_t cg_jwt_b64url_decode(apr_pool_t *p, const char *in, apr_size_t inlen,
                                   unsigned char **out, apr_size_t *outlen)
@@ -85,7 +101,7 @@ apr_status_t cg_jwt_b64url_decode(apr_pool_t *p, const char *in, apr_size_t inle
     }
     buf = o = apr_palloc(p, inlen / 4 * 3 + 3 + 1);
     for (i = 0; i < inlen; i++) {
-        int v = cg_b64url_value((unsigned char)in[i]);
+        int v = cg_b64url_values[(unsigned char)in[i]];
         if (v < 0) {
             return APR_EINVAL;
         }
@@ -131,11 +147,36 @@ static int cg_jwt_key_usable(const cg_jwt_key_t *key)
     return key != NULL && key->secret != NULL && key->secret_len > 0 && key->secret_len <= INT_MAX;
 }
 
+/* The prepared state of a key, if it still describes the key: a copy of the
+ * struct whose kid or secret was changed afterwards does not use it. */
+static const cg_jwt_mac_t *cg_jwt_mac_of(const cg_jwt_key_t *key)
+{
+    const cg_jwt_mac_t *m = key->mac;
+
+    return m != NULL && m->kid == key->kid && m->secret == key->secret &&
+                   m->secret_len == key->secret_len
+               ? m
+               : NULL;
+}
+
 static int cg_jwt_hmac(const cg_jwt_key_t *key, const char *data, apr_size_t len,
                        unsigned char mac[CG_JWT_SIG_LEN])
 {
+    const cg_jwt_mac_t *m = cg_jwt_mac_of(key);
     unsigned int maclen = 0;
+    size_t outlen = 0;
+    EVP_MAC_CTX *ctx;
+    int ok;
 
+    if (m != NULL) {
+        /* a copy of the keyed template: no fetch, no key schedule, and the
+         * template itself is only read, so threads share it safely */
+        ctx = EVP_MAC_CTX_dup(m->keyed);
+        ok = ctx != NULL && EVP_MAC_update(ctx, (const unsigned char *)data, len) == 1 &&
+             EVP_MAC_final(ctx, mac, &outlen, CG_JWT_SIG_LEN) == 1 && outlen == CG_JWT_SIG_LEN;
+        EVP_MAC_CTX_free(ctx);
+        return ok;
+    }
     if (HMAC(EVP_sha256(), key->secret, (int)key->secret_len, (const unsigned char *)data, len, mac,
              &maclen) == NULL ||
         maclen != CG_JWT_SIG_LEN) {
@@ -144,18 +185,14 @@ static int cg_jwt_hmac(const cg_jwt_key_t *key, const char *data, apr_size_t len
     return 1;
 }
 
-const char *cg_jwt_sign(apr_pool_t *p, const cg_jwt_key_t *key, const json_t *claims)
+/* The header segment of the tokens this key signs: the reference's header,
+ * in its order (alg, typ, kid), compact JSON, base64url. */
+static const char *cg_jwt_header_b64(apr_pool_t *p, const cg_jwt_key_t *key)
 {
-    unsigned char mac[CG_JWT_SIG_LEN];
-    json_t *header;
-    const char *hjson, *cjson, *input, *token;
-    apr_size_t hlen = 0, clen = 0;
+    json_t *header = json_pack("{s:s, s:s}", "alg", "HS256", "typ", "JWT");
+    const char *hjson;
+    apr_size_t hlen = 0;
 
-    if (!json_is_object(claims) || !cg_jwt_key_usable(key)) {
-        return NULL;
-    }
-    /* the reference's header, in its order: alg, typ, kid */
-    header = json_pack("{s:s, s:s}", "alg", "HS256", "typ", "JWT");
     if (header == NULL ||
         (key->kid != NULL && json_object_set_new(header, "kid", json_string(key->kid)) != 0)) {
         json_decref(header);
@@ -163,12 +200,70 @@ const char *cg_jwt_sign(apr_pool_t *p, const cg_jwt_key_t *key, const json_t *cl
     }
     hjson = cg_jwt_json_dump(p, header, &hlen);
     json_decref(header);
-    cjson = cg_jwt_json_dump(p, claims, &clen);
-    if (hjson == NULL || cjson == NULL) {
+    return hjson != NULL ? cg_jwt_b64url_encode(p, hjson, hlen) : NULL;
+}
+
+static apr_status_t cg_jwt_mac_cleanup(void *data)
+{
+    cg_jwt_mac_t *m = data;
+
+    m->key->mac = NULL;
+    EVP_MAC_CTX_free(m->keyed);
+    EVP_MAC_free(m->mac);
+    return APR_SUCCESS;
+}
+
+apr_status_t cg_jwt_key_prepare(apr_pool_t *p, cg_jwt_key_t *key)
+{
+    char digest[] = "SHA256";
+    OSSL_PARAM params[2];
+    cg_jwt_mac_t *m;
+
+    if (!cg_jwt_key_usable(key)) {
+        return APR_EINVAL;
+    }
+    if (cg_jwt_mac_of(key) != NULL) {
+        return APR_SUCCESS;
+    }
+    m = apr_pcalloc(p, sizeof(*m));
+    m->key = key;
+    m->kid = key->kid;
+    m->secret = key->secret;
+    m->secret_len = key->secret_len;
+    m->header_b64 = cg_jwt_header_b64(p, key);
+    if (m->header_b64 == NULL) {
+        return APR_EGENERAL;
+    }
+    m->header_len = strlen(m->header_b64);
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    m->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    m->keyed = m->mac != NULL ? EVP_MAC_CTX_new(m->mac) : NULL;
+    if (m->keyed == NULL || EVP_MAC_init(m->keyed, key->secret, key->secret_len, params) != 1) {
+        EVP_MAC_CTX_free(m->keyed);
+        EVP_MAC_free(m->mac);
+        return APR_EGENERAL;
+    }
+    apr_pool_cleanup_register(p, m, cg_jwt_mac_cleanup, apr_pool_cleanup_null);
+    key->mac = m;
+    return APR_SUCCESS;
+}
+
+const char *cg_jwt_sign(apr_pool_t *p, const cg_jwt_key_t *key, const json_t *claims)
+{
+    unsigned char mac[CG_JWT_SIG_LEN];
+    const char *hb64, *cjson, *input, *token;
+    apr_size_t clen = 0;
+
+    if (!json_is_object(claims) || !cg_jwt_key_usable(key)) {
         return NULL;
     }
-    input = apr_pstrcat(p, cg_jwt_b64url_encode(p, hjson, hlen), ".",
-                        cg_jwt_b64url_encode(p, cjson, clen), NULL);
+    hb64 = cg_jwt_mac_of(key) != NULL ? key->mac->header_b64 : cg_jwt_header_b64(p, key);
+    cjson = cg_jwt_json_dump(p, claims, &clen);
+    if (hb64 == NULL || cjson == NULL) {
+        return NULL;
+    }
+    input = apr_pstrcat(p, hb64, ".", cg_jwt_b64url_encode(p, cjson, clen), NULL);
     if (!cg_jwt_hmac(key, input, strlen(input), mac)) {
         return NULL;
     }
@@ -197,6 +292,32 @@ static const cg_jwt_key_t *cg_jwt_key_select(const cg_jwt_key_t *keys, int nkeys
     }
     for (i = 0; i < nkeys; i++) {
         if (keys[i].kid != NULL && strcmp(keys[i].kid, kid) == 0 && cg_jwt_key_usable(&keys[i])) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* The key of a token whose header is exactly the one cg_jwt_sign() writes
+ * with a prepared key: that header could only parse to alg HS256, typ JWT and
+ * this kid, so its decoding and JSON can be skipped. The keys are walked in
+ * the order cg_jwt_key_select() uses; an unprepared key with a kid stops the
+ * walk (NULL: the caller parses the header), so the choice is always the one
+ * parsing would make. */
+static const cg_jwt_key_t *cg_jwt_key_by_header(const cg_jwt_key_t *keys, int nkeys,
+                                                const char *header, apr_size_t len)
+{
+    const cg_jwt_mac_t *m;
+    int i;
+
+    for (i = 0; keys != NULL && i < nkeys; i++) {
+        if (keys[i].kid == NULL || !cg_jwt_key_usable(&keys[i])) {
+            continue;
+        }
+        if ((m = cg_jwt_mac_of(&keys[i])) == NULL) {
+            return NULL;
+        }
+        if (m->header_len == len && memcmp(m->header_b64, header, len) == 0) {
             return &keys[i];
         }
     }
@@ -349,8 +470,7 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
         why = "not three segments";
         goto leave;
     }
-    if (cg_jwt_b64url_decode(p, token, (apr_size_t)(dot1 - token), &hbuf, &hlen) != APR_SUCCESS ||
-        cg_jwt_b64url_decode(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), &pbuf, &plen) !=
+    if (cg_jwt_b64url_decode(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), &pbuf, &plen) !=
             APR_SUCCESS ||
         cg_jwt_b64url_decode(p, dot2 + 1, len - (apr_size_t)(dot2 + 1 - token), &sbuf, &slen) !=
             APR_SUCCESS) {
@@ -358,20 +478,29 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
         why = "segment is not base64url";
         goto leave;
     }
-    header = json_loadb((const char *)hbuf, hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(header)) {
-        st = CG_JWT_BAD_HEADER;
-        why = "header is not a JSON object";
-        goto leave;
-    }
-    if ((st = cg_jwt_check_header(header, &kid, &why)) != CG_JWT_OK) {
-        goto leave;
-    }
-    key = cg_jwt_key_select(keys, nkeys, kid);
+    key = cg_jwt_key_by_header(keys, nkeys, token, (apr_size_t)(dot1 - token));
     if (key == NULL) {
-        st = CG_JWT_UNKNOWN_KID;
-        why = kid != NULL ? "unknown kid" : "no key for a token without kid";
-        goto leave;
+        if (cg_jwt_b64url_decode(p, token, (apr_size_t)(dot1 - token), &hbuf, &hlen) !=
+            APR_SUCCESS) {
+            st = CG_JWT_MALFORMED;
+            why = "segment is not base64url";
+            goto leave;
+        }
+        header = json_loadb((const char *)hbuf, hlen, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(header)) {
+            st = CG_JWT_BAD_HEADER;
+            why = "header is not a JSON object";
+            goto leave;
+        }
+        if ((st = cg_jwt_check_header(header, &kid, &why)) != CG_JWT_OK) {
+            goto leave;
+        }
+        key = cg_jwt_key_select(keys, nkeys, kid);
+        if (key == NULL) {
+            st = CG_JWT_UNKNOWN_KID;
+            why = kid != NULL ? "unknown kid" : "no key for a token without kid";
+            goto leave;
+        }
     }
     if (slen != CG_JWT_SIG_LEN) {
         st = CG_JWT_BAD_SIGNATURE;

@@ -20,11 +20,15 @@
 /** Longest token accepted (and minted): a bearer header beyond this is abuse. */
 #define CG_JWT_MAX_LEN 8192
 
+/** A key's HMAC-SHA256 keyed once by cg_jwt_key_prepare(); opaque. */
+typedef struct cg_jwt_mac_t cg_jwt_mac_t;
+
 /** An HS256 key. */
 typedef struct cg_jwt_key_t {
     const char *kid;             /* key id put in / matched against the header; may be NULL */
     const unsigned char *secret; /* secret: never logged */
     apr_size_t secret_len;       /* > 0; the reference requires at least 32 bytes */
+    const cg_jwt_mac_t *mac;     /* NULL until cg_jwt_key_prepare(); then read-only */
 } cg_jwt_key_t;
 
 /** What verification expects of the claims. */
@@ -72,6 +76,21 @@ const char *cg_jwt_b64url_encode(apr_pool_t *p, const void *data, apr_size_t len
  */
 apr_status_t cg_jwt_b64url_decode(apr_pool_t *p, const char *in, apr_size_t inlen,
                                   unsigned char **out, apr_size_t *outlen);
+
+/**
+ * Do once what every signature with this key would otherwise redo: fetch
+ * HMAC-SHA256 from libcrypto and key it (OpenSSL 3's one-shot HMAC() does
+ * both per call), and encode the header cg_jwt_sign() puts in front of tokens
+ * with this kid. Signing and verifying then only copy the keyed context, which
+ * threads may do at the same time. Without it the key works the same, slower.
+ * Call before threads use the key (post_config); a prepared key is left as is.
+ * @param p pool whose cleanup frees it all and sets key->mac back to NULL: the
+ *        pool that holds key, or one that does not outlive it
+ * @param key the key; key->mac is set on success
+ * @return APR_SUCCESS, APR_EINVAL for an empty key, APR_EGENERAL when
+ *         libcrypto fails (key->mac stays NULL)
+ */
+apr_status_t cg_jwt_key_prepare(apr_pool_t *p, cg_jwt_key_t *key);
 
 /**
  * Mint a token: header {"alg":"HS256","typ":"JWT","kid":key->kid} (kid left

@@ -27,6 +27,7 @@
 #include "cg_body.h"
 #include "cg_db.h"
 #include "cg_handler.h"
+#include "cg_jwt.h"
 #include "cg_oauth.h"
 #include "cg_ratelimit.h"
 #include "cg_keys.h"
@@ -654,6 +655,29 @@ static int cg_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     return OK;
 }
 
+/* Key the session HMAC once, here in the parent, so the children's request
+ * threads only copy it (cg_jwt_key_prepare). Vhosts may share the main
+ * server's key array; a prepared key is left alone. The keys live in pconf,
+ * so their prepared state goes with them at restart. */
+static void cg_session_keys_prepare(apr_pool_t *pconf, server_rec *s)
+{
+    int i;
+
+    for (; s != NULL; s = s->next) {
+        const cg_srv_conf_t *sc = cg_srv_get(s);
+        apr_status_t rv;
+
+        for (i = 0; sc->session_keys != NULL && i < sc->session_keys->nelts; i++) {
+            rv = cg_jwt_key_prepare(pconf, &APR_ARRAY_IDX(sc->session_keys, i, cg_jwt_key_t));
+            if (rv != APR_SUCCESS) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                             CG_LOGNO(0003) "cannot key the session HMAC in advance: sessions "
+                                            "are verified the slow way");
+            }
+        }
+    }
+}
+
 static int cg_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     void *dev = NULL;
@@ -678,6 +702,7 @@ static int cg_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                                     "are served unauthenticated. Development only.");
     }
     cg_policy_report(s);
+    cg_session_keys_prepare(pconf, s);
     if (cg_ratelimit_post_config(pconf, s) != OK) {
         return !OK;
     }

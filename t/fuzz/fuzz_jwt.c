@@ -3,8 +3,11 @@
  * The input is verified as a token against two fixed keys; it is also
  * base64url-decoded (a decoded value must re-encode to exactly the input: one
  * spelling per value), and, when it is a JSON object, signed as claims and
- * verified back (what we mint we must accept, short of its claims). Each input
- * gets its own APR subpool; the claims are released with it. */
+ * verified back (what we mint we must accept, short of its claims). Every
+ * verification is done twice, with the keys as configured and with the same
+ * keys prepared (cg_jwt_key_prepare): both must reach the same verdict for the
+ * same reason, and sign the same token. Each input gets its own APR subpool;
+ * the claims are released with it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +31,28 @@ static const cg_jwt_key_t fuzz_keys[2] = {
     {"k2", (const unsigned char *)FUZZ_SECRET2, sizeof(FUZZ_SECRET2) - 1},
 };
 
+/* The same keys, keyed in advance; the third has k1's kid and k2's secret,
+ * after k1, so it is never chosen by a kid (only the first match is). */
+static cg_jwt_key_t fuzz_prepared[3];
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    int i;
+
     (void)argc;
     (void)argv;
     apr_initialize();
     atexit(apr_terminate);
     apr_pool_create(&fuzz_pool, NULL);
+    fuzz_prepared[0] = fuzz_keys[0];
+    fuzz_prepared[1] = fuzz_keys[1];
+    fuzz_prepared[2] = fuzz_keys[1];
+    fuzz_prepared[2].kid = "k1";
+    for (i = 0; i < 3; i++) {
+        if (cg_jwt_key_prepare(fuzz_pool, &fuzz_prepared[i]) != APR_SUCCESS) {
+            abort();
+        }
+    }
     return 0;
 }
 
@@ -55,8 +73,15 @@ static void fuzz_verify(apr_pool_t *p, const char *token)
     json_t *claims = NULL;
     const char *reason = NULL;
     cg_jwt_status_e st = cg_jwt_verify(p, token, fuzz_keys, 2, &w, &claims, &reason);
+    const char *reason2 = NULL;
+    json_t *claims2 = NULL;
 
     if (reason == NULL || (st == CG_JWT_OK) != (claims != NULL)) {
+        abort();
+    }
+    if (cg_jwt_verify(p, token, fuzz_prepared, 3, &w, &claims2, &reason2) != st ||
+        reason2 == NULL || strcmp(reason, reason2) != 0 ||
+        (claims != NULL && !json_equal(claims, claims2))) {
         abort();
     }
     if (st == CG_JWT_OK &&
@@ -87,8 +112,13 @@ static void fuzz_sign(apr_pool_t *p, const char *buf, size_t size)
     if (json_is_object(claims) && (token = cg_jwt_sign(p, &fuzz_keys[1], claims)) != NULL) {
         cg_jwt_expect_t w = fuzz_expect();
         cg_jwt_status_e st = cg_jwt_verify(p, token, fuzz_keys, 2, &w, NULL, NULL);
+        const char *again = cg_jwt_sign(p, &fuzz_prepared[1], claims);
         if (st == CG_JWT_MALFORMED || st == CG_JWT_BAD_HEADER || st == CG_JWT_BAD_ALG ||
             st == CG_JWT_UNKNOWN_KID || st == CG_JWT_BAD_SIGNATURE) {
+            abort();
+        }
+        if (again == NULL || strcmp(again, token) != 0 ||
+            cg_jwt_verify(p, token, fuzz_prepared, 3, &w, NULL, NULL) != st) {
             abort();
         }
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -45,8 +46,8 @@ static const char capture14[] =
     "IjoxNzk1NDU1NDUyLCJpc3MiOiJodHRwOi8vMTI3LjAuMC4xOjE4MDAwIn0."
     "icwN5D5KbJP989mEfXtO7p7o5PWJnUqnGdmqDIbIv_c";
 
-static cg_jwt_key_t key1 = {"k1", (const unsigned char *)SECRET, sizeof(SECRET) - 1};
-static cg_jwt_key_t key2 = {"k2", (const unsigned char *)SECRET2, sizeof(SECRET2) - 1};
+static cg_jwt_key_t key1 = {"k1", (const unsigned char *)SECRET, sizeof(SECRET) - 1, NULL};
+static cg_jwt_key_t key2 = {"k2", (const unsigned char *)SECRET2, sizeof(SECRET2) - 1, NULL};
 
 static cg_jwt_expect_t expect_default(void)
 {
@@ -659,12 +660,158 @@ START_TEST(test_sha256_and_kid)
 }
 END_TEST
 
+static void *APR_THREAD_FUNC verify_many(apr_thread_t *thd, void *data)
+{
+    cg_jwt_expect_t w = expect_default();
+    apr_pool_t *p;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    (void)data;
+    apr_pool_create_unmanaged(&p);
+    for (i = 0; i < 2000 && rv == APR_SUCCESS; i++) {
+        if (cg_jwt_verify(p, known_ours, &key1, 1, &w, NULL, NULL) != CG_JWT_OK) {
+            rv = APR_EGENERAL;
+        }
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(thd, rv);
+    return NULL;
+}
+
+/* --- prepared keys (cg_jwt_key_prepare) -------------------------------- */
+
+/* The "jwt prepared" case runs every jwt test again with key1 and key2 keyed
+ * in advance: tokens must come out and be judged exactly the same. */
+static void setup_prepared(void)
+{
+    unit_setup();
+    ck_assert_int_eq(cg_jwt_key_prepare(unit_pool, &key1), APR_SUCCESS);
+    ck_assert_int_eq(cg_jwt_key_prepare(unit_pool, &key2), APR_SUCCESS);
+}
+
+static void teardown_prepared(void)
+{
+    unit_teardown();
+    /* the pool's cleanup forgot the prepared state */
+    ck_assert_ptr_null(key1.mac);
+    ck_assert_ptr_null(key2.mac);
+}
+
+START_TEST(test_prepare_lifecycle)
+{
+    cg_jwt_key_t k = {"k1", (const unsigned char *)SECRET, sizeof(SECRET) - 1, NULL};
+    cg_jwt_key_t empty = {"k", (const unsigned char *)"", 0, NULL};
+    const cg_jwt_mac_t *m;
+    apr_pool_t *sub;
+    json_error_t err;
+    json_t *claims = json_loads(CLAIMS, 0, &err);
+
+    ck_assert_int_eq(cg_jwt_key_prepare(unit_pool, &empty), APR_EINVAL);
+    ck_assert_ptr_null(empty.mac);
+    apr_pool_create(&sub, unit_pool);
+    ck_assert_int_eq(cg_jwt_key_prepare(sub, &k), APR_SUCCESS);
+    m = k.mac;
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(cg_jwt_key_prepare(sub, &k), APR_SUCCESS);
+    ck_assert_ptr_eq(k.mac, m); /* once is enough */
+    ck_assert_str_eq(cg_jwt_sign(unit_pool, &k, claims), known_ours);
+    apr_pool_destroy(sub);
+    ck_assert_ptr_null(k.mac);
+    ck_assert_str_eq(cg_jwt_sign(unit_pool, &k, claims), known_ours);
+    json_decref(claims);
+}
+END_TEST
+
+START_TEST(test_prepare_stale_copy)
+{
+    /* a copy of a prepared key whose kid or secret changed must not use the
+     * state prepared for the original */
+    cg_jwt_key_t k = {"k1", (const unsigned char *)SECRET, sizeof(SECRET) - 1, NULL};
+    cg_jwt_key_t other, nokid;
+    cg_jwt_expect_t w = expect_default();
+    json_error_t err;
+    json_t *claims = json_loads(CLAIMS, 0, &err);
+    const char *t;
+    apr_pool_t *sub; /* k must outlive the pool that prepared it */
+
+    apr_pool_create(&sub, unit_pool);
+    ck_assert_int_eq(cg_jwt_key_prepare(sub, &k), APR_SUCCESS);
+    other = k;
+    other.secret = (const unsigned char *)SECRET2;
+    other.secret_len = sizeof(SECRET2) - 1;
+    t = cg_jwt_sign(unit_pool, &other, claims);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_jwt(cg_jwt_verify(unit_pool, t, &k, 1, &w, NULL, NULL), CG_JWT_BAD_SIGNATURE);
+    ck_assert_jwt(cg_jwt_verify(unit_pool, t, &key2, 1, &w, NULL, NULL), CG_JWT_UNKNOWN_KID);
+    ck_assert_jwt(cg_jwt_verify(unit_pool, t, &other, 1, &w, NULL, NULL), CG_JWT_OK);
+    ck_assert_jwt(cg_jwt_verify(unit_pool, known_ours, &other, 1, &w, NULL, NULL),
+                  CG_JWT_BAD_SIGNATURE);
+    nokid = k;
+    nokid.kid = NULL;
+    t = cg_jwt_sign(unit_pool, &nokid, claims);
+    ck_assert_ptr_nonnull(t);
+    /* {"alg":"HS256","typ":"JWT"}: no kid in the header */
+    ck_assert_int_eq(strncmp(t, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", 37), 0);
+    ck_assert_jwt(cg_jwt_verify(unit_pool, t, &nokid, 1, &w, NULL, NULL), CG_JWT_OK);
+    json_decref(claims);
+    apr_pool_destroy(sub);
+}
+END_TEST
+
+START_TEST(test_prepare_same_key_choice)
+{
+    /* two keys with the same kid: parsing the header picks the first usable
+     * one, and so must the shortcut for our own header, prepared or not */
+    cg_jwt_key_t keys[3];
+    cg_jwt_expect_t w = expect_default();
+    apr_pool_t *sub;
+
+    keys[0] = (cg_jwt_key_t){"k1", (const unsigned char *)"", 0, NULL}; /* unusable */
+    keys[1] = (cg_jwt_key_t){"k1", (const unsigned char *)SECRET2, sizeof(SECRET2) - 1, NULL};
+    keys[2] = (cg_jwt_key_t){"k1", (const unsigned char *)SECRET, sizeof(SECRET) - 1, NULL};
+    ck_assert_jwt(cg_jwt_verify(unit_pool, known_ours, keys, 3, &w, NULL, NULL),
+                  CG_JWT_BAD_SIGNATURE);
+    /* only the later key prepared: the walk stops at the unprepared one */
+    apr_pool_create(&sub, unit_pool);
+    ck_assert_int_eq(cg_jwt_key_prepare(sub, &keys[2]), APR_SUCCESS);
+    ck_assert_jwt(cg_jwt_verify(unit_pool, known_ours, keys, 3, &w, NULL, NULL),
+                  CG_JWT_BAD_SIGNATURE);
+    ck_assert_jwt(cg_jwt_verify(unit_pool, known_ours, keys + 2, 1, &w, NULL, NULL), CG_JWT_OK);
+    ck_assert_int_eq(cg_jwt_key_prepare(sub, &keys[1]), APR_SUCCESS);
+    ck_assert_jwt(cg_jwt_verify(unit_pool, known_ours, keys, 3, &w, NULL, NULL),
+                  CG_JWT_BAD_SIGNATURE);
+    apr_pool_destroy(sub);
+    ck_assert_jwt(cg_jwt_verify(unit_pool, known_ours, keys, 3, &w, NULL, NULL),
+                  CG_JWT_BAD_SIGNATURE);
+}
+END_TEST
+
+START_TEST(test_prepare_threads_share)
+{
+    /* verification from several threads at once against one prepared key */
+    int i;
+    apr_thread_t *t[4];
+    apr_status_t rv;
+
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(apr_thread_create(&t[i], NULL, verify_many, NULL, unit_pool), APR_SUCCESS);
+    }
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(apr_thread_join(&rv, t[i]), APR_SUCCESS);
+        ck_assert_int_eq(rv, APR_SUCCESS);
+    }
+}
+END_TEST
+
 Suite *unit_suite_cg_jwt(void)
 {
     Suite *s = suite_create("cg_jwt");
     TCase *b64 = tcase_create("base64url");
     TCase *jwt = tcase_create("jwt");
     TCase *util = tcase_create("helpers");
+    TCase *prep = tcase_create("jwt prepared");
 
     tcase_add_checked_fixture(b64, unit_setup, unit_teardown);
     tcase_add_test(b64, test_b64url_rfc4648_vectors);
@@ -696,6 +843,34 @@ Suite *unit_suite_cg_jwt(void)
     tcase_add_test(jwt, test_claims_owned_by_pool);
     tcase_add_test(jwt, test_status_names);
     suite_add_tcase(s, jwt);
+
+    tcase_add_checked_fixture(prep, setup_prepared, teardown_prepared);
+    tcase_add_test(prep, test_sign_known_vector);
+    tcase_add_test(prep, test_verify_known_vectors);
+    tcase_add_test(prep, test_round_trip);
+    tcase_add_test(prep, test_key_selection);
+    tcase_add_test(prep, test_capture_token);
+    tcase_add_test(prep, test_alg_rejected);
+    tcase_add_test(prep, test_alg_none_unsigned);
+    tcase_add_test(prep, test_tampered);
+    tcase_add_test(prep, test_signature_one_spelling);
+    tcase_add_test(prep, test_expiry_and_leeway);
+    tcase_add_test(prep, test_not_yet_valid);
+    tcase_add_test(prep, test_issuer);
+    tcase_add_test(prep, test_audience);
+    tcase_add_test(prep, test_required_claims);
+    tcase_add_test(prep, test_bad_header);
+    tcase_add_test(prep, test_bad_payload);
+    tcase_add_test(prep, test_malformed_shapes);
+    tcase_add_test(prep, test_max_len_boundary);
+    tcase_add_test(prep, test_sign_refuses);
+    tcase_add_test(prep, test_claims_owned_by_pool);
+    tcase_add_test(prep, test_status_names);
+    tcase_add_test(prep, test_prepare_lifecycle);
+    tcase_add_test(prep, test_prepare_stale_copy);
+    tcase_add_test(prep, test_prepare_same_key_choice);
+    tcase_add_test(prep, test_prepare_threads_share);
+    suite_add_tcase(s, prep);
 
     tcase_add_checked_fixture(util, unit_setup, unit_teardown);
     tcase_add_test(util, test_random);

@@ -73,7 +73,7 @@ cg_req_t *cg_req_get(request_rec *r)
         rq->request_id =
             cg_request_id_valid(client_id) ? apr_pstrdup(ir->pool, client_id) : cg_uuid4(ir->pool);
         if (rq->request_id == NULL) {
-            rq->request_id = apr_psprintf(ir->pool, "%s", ir->log_id ? ir->log_id : "-");
+            rq->request_id = apr_pstrdup(ir->pool, ir->log_id ? ir->log_id : "-");
         }
         apr_table_setn(ir->notes, "claude-request-id", rq->request_id);
         ap_set_module_config(ir->request_config, &claude_gateway_module, rq);
@@ -484,7 +484,7 @@ static int cg_fixups(request_rec *r)
     if (info.max_tokens >= 0) {
         /* for mod_claude_spend's cost estimate */
         apr_table_setn(r->notes, "claude-max-tokens",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, (apr_int64_t)info.max_tokens));
+                       apr_off_t_toa(r->pool, (apr_off_t)info.max_tokens));
     }
     if (cg_apply_policy(r, dc, rq) != OK || rq->err_status != 0) {
         return OK;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -23,6 +24,23 @@
 #define CG_JWT_SIG_LEN 32 /* HMAC-SHA256 */
 #define CG_JWT_RANDOM_MAX 1024
 
+/* The verified-token cache of a prepared key: direct-mapped slots, each the
+ * exact bytes of a token this key verified and its parsed payload. */
+#define CG_JWT_CACHE_SLOTS 128
+#define CG_JWT_CACHE_TOKEN_MAX 2048 /* longer tokens are verified in full every time */
+
+typedef struct cg_jwt_cached_t {
+    char *token;     /* CG_JWT_CACHE_TOKEN_MAX bytes from the cache's pool, or NULL */
+    apr_size_t len;  /* 0: empty */
+    json_t *payload; /* the payload object, one reference held by the slot */
+} cg_jwt_cached_t;
+
+typedef struct cg_jwt_cache_t {
+    apr_thread_mutex_t *lock; /* guards everything below */
+    apr_pool_t *pool;         /* the slots' buffers, allocated only under lock; unmanaged */
+    cg_jwt_cached_t slots[CG_JWT_CACHE_SLOTS];
+} cg_jwt_cache_t;
+
 /* What cg_jwt_key_prepare() does once per key. */
 struct cg_jwt_mac_t {
     cg_jwt_key_t *key; /* whose mac this is, reset by the cleanup */
@@ -33,6 +51,7 @@ struct cg_jwt_mac_t {
     EVP_MAC_CTX *keyed;     /* keyed with SHA-256 and the secret; only ever duplicated */
     const char *header_b64; /* the first segment cg_jwt_sign() writes with this key */
     apr_size_t header_len;  /* its length */
+    cg_jwt_cache_t *cache;  /* verified tokens; NULL without thread support */
 };
 
 static const char cg_b64url_alphabet[] =
@@ -206,8 +225,16 @@ static const char *cg_jwt_header_b64(apr_pool_t *p, const cg_jwt_key_t *key)
 static apr_status_t cg_jwt_mac_cleanup(void *data)
 {
     cg_jwt_mac_t *m = data;
+    int i;
 
     m->key->mac = NULL;
+    for (i = 0; m->cache != NULL && i < CG_JWT_CACHE_SLOTS; i++) {
+        json_decref(m->cache->slots[i].payload);
+    }
+    if (m->cache != NULL) {
+        apr_pool_destroy(m->cache->pool);
+        m->cache = NULL;
+    }
     EVP_MAC_CTX_free(m->keyed);
     EVP_MAC_free(m->mac);
     return APR_SUCCESS;
@@ -244,9 +271,74 @@ apr_status_t cg_jwt_key_prepare(apr_pool_t *p, cg_jwt_key_t *key)
         EVP_MAC_free(m->mac);
         return APR_EGENERAL;
     }
+    /* the slots' pool has an allocator of its own: request threads allocate
+     * from it (under the lock) while others use pconf's */
+    m->cache = apr_pcalloc(p, sizeof(*m->cache));
+    if (apr_thread_mutex_create(&m->cache->lock, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS ||
+        apr_pool_create_unmanaged_ex(&m->cache->pool, NULL, NULL) != APR_SUCCESS) {
+        m->cache = NULL; /* verified in full every time, still correct */
+    }
     apr_pool_cleanup_register(p, m, cg_jwt_mac_cleanup, apr_pool_cleanup_null);
     key->mac = m;
     return APR_SUCCESS;
+}
+
+/* The slot a token would live in: a hash of its signature characters (the
+ * token's end); anyone may choose them, which only decides who evicts whom. */
+static cg_jwt_cached_t *cg_jwt_cache_slot(cg_jwt_cache_t *c, const char *token, apr_size_t len)
+{
+    apr_uint32_t h = 2166136261u; /* FNV-1a */
+    apr_size_t i = len > 16 ? len - 16 : 0;
+
+    for (; i < len; i++) {
+        h = (h ^ (unsigned char)token[i]) * 16777619u;
+    }
+    return &c->slots[h % CG_JWT_CACHE_SLOTS];
+}
+
+/* The payload of a token this key verified earlier, byte for byte the same
+ * token (compared whole, in constant time), with a reference for the caller;
+ * else NULL. The payload is shared and never modified: jansson's reference
+ * counts are atomic here (JSON_HAVE_ATOMIC_BUILTINS). */
+static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_size_t len)
+{
+    cg_jwt_cached_t *slot;
+    json_t *payload = NULL;
+
+    if (m->cache == NULL || len > CG_JWT_CACHE_TOKEN_MAX) {
+        return NULL;
+    }
+    slot = cg_jwt_cache_slot(m->cache, token, len);
+    apr_thread_mutex_lock(m->cache->lock);
+    if (slot->len == len && CRYPTO_memcmp(slot->token, token, len) == 0) {
+        payload = json_incref(slot->payload);
+    }
+    apr_thread_mutex_unlock(m->cache->lock);
+    return payload;
+}
+
+/* Remember a token whose signature this key has just verified, with its
+ * parsed payload (the slot takes a reference). */
+static void cg_jwt_cache_put(const cg_jwt_mac_t *m, const char *token, apr_size_t len,
+                             json_t *payload)
+{
+    cg_jwt_cached_t *slot;
+    json_t *old;
+
+    if (m->cache == NULL || len > CG_JWT_CACHE_TOKEN_MAX) {
+        return;
+    }
+    slot = cg_jwt_cache_slot(m->cache, token, len);
+    apr_thread_mutex_lock(m->cache->lock);
+    if (slot->token == NULL) {
+        slot->token = apr_palloc(m->cache->pool, CG_JWT_CACHE_TOKEN_MAX);
+    }
+    memcpy(slot->token, token, len);
+    slot->len = len;
+    old = slot->payload;
+    slot->payload = json_incref(payload);
+    apr_thread_mutex_unlock(m->cache->lock);
+    json_decref(old);
 }
 
 const char *cg_jwt_sign(apr_pool_t *p, const cg_jwt_key_t *key, const json_t *claims)
@@ -470,6 +562,13 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
         why = "not three segments";
         goto leave;
     }
+    /* our own header names its key without parsing; then a token verified
+     * before needs nothing but its claims checked */
+    key = cg_jwt_key_by_header(keys, nkeys, token, (apr_size_t)(dot1 - token));
+    if (key != NULL && (payload = cg_jwt_cache_get(key->mac, token, len)) != NULL) {
+        st = cg_jwt_check_claims(payload, want, &why);
+        goto leave;
+    }
     if (cg_jwt_b64url_decode(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), &pbuf, &plen) !=
             APR_SUCCESS ||
         cg_jwt_b64url_decode(p, dot2 + 1, len - (apr_size_t)(dot2 + 1 - token), &sbuf, &slen) !=
@@ -478,7 +577,6 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
         why = "segment is not base64url";
         goto leave;
     }
-    key = cg_jwt_key_by_header(keys, nkeys, token, (apr_size_t)(dot1 - token));
     if (key == NULL) {
         if (cg_jwt_b64url_decode(p, token, (apr_size_t)(dot1 - token), &hbuf, &hlen) !=
             APR_SUCCESS) {
@@ -499,6 +597,13 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
         if (key == NULL) {
             st = CG_JWT_UNKNOWN_KID;
             why = kid != NULL ? "unknown kid" : "no key for a token without kid";
+            goto leave;
+        }
+        /* another header (another library's order, no kid): the key is the
+         * one parsing chose, so its cache may answer as well */
+        if (cg_jwt_mac_of(key) != NULL &&
+            (payload = cg_jwt_cache_get(key->mac, token, len)) != NULL) {
+            st = cg_jwt_check_claims(payload, want, &why);
             goto leave;
         }
     }
@@ -524,6 +629,11 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
         goto leave;
     }
     st = cg_jwt_check_claims(payload, want, &why);
+    if (st == CG_JWT_OK && cg_jwt_mac_of(key) != NULL) {
+        /* exactly these bytes, under this key, are now known good up to the
+         * claims: the cache keeps the token whole, never just its signature */
+        cg_jwt_cache_put(key->mac, token, len, payload);
+    }
 
 leave:
     json_decref(header);

@@ -82,8 +82,13 @@ apr_status_t cg_jwt_b64url_decode(apr_pool_t *p, const char *in, apr_size_t inle
  * HMAC-SHA256 from libcrypto and key it (OpenSSL 3's one-shot HMAC() does
  * both per call), and encode the header cg_jwt_sign() puts in front of tokens
  * with this kid. Signing and verifying then only copy the keyed context, which
- * threads may do at the same time. Without it the key works the same, slower.
- * Call before threads use the key (post_config); a prepared key is left as is.
+ * threads may do at the same time. A prepared key also remembers the last
+ * tokens it verified (128 slots, tokens up to 2 KiB, guarded by a mutex): a
+ * token byte for byte equal (compared whole, in constant time) to one that
+ * passed is not decoded, HMACed or parsed again; its claims are still checked
+ * against the time and want on every call. Revocation is the caller's and is
+ * untouched. Without preparing, the key works the same, slower. Call before
+ * threads use the key (post_config); a prepared key is left as is.
  * @param p pool whose cleanup frees it all and sets key->mac back to NULL: the
  *        pool that holds key, or one that does not outlive it
  * @param key the key; key->mac is set on success
@@ -116,7 +121,8 @@ const char *cg_jwt_sign(apr_pool_t *p, const cg_jwt_key_t *key, const json_t *cl
  * @param nkeys their number
  * @param want what the claims must satisfy (required)
  * @param claims receives the payload object on CG_JWT_OK, else NULL; may be
- *        NULL. It is released by a cleanup on p: callers never json_decref it
+ *        NULL. It is released by a cleanup on p: callers never json_decref it.
+ *        It may be shared with other threads (a prepared key's cache): read only
  * @param reason receives a short static English reason (never token bytes);
  *        may be NULL
  * @return CG_JWT_OK or the first failure found

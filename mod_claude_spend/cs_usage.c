@@ -7,6 +7,10 @@
  * at a time costs no more than one fed whole, and parsed once at the end.
  * Everything here reads untrusted upstream bytes: each buffer has a cap, and a
  * line or body beyond it is dropped rather than grown. */
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -46,12 +50,6 @@ typedef struct cs_block_t {
     apr_size_t len;
     char *data;
 } cs_block_t;
-
-/* Reading position of json_load_callback over the blocks. */
-typedef struct cs_json_cursor_t {
-    const cs_block_t *block;
-    apr_size_t off;
-} cs_json_cursor_t;
 
 struct cs_usage_parser_t {
     apr_pool_t *pool;
@@ -452,66 +450,662 @@ static void cs_json_feed(cs_usage_parser_t *up, const char *data, apr_size_t len
     }
 }
 
-static size_t cs_json_read(void *buffer, size_t buflen, void *arg)
-{
-    cs_json_cursor_t *cur = arg;
-    size_t n;
+/* --- the JSON body: a scan, not a tree --------------------------------------
+ *
+ * A non-streaming answer is read once, byte by byte across the blocks, by a
+ * recursive descent that accepts exactly what jansson's json_load_callback()
+ * with flags 0 accepts (load.c: an object or array at the top, strict UTF-8,
+ * no raw control characters, the nine escapes, \u with paired surrogates and
+ * never \u0000, integers within json_int_t, reals that do not overflow strtod,
+ * JSON_PARSER_MAX_DEPTH, nothing but whitespace after) and takes what
+ * cs_json_finish used to take from the tree: the top-level "type", "model",
+ * "usage" and "content", each from its last occurrence as json_object_get()
+ * sees a duplicated key, and nothing at all from a body that does not parse.
+ * No allocation but the model string (and a real number's text). The fuzz
+ * target fuzz_sse_usage holds the jansson version as its oracle. */
 
-    while (cur->block != NULL && cur->off == cur->block->len) {
-        cur->block = cur->block->next;
-        cur->off = 0;
+/* Longest key or short string value compared: longer ones never match. */
+#define CS_SCAN_SHORT 32
+
+typedef struct cs_scan_t {
+    const cs_block_t *block; /* the block being read */
+    const char *p, *end;     /* position in it */
+    cs_usage_parser_t *up;
+    cs_buf_t num; /* a real number's text, for strtod */
+} cs_scan_t;
+
+/* A string as far as we look at it: ASCII bytes as decoded, anything else as
+ * one 0xFF (which no key, type or model accepts), up to cap bytes kept. */
+typedef struct cs_str_t {
+    char *buf;
+    apr_size_t cap;
+    apr_size_t len;    /* decoded length in that sense, even past cap */
+    apr_int64_t chars; /* code points */
+} cs_str_t;
+
+/* What one "usage" value gave: the fields of cs_take_usage. */
+typedef struct cs_scan_usage_t {
+    int is_object;
+    int has[4]; /* the last occurrence of the key was a non-negative integer */
+    apr_int64_t v[4];
+} cs_scan_usage_t;
+
+static const char *const cs_usage_keys[4] = {
+    "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"};
+
+/* The next byte (0-255), or -1 at the end of the body. */
+static int cs_scan_get(cs_scan_t *s)
+{
+    while (s->p == s->end) {
+        if (s->block->next == NULL) {
+            return -1; /* s->block stays the last one */
+        }
+        s->block = s->block->next;
+        s->p = s->block->data;
+        s->end = s->p + s->block->len;
     }
-    if (cur->block == NULL) {
+    return (unsigned char)*s->p++;
+}
+
+/* Give back the byte just read (never -1); it is in the current block. */
+static void cs_scan_unget(cs_scan_t *s)
+{
+    s->p--;
+}
+
+/* The byte c that ended a number or a literal is given back, except the end
+ * and a NUL: jansson drops one NUL there (stream_unget leaves a 0 in its
+ * buffer, which its next read takes for "empty"), so "1\0}" is "1}" to it. */
+static void cs_scan_end_token(cs_scan_t *s, int c)
+{
+    if (c > 0) {
+        cs_scan_unget(s);
+    }
+}
+
+static int cs_scan_ws(cs_scan_t *s)
+{
+    int c;
+
+    do {
+        c = cs_scan_get(s);
+    } while (c == ' ' || c == '\t' || c == '\n' || c == '\r');
+    return c;
+}
+
+static int cs_scan_hex4(cs_scan_t *s)
+{
+    int i, c, v = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = cs_scan_get(s);
+        if (c >= '0' && c <= '9') {
+            v = v * 16 + (c - '0');
+        }
+        else if (c >= 'a' && c <= 'f') {
+            v = v * 16 + (c - 'a' + 10);
+        }
+        else if (c >= 'A' && c <= 'F') {
+            v = v * 16 + (c - 'A' + 10);
+        }
+        else {
+            return -1;
+        }
+    }
+    return v;
+}
+
+static void cs_str_put(cs_str_t *out, int byte)
+{
+    if (out != NULL) {
+        if (out->len < out->cap) {
+            out->buf[out->len] = (char)byte;
+        }
+        out->len++;
+    }
+}
+
+/* The rest of a string whose opening quote was read; 0 when invalid. */
+static int cs_scan_string(cs_scan_t *s, cs_str_t *out)
+{
+    int c, n, i, v;
+    apr_int32_t cp;
+
+    for (;;) {
+        if (out == NULL || out->cap == 0) {
+            /* nothing to keep: a run of plain ASCII in this block costs a
+             * comparison a byte (long texts are most of a large answer) */
+            const char *q = s->p;
+            while (q < s->end && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 &&
+                   *q != '"' && *q != '\\') {
+                q++;
+            }
+            if (out != NULL) {
+                out->chars += q - s->p;
+                out->len += (apr_size_t)(q - s->p);
+            }
+            s->p = q;
+        }
+        c = cs_scan_get(s);
+        if (c == '"') {
+            return 1;
+        }
+        if (c < 0x20) {
+            return 0; /* the end (-1) or a raw control character */
+        }
+        if (out != NULL) {
+            out->chars++;
+        }
+        if (c == '\\') {
+            c = cs_scan_get(s);
+            switch (c) {
+            case '"':
+            case '\\':
+            case '/':
+                cs_str_put(out, c);
+                break;
+            case 'b':
+                cs_str_put(out, '\b');
+                break;
+            case 'f':
+                cs_str_put(out, '\f');
+                break;
+            case 'n':
+                cs_str_put(out, '\n');
+                break;
+            case 'r':
+                cs_str_put(out, '\r');
+                break;
+            case 't':
+                cs_str_put(out, '\t');
+                break;
+            case 'u':
+                if ((v = cs_scan_hex4(s)) < 0 || v == 0 || (v >= 0xDC00 && v <= 0xDFFF)) {
+                    return 0; /* \u0000 is refused in keys and values alike */
+                }
+                if (v >= 0xD800 && v <= 0xDBFF) {
+                    int lo;
+                    if (cs_scan_get(s) != '\\' || cs_scan_get(s) != 'u' ||
+                        (lo = cs_scan_hex4(s)) < 0xDC00 || lo > 0xDFFF) {
+                        return 0;
+                    }
+                }
+                cs_str_put(out, v < 0x80 ? v : 0xFF);
+                break;
+            default:
+                return 0;
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            cs_str_put(out, c);
+            continue;
+        }
+        /* strict UTF-8, as jansson's utf8_check_first/utf8_check_full */
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 2;
+            cp = c & 0x1F;
+        }
+        else if (c >= 0xE0 && c <= 0xEF) {
+            n = 3;
+            cp = c & 0x0F;
+        }
+        else if (c >= 0xF0 && c <= 0xF4) {
+            n = 4;
+            cp = c & 0x07;
+        }
+        else {
+            return 0;
+        }
+        for (i = 1; i < n; i++) {
+            c = cs_scan_get(s);
+            if (c < 0x80 || c > 0xBF) {
+                return 0;
+            }
+            cp = (cp << 6) | (c & 0x3F);
+        }
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || (n == 3 && cp < 0x800) ||
+            (n == 4 && cp < 0x10000)) {
+            return 0;
+        }
+        cs_str_put(out, 0xFF);
+    }
+}
+
+/* Whether a real number, from the byte at (sb, sp) to the current position,
+ * passes jansson's jsonp_strtod(): the text with the locale's decimal point,
+ * strtod, and only an overflow to +-HUGE_VAL refused. Reals are rare in
+ * answers; this is the one place that copies bytes. */
+static int cs_real_fits(cs_scan_t *s, const cs_block_t *sb, const char *sp)
+{
+    const char *point = localeconv()->decimal_point;
+    char *dot, *end;
+    double d;
+
+    s->num.len = 0;
+    while (sb != s->block || sp != s->p) {
+        if (sp == sb->data + sb->len) {
+            sb = sb->next;
+            sp = sb->data;
+            continue;
+        }
+        if (!cs_buf_append(s->up->pool, &s->num, sp, 1, s->up->max)) {
+            return 0; /* cannot be: the text is part of a body within max */
+        }
+        sp++;
+    }
+    if (!cs_buf_append(s->up->pool, &s->num, "", 1, s->up->max + 1)) {
         return 0;
     }
-    n = cur->block->len - cur->off;
-    if (n > buflen) {
-        n = buflen;
+    if (*point != '.' && (dot = strchr(s->num.data, '.')) != NULL) {
+        *dot = *point;
     }
-    memcpy(buffer, cur->block->data + cur->off, n);
-    cur->off += n;
-    return n;
+    errno = 0;
+    d = strtod(s->num.data, &end);
+    return !((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE);
+}
+
+/* A number whose first byte c was just read. *is_int and *v say what jansson
+ * makes of it (an integer token, strtoll's value); 0 when invalid or out of
+ * range, as jansson refuses the whole body then. */
+static int cs_scan_number(cs_scan_t *s, int c, int *is_int, apr_int64_t *v)
+{
+    const cs_block_t *sb = s->block;
+    const char *sp = s->p - 1;
+    apr_uint64_t mag = 0;
+    int neg = 0, digits = 0;
+
+    *is_int = 0;
+    *v = 0;
+    if (c == '-') {
+        neg = 1;
+        c = cs_scan_get(s);
+    }
+    if (c == '0') {
+        c = cs_scan_get(s);
+        if (c >= '0' && c <= '9') {
+            return 0; /* no leading zeros */
+        }
+    }
+    else if (c >= '1' && c <= '9') {
+        do {
+            if (++digits <= 19) {
+                mag = mag * 10 + (apr_uint64_t)(c - '0');
+            }
+            c = cs_scan_get(s);
+        } while (c >= '0' && c <= '9');
+    }
+    else {
+        return 0;
+    }
+    if (c != '.' && c != 'e' && c != 'E') {
+        cs_scan_end_token(s, c);
+        /* strtoll's range, -2^63 .. 2^63-1; 19 digits fit in 64 bits */
+        if (digits > 19 || mag > (apr_uint64_t)APR_INT64_MAX + (apr_uint64_t)neg) {
+            return 0;
+        }
+        *is_int = 1;
+        *v = !neg                                ? (apr_int64_t)mag
+             : mag > (apr_uint64_t)APR_INT64_MAX ? APR_INT64_MIN
+                                                 : -(apr_int64_t)mag;
+        return 1;
+    }
+    if (c == '.') {
+        c = cs_scan_get(s);
+        if (c < '0' || c > '9') {
+            return 0;
+        }
+        do {
+            c = cs_scan_get(s);
+        } while (c >= '0' && c <= '9');
+    }
+    if (c == 'e' || c == 'E') {
+        c = cs_scan_get(s);
+        if (c == '+' || c == '-') {
+            c = cs_scan_get(s);
+        }
+        if (c < '0' || c > '9') {
+            return 0;
+        }
+        do {
+            c = cs_scan_get(s);
+        } while (c >= '0' && c <= '9');
+    }
+    cs_scan_end_token(s, c);
+    return cs_real_fits(s, sb, sp);
+}
+
+/* true, false or null, whose first byte c was read: jansson reads the whole
+ * run of letters, so "nullx" is not null. */
+static int cs_scan_literal(cs_scan_t *s, int c)
+{
+    char word[6];
+    apr_size_t n = 0;
+
+    while ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+        if (n == sizeof(word)) {
+            return 0;
+        }
+        word[n++] = (char)c;
+        c = cs_scan_get(s);
+    }
+    cs_scan_end_token(s, c);
+    return (n == 4 && (memcmp(word, "true", 4) == 0 || memcmp(word, "null", 4) == 0)) ||
+           (n == 5 && memcmp(word, "false", 5) == 0);
+}
+
+static int cs_scan_value(cs_scan_t *s, int c, int depth);
+
+/* The members of an object whose '{' was read, values ignored. */
+static int cs_scan_object_any(cs_scan_t *s, int depth)
+{
+    int c = cs_scan_ws(s);
+
+    if (c == '}') {
+        return 1;
+    }
+    for (;;) {
+        if (c != '"' || !cs_scan_string(s, NULL) || cs_scan_ws(s) != ':' ||
+            !cs_scan_value(s, cs_scan_ws(s), depth + 1)) {
+            return 0;
+        }
+        c = cs_scan_ws(s);
+        if (c == '}') {
+            return 1;
+        }
+        if (c != ',') {
+            return 0;
+        }
+        c = cs_scan_ws(s);
+    }
+}
+
+/* The elements of an array whose '[' was read; each goes to elem (with the
+ * first byte of the value and its depth), or is ignored when elem is NULL. */
+typedef int (*cs_scan_elem_fn)(cs_scan_t *s, void *ctx, int c, int depth);
+
+static int cs_scan_array(cs_scan_t *s, int depth, cs_scan_elem_fn elem, void *ctx)
+{
+    int c = cs_scan_ws(s);
+
+    if (c == ']') {
+        return 1;
+    }
+    for (;;) {
+        if (!(elem != NULL ? elem(s, ctx, c, depth + 1) : cs_scan_value(s, c, depth + 1))) {
+            return 0;
+        }
+        c = cs_scan_ws(s);
+        if (c == ']') {
+            return 1;
+        }
+        if (c != ',') {
+            return 0;
+        }
+        c = cs_scan_ws(s);
+    }
+}
+
+/* Any value, whose first byte (after whitespace) is c, at depth (the top
+ * level is 1: jansson counts every value, scalars too). */
+static int cs_scan_value(cs_scan_t *s, int c, int depth)
+{
+    int is_int;
+    apr_int64_t v;
+
+    if (depth > JSON_PARSER_MAX_DEPTH) {
+        return 0;
+    }
+    switch (c) {
+    case '{':
+        return cs_scan_object_any(s, depth);
+    case '[':
+        return cs_scan_array(s, depth, NULL, NULL);
+    case '"':
+        return cs_scan_string(s, NULL);
+    case 't':
+    case 'f':
+    case 'n':
+        return cs_scan_literal(s, c);
+    default:
+        return (c == '-' || (c >= '0' && c <= '9')) && cs_scan_number(s, c, &is_int, &v);
+    }
+}
+
+/* The members of an object whose '{' was read, each key decoded (as far as
+ * CS_SCAN_SHORT) and handed to member with the value's first byte. */
+typedef int (*cs_scan_member_fn)(cs_scan_t *s, void *ctx, const cs_str_t *key, int c, int depth);
+
+static int cs_scan_object(cs_scan_t *s, int depth, cs_scan_member_fn member, void *ctx)
+{
+    char buf[CS_SCAN_SHORT];
+    cs_str_t key;
+    int c = cs_scan_ws(s);
+
+    if (c == '}') {
+        return 1;
+    }
+    for (;;) {
+        memset(&key, 0, sizeof(key));
+        key.buf = buf;
+        key.cap = sizeof(buf);
+        if (c != '"' || !cs_scan_string(s, &key) || cs_scan_ws(s) != ':' ||
+            !member(s, ctx, &key, cs_scan_ws(s), depth + 1)) {
+            return 0;
+        }
+        c = cs_scan_ws(s);
+        if (c == '}') {
+            return 1;
+        }
+        if (c != ',') {
+            return 0;
+        }
+        c = cs_scan_ws(s);
+    }
+}
+
+static int cs_str_is(const cs_str_t *str, const char *lit)
+{
+    apr_size_t n = strlen(lit);
+
+    return str->len == n && n <= str->cap && memcmp(str->buf, lit, n) == 0;
+}
+
+/* A string value decoded into buf (cap bytes), or not a string (0, and the
+ * value is scanned all the same). */
+static int cs_scan_short(cs_scan_t *s, int c, int depth, char *buf, apr_size_t cap, cs_str_t *out,
+                         int *ok)
+{
+    memset(out, 0, sizeof(*out));
+    out->buf = buf;
+    out->cap = cap;
+    if (c != '"') {
+        *ok = 0;
+        return cs_scan_value(s, c, depth);
+    }
+    *ok = 1;
+    return cs_scan_string(s, out);
+}
+
+/* One content block: its type, and the characters of its text and thinking
+ * strings (-1: not a string), each from the last occurrence of the key. */
+typedef struct cs_scan_item_t {
+    int kind; /* 1 text, 2 thinking, 0 anything else */
+    apr_int64_t text;
+    apr_int64_t thinking;
+} cs_scan_item_t;
+
+static int cs_scan_item_member(cs_scan_t *s, void *ctx, const cs_str_t *key, int c, int depth)
+{
+    cs_scan_item_t *item = ctx;
+    char buf[CS_SCAN_SHORT];
+    cs_str_t str;
+    apr_int64_t *chars = NULL;
+    int ok;
+
+    if (cs_str_is(key, "type")) {
+        if (!cs_scan_short(s, c, depth, buf, sizeof(buf), &str, &ok)) {
+            return 0;
+        }
+        item->kind = !ok ? 0 : cs_str_is(&str, "text") ? 1 : cs_str_is(&str, "thinking") ? 2 : 0;
+        return 1;
+    }
+    if (cs_str_is(key, "text")) {
+        chars = &item->text;
+    }
+    else if (cs_str_is(key, "thinking")) {
+        chars = &item->thinking;
+    }
+    if (chars == NULL) {
+        return cs_scan_value(s, c, depth);
+    }
+    if (!cs_scan_short(s, c, depth, NULL, 0, &str, &ok)) {
+        return 0;
+    }
+    *chars = ok ? str.chars : -1;
+    return 1;
+}
+
+static int cs_scan_content_elem(cs_scan_t *s, void *ctx, int c, int depth)
+{
+    apr_int64_t *sum = ctx;
+    cs_scan_item_t item;
+
+    if (c != '{') {
+        return cs_scan_value(s, c, depth);
+    }
+    item.kind = 0;
+    item.text = item.thinking = -1;
+    if (!cs_scan_object(s, depth, cs_scan_item_member, &item)) {
+        return 0;
+    }
+    if (item.kind == 1 && item.text >= 0) {
+        *sum += item.text;
+    }
+    else if (item.kind == 2 && item.thinking >= 0) {
+        *sum += item.thinking;
+    }
+    return 1;
+}
+
+static int cs_scan_usage_member(cs_scan_t *s, void *ctx, const cs_str_t *key, int c, int depth)
+{
+    cs_scan_usage_t *usage = ctx;
+    int k, is_int;
+    apr_int64_t v;
+
+    for (k = 0; k < 4 && !cs_str_is(key, cs_usage_keys[k]); k++) {
+        /* which of ours, if any */
+    }
+    if (k == 4) {
+        return cs_scan_value(s, c, depth);
+    }
+    usage->has[k] = 0;
+    if (c != '-' && (c < '0' || c > '9')) {
+        return cs_scan_value(s, c, depth);
+    }
+    if (!cs_scan_number(s, c, &is_int, &v)) {
+        return 0;
+    }
+    usage->has[k] = is_int && v >= 0;
+    usage->v[k] = v;
+    return 1;
+}
+
+/* What the top-level object gave, each key's last occurrence. */
+typedef struct cs_scan_root_t {
+    int type_error;
+    int model_ok;
+    char model[CS_MODEL_MAX];
+    apr_size_t model_len;
+    cs_scan_usage_t usage;
+    apr_int64_t content_chars;
+} cs_scan_root_t;
+
+static int cs_scan_root_member(cs_scan_t *s, void *ctx, const cs_str_t *key, int c, int depth)
+{
+    cs_scan_root_t *root = ctx;
+    char buf[CS_SCAN_SHORT];
+    cs_str_t str;
+    apr_size_t i;
+    int ok;
+
+    if (cs_str_is(key, "type")) {
+        if (!cs_scan_short(s, c, depth, buf, sizeof(buf), &str, &ok)) {
+            return 0;
+        }
+        root->type_error = ok && cs_str_is(&str, "error");
+        return 1;
+    }
+    if (cs_str_is(key, "model")) {
+        if (!cs_scan_short(s, c, depth, root->model, sizeof(root->model), &str, &ok)) {
+            return 0;
+        }
+        /* what cs_take_model accepts */
+        root->model_ok = ok && str.len > 0 && str.len <= CS_MODEL_MAX;
+        for (i = 0; root->model_ok && i < str.len; i++) {
+            unsigned char b = (unsigned char)root->model[i];
+            root->model_ok = b >= 0x21 && b <= 0x7e;
+        }
+        root->model_len = str.len;
+        return 1;
+    }
+    if (cs_str_is(key, "usage")) {
+        memset(&root->usage, 0, sizeof(root->usage));
+        if (c != '{') {
+            return cs_scan_value(s, c, depth);
+        }
+        root->usage.is_object = 1;
+        return cs_scan_object(s, depth, cs_scan_usage_member, &root->usage);
+    }
+    if (cs_str_is(key, "content")) {
+        root->content_chars = 0;
+        if (c != '[') {
+            return cs_scan_value(s, c, depth);
+        }
+        return cs_scan_array(s, depth, cs_scan_content_elem, &root->content_chars);
+    }
+    return cs_scan_value(s, c, depth);
 }
 
 static void cs_json_finish(cs_usage_parser_t *up)
 {
-    cs_json_cursor_t cur;
-    json_error_t jerr;
-    json_t *root;
-    const json_t *content, *type;
-    size_t i;
+    apr_int64_t *const fields[4] = {&up->u.input_tokens, &up->u.output_tokens,
+                                    &up->u.cache_read_tokens, &up->u.cache_creation_tokens};
+    cs_scan_root_t root;
+    cs_scan_t s;
+    int k;
 
     if (up->overflow || up->head == NULL) {
         return;
     }
-    cur.block = up->head;
-    cur.off = 0;
-    root = json_load_callback(cs_json_read, &cur, 0, &jerr);
-    if (!json_is_object(root)) {
-        json_decref(root);
+    memset(&s, 0, sizeof(s));
+    s.block = up->head;
+    s.p = up->head->data;
+    s.end = s.p + up->head->len;
+    s.up = up;
+    memset(&root, 0, sizeof(root));
+    /* an array at the top parses or not, but it is not an object: no usage */
+    if (cs_scan_ws(&s) != '{' || !cs_scan_object(&s, 1, cs_scan_root_member, &root) ||
+        cs_scan_ws(&s) != -1) {
         return;
     }
-    type = json_object_get(root, "type");
-    if (json_is_string(type) && strcmp(json_string_value(type), "error") == 0) {
+    if (root.type_error) {
         up->u.error_event = 1;
     }
-    cs_take_model(up, json_object_get(root, "model"));
-    if (json_is_object(json_object_get(root, "usage"))) {
-        cs_take_usage(up, json_object_get(root, "usage"), 1);
+    if (root.model_ok) {
+        up->u.model = apr_pstrmemdup(up->pool, root.model, root.model_len);
+    }
+    if (root.usage.is_object) {
+        up->u.seen_usage = 1;
+        for (k = 0; k < 4; k++) {
+            if (root.usage.has[k]) {
+                *fields[k] = root.usage.v[k];
+            }
+        }
         up->u.complete = 1;
     }
-    content = json_object_get(root, "content");
-    for (i = 0; i < json_array_size(content); i++) {
-        const json_t *item = json_array_get(content, i);
-        const char *t = json_string_value(json_object_get(item, "type"));
-        if (t != NULL && strcmp(t, "text") == 0) {
-            cs_count_string(up, json_object_get(item, "text"));
-        }
-        else if (t != NULL && strcmp(t, "thinking") == 0) {
-            cs_count_string(up, json_object_get(item, "thinking"));
-        }
-    }
-    json_decref(root);
+    up->u.text_chars += root.content_chars;
 }
 
 void cs_usage_parser_feed(cs_usage_parser_t *up, const char *data, apr_size_t len)

@@ -5,17 +5,89 @@
  * with a small cap (to reach the over-the-cap paths); the first byte is also
  * part of the body, so seeds are plain captures. Besides not crashing, the
  * parser must give the same result however the bytes are split, and its
- * results must be consistent. Each input gets its own APR subpool. */
+ * results must be consistent. A JSON body must also give exactly what jansson
+ * makes of it (fuzz_json_oracle: the tree-building parser cs_usage had before
+ * its scanner), byte for byte the same acceptance. Each input gets its own APR
+ * subpool. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <apr_general.h>
 #include <apr_pools.h>
+#include <apr_strings.h>
+#include <jansson.h>
 
 #include "cs_usage.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+/* The JSON body as cs_usage read it with jansson, the reference for its
+ * scanner: json_loadb with flags 0, then the top-level type, model, usage and
+ * content as json_object_get sees them. */
+static void fuzz_json_take(apr_int64_t *dst, const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *dst = (apr_int64_t)json_integer_value(v);
+    }
+}
+
+static apr_int64_t fuzz_json_chars(const json_t *v)
+{
+    apr_int64_t n = 0;
+    size_t i;
+
+    for (i = 0; json_is_string(v) && i < json_string_length(v); i++) {
+        n += ((unsigned char)json_string_value(v)[i] & 0xC0) != 0x80;
+    }
+    return n;
+}
+
+static cs_usage_t fuzz_json_oracle(apr_pool_t *p, const char *buf, size_t size)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, size, 0, &jerr);
+    const json_t *v, *content, *usage;
+    cs_usage_t u;
+    size_t i, n;
+
+    memset(&u, 0, sizeof(u));
+    if (json_is_object(root)) {
+        v = json_object_get(root, "type");
+        u.error_event = json_is_string(v) && strcmp(json_string_value(v), "error") == 0;
+        v = json_object_get(root, "model");
+        if (json_is_string(v) && (n = json_string_length(v)) > 0 && n <= 128) {
+            for (i = 0; i < n && json_string_value(v)[i] >= 0x21 && json_string_value(v)[i] <= 0x7e;
+                 i++) {
+            }
+            u.model = i == n ? apr_pstrmemdup(p, json_string_value(v), n) : NULL;
+        }
+        usage = json_object_get(root, "usage");
+        if (json_is_object(usage)) {
+            u.seen_usage = u.complete = 1;
+            fuzz_json_take(&u.input_tokens, usage, "input_tokens");
+            fuzz_json_take(&u.output_tokens, usage, "output_tokens");
+            fuzz_json_take(&u.cache_read_tokens, usage, "cache_read_input_tokens");
+            fuzz_json_take(&u.cache_creation_tokens, usage, "cache_creation_input_tokens");
+        }
+        content = json_object_get(root, "content");
+        for (i = 0; i < json_array_size(content); i++) {
+            const json_t *item = json_array_get(content, i);
+            const char *t = json_string_value(json_object_get(item, "type"));
+            if (t != NULL && strcmp(t, "text") == 0) {
+                u.text_chars += fuzz_json_chars(json_object_get(item, "text"));
+            }
+            else if (t != NULL && strcmp(t, "thinking") == 0) {
+                u.text_chars += fuzz_json_chars(json_object_get(item, "thinking"));
+            }
+        }
+    }
+    json_decref(root);
+    u.truncated = !u.complete;
+    return u;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static apr_pool_t *fuzz_pool;
@@ -114,6 +186,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check(&tiny, size);
         fuzz_same(&whole, &two);
         fuzz_same(&tiny, &tiny_whole);
+        if (kinds[k] == CS_USAGE_JSON) {
+            cs_usage_t want = fuzz_json_oracle(p, buf, size);
+            fuzz_same(&whole, &want);
+        }
     }
     apr_pool_destroy(p);
     return 0;

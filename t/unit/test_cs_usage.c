@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <jansson.h>
 
 #include "unit.h"
+
 #include "cs_usage.h"
 
 /* capture 21, the body as the upstream sent it */
@@ -554,6 +556,221 @@ START_TEST(test_json_without_usage_or_broken)
 }
 END_TEST
 
+/* --- the JSON scanner: exactly what jansson made of the body ------------- */
+
+START_TEST(test_json_last_key_wins)
+{
+    /* json_object_get sees the last of duplicated keys, at every level */
+    cs_usage_t u = json(
+        "{\"usage\":{\"input_tokens\":5,\"output_tokens\":7},\"model\":\"a\","
+        "\"content\":[{\"type\":\"text\",\"text\":\"xx\"}],"
+        "\"usage\":{\"output_tokens\":3,\"input_tokens\":null,\"input_tokens\":9},"
+        "\"model\":\"claude-x\",\"type\":\"message\","
+        "\"content\":[{\"text\":\"abc\",\"type\":\"text\",\"text\":\"\\u00e9\\ud83d\\ude00z\"},"
+        "{\"type\":\"thinking\",\"thinking\":\"hm\"},{\"type\":\"tool_use\",\"text\":\"no\"},"
+        "{\"thinking\":\"not this\",\"type\":\"text\"},\"text\",7]}");
+
+    ck_assert_int_eq(u.input_tokens, 9);
+    ck_assert_int_eq(u.output_tokens, 3);
+    ck_assert_str_eq(u.model, "claude-x");
+    ck_assert_int_eq(u.text_chars, 5); /* é, 😀, z and "hm" */
+    ck_assert_int_eq(u.complete, 1);
+    ck_assert_int_eq(u.error_event, 0);
+    u = json("{\"usage\":{\"input_tokens\":5},\"usage\":null,\"model\":\"m\",\"model\":7}");
+    ck_assert_int_eq(u.seen_usage, 0);
+    ck_assert_int_eq(u.complete, 0);
+    ck_assert_int_eq(u.input_tokens, 0);
+    ck_assert_ptr_null(u.model);
+    u = json("{\"usage\":{\"input_tokens\":5,\"input_tokens\":-1},\"type\":\"error\","
+             "\"type\":\"message\"}");
+    ck_assert_int_eq(u.complete, 1);
+    ck_assert_int_eq(u.input_tokens, 0);
+    ck_assert_int_eq(u.error_event, 0);
+}
+END_TEST
+
+START_TEST(test_json_escapes_and_strings)
+{
+    /* keys and values compare decoded; "usage" inside strings or deeper
+     * objects is not the usage */
+    cs_usage_t u =
+        json("{\"\\u0075sage\":{\"input\\u005ftokens\":11,\"output_tokens\":-1,"
+             "\"cache_read_input_tokens\":2.0,\"cache_creation_input_tokens\":1e2},"
+             "\"mod\\u0065l\":\"claude\\/x\",\"type\":\"\\u0065rror\",\"content\":\"usage\"}");
+
+    ck_assert_int_eq(u.input_tokens, 11);
+    ck_assert_int_eq(u.output_tokens, 0);
+    ck_assert_int_eq(u.cache_read_tokens, 0);     /* 2.0 is a real */
+    ck_assert_int_eq(u.cache_creation_tokens, 0); /* so is 1e2 */
+    ck_assert_str_eq(u.model, "claude/x");
+    ck_assert_int_eq(u.error_event, 1);
+    ck_assert_int_eq(u.text_chars, 0);
+    u = json(
+        "{\"id\":\"msg\",\"content\":[{\"type\":\"text\",\"text\":"
+        "\"{\\\"usage\\\":{\\\"input_tokens\\\":999}}\\n\\t\"}],\"usage\":{\"input_tokens\":1,"
+        "\"output_tokens\":2,\"nested\":{\"input_tokens\":77,\"usage\":{\"output_tokens\":5}}},"
+        "\"x\":[true,false,null,-0,0.5e-3,12345678901234567890.0,{}, [], \"\"]}");
+    ck_assert_int_eq(u.input_tokens, 1);
+    ck_assert_int_eq(u.output_tokens, 2);
+    ck_assert_int_eq(u.text_chars, 32);
+    ck_assert_int_eq(u.complete, 1);
+    /* models: 1 to 128 printable ASCII characters, after decoding */
+    u = json(
+        apr_pstrcat(unit_pool, "{\"model\":\"", apr_psprintf(unit_pool, "%0128d", 0), "\"}", NULL));
+    ck_assert_uint_eq(strlen(u.model), 128);
+    u = json(
+        apr_pstrcat(unit_pool, "{\"model\":\"", apr_psprintf(unit_pool, "%0129d", 0), "\"}", NULL));
+    ck_assert_ptr_null(u.model);
+    ck_assert_ptr_null(json("{\"model\":\"a b\"}").model);
+    ck_assert_ptr_null(json("{\"model\":\"caf\\u00e9\"}").model);
+    ck_assert_ptr_null(json("{\"model\":\"caf\xc3\xa9\"}").model);
+    ck_assert_ptr_null(json("{\"model\":\"\"}").model);
+    ck_assert_str_eq(json("{\"model\":\"\\u0041\"}").model, "A");
+}
+END_TEST
+
+START_TEST(test_json_numbers)
+{
+    cs_usage_t u;
+
+    u = json("{\"usage\":{\"input_tokens\":9223372036854775807,"
+             "\"output_tokens\":-9223372036854775808,\"cache_read_input_tokens\":-0}}");
+    ck_assert_int_eq(u.complete, 1);
+    ck_assert_int_eq(u.input_tokens, APR_INT64_MAX);
+    ck_assert_int_eq(u.output_tokens, 0);
+    /* beyond json_int_t, or a real beyond double: jansson refuses the body */
+    ck_assert_int_eq(json("{\"usage\":{\"input_tokens\":9223372036854775808}}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"n\":-9223372036854775809}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"n\":100000000000000000000}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"f\":1.7976931348623159e308}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"f\":-1e309}").complete, 0);
+    /* the largest double, and an underflow to 0, are fine */
+    ck_assert_int_eq(json("{\"usage\":{},\"f\":-1.7976931348623157e308,\"g\":1e-400}").complete, 1);
+    ck_assert_int_eq(json("{\"usage\":{},\"f\":0.1E+2,\"g\":0e0}").complete, 1);
+    /* JSON's number syntax */
+    ck_assert_int_eq(json("{\"usage\":{},\"n\":01}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"n\":-}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"n\":1.}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"n\":1e}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"n\":.5}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"n\":+1}").complete, 0);
+    ck_assert_int_eq(json("{\"usage\":{},\"n\":1.5.3}").complete, 0);
+}
+END_TEST
+
+START_TEST(test_json_refused)
+{
+    /* whatever jansson refuses gives nothing at all */
+    static const char *const bad[] = {
+        "{\"usage\":{}} x",
+        "{\"usage\":{}}}",
+        "{\"usage\":{},}",
+        "{\"usage\":{\"a\":[1,]}}",
+        "{\"usage\":{},\"a\":nulll}",
+        "{\"usage\":{},\"a\":True}",
+        "{\"usage\":{},\"a\":nul}",
+        "{\"usage\":{},\"z\":\"a\\u0000b\"}",
+        "{\"usage\":{},\"a\\u0000\":1}",
+        "{\"usage\":{},\"z\":\"\\ud800x\"}",
+        "{\"usage\":{},\"z\":\"\\udc00\"}",
+        "{\"usage\":{},\"z\":\"\\ud800\\u0041\"}",
+        "{\"usage\":{},\"z\":\"\\x\"}",
+        "{\"usage\":{},\"z\":\"\\u12g4\"}",
+        "{\"usage\":{},\"z\":\"tab\there\"}",
+        "{\"usage\":{},\"z\":\"\xe0\x80\x80\"}",
+        "{\"usage\":{},\"z\":\"\xed\xa0\x80\"}",
+        "{\"usage\":{},\"z\":\"\xc3\"}",
+        "{\"usage\":{},\"z\":\"\xf4\x90\x80\x80\"}",
+        "{\"usage\":{},\xc3\xa9:1}",
+        "{\"usage\":{} \"a\":1}",
+        "{\"usage\"{}}",
+        "{'usage':{}}",
+        "{\"usage\":{}",
+        "{\"usage\":{},\"z\":\"open",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cs_usage_t u = json(bad[i]);
+        ck_assert_msg(u.complete == 0 && u.seen_usage == 0, "accepted: %s", bad[i]);
+    }
+    /* but whitespace around, and UTF-8 in strings, are fine */
+    ck_assert_int_eq(json(" \t\r\n{ \"usage\" : { } , \"z\" : \"\xf0\x9f\x98\x80\" } \n").complete,
+                     1);
+}
+END_TEST
+
+START_TEST(test_json_depth)
+{
+    /* jansson counts every value, the top-level object as 1, and refuses
+     * past JSON_PARSER_MAX_DEPTH */
+    int d;
+
+    for (d = JSON_PARSER_MAX_DEPTH - 3; d <= JSON_PARSER_MAX_DEPTH; d++) {
+        char *body = apr_palloc(unit_pool, (apr_size_t)d * 2 + 64);
+        char *w = body;
+        cs_usage_t u;
+
+        w += sprintf(w, "{\"usage\":{\"input_tokens\":4},\"d\":");
+        memset(w, '[', (apr_size_t)d - 1);
+        w += d - 1;
+        *w++ = '1'; /* at depth d + 1 */
+        memset(w, ']', (apr_size_t)d - 1);
+        w += d - 1;
+        strcpy(w, "}");
+        u = json(body);
+        ck_assert_int_eq(u.complete, d + 1 <= JSON_PARSER_MAX_DEPTH);
+    }
+}
+END_TEST
+
+START_TEST(test_json_tokens_across_blocks)
+{
+    /* a number, a string escape and a key cut by the 16 KiB block boundary */
+    static const char *const tails[] = {"1.5e3", "\"\\u00e9\"", "12345"};
+    size_t i, k;
+
+    for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+        for (k = 0; k < 6; k++) {
+            const char *head = "{\"usage\":{\"input_tokens\":1},\"pad\":\"";
+            apr_size_t pad = 16384 - strlen(head) - 7 + k;
+            char *body = apr_palloc(unit_pool, 16384 + 64);
+            cs_usage_t u;
+
+            strcpy(body, head);
+            memset(body + strlen(head), 'a', pad);
+            sprintf(body + strlen(head) + pad, "\",\"f\":%s}", tails[i]);
+            u = parse(CS_USAGE_JSON, 0, body, strlen(body), 0);
+            ck_assert_int_eq(u.complete, 1);
+            ck_assert_int_eq(u.input_tokens, 1);
+            sprintf(body + strlen(head) + pad, "\",\"f\":%s}", "2e308");
+            u = parse(CS_USAGE_JSON, 0, body, strlen(body), 0);
+            ck_assert_int_eq(u.complete, 0);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_json_nul_after_token)
+{
+    /* jansson skips one NUL byte right after a number or a literal (an
+     * artefact of its stream_unget); a NUL anywhere else refuses the body */
+    static const char one[] =
+        "{\"usage\":{\"input_tokens\":3\0,\"a\":[true\0,null\0]},\"f\":1.5\0}";
+    static const char two[] = "{\"usage\":{\"input_tokens\":3\0\0}}";
+    static const char str[] = "{\"usage\":{\"input_tokens\":3},\"s\":\"a\0\"}";
+    static const char gap[] = "{\"usage\":{\"input_tokens\":3},\0\"s\":1}";
+    cs_usage_t u;
+
+    u = parse(CS_USAGE_JSON, 0, one, sizeof(one) - 1, 0);
+    ck_assert_int_eq(u.complete, 1);
+    ck_assert_int_eq(u.input_tokens, 3);
+    ck_assert_int_eq(parse(CS_USAGE_JSON, 0, two, sizeof(two) - 1, 0).complete, 0);
+    ck_assert_int_eq(parse(CS_USAGE_JSON, 0, str, sizeof(str) - 1, 0).complete, 0);
+    ck_assert_int_eq(parse(CS_USAGE_JSON, 0, gap, sizeof(gap) - 1, 0).complete, 0);
+}
+END_TEST
+
 Suite *unit_suite_cs_usage(void)
 {
     Suite *s = suite_create("cs_usage");
@@ -590,6 +807,13 @@ Suite *unit_suite_cs_usage(void)
     tcase_add_test(json_tc, test_json_body_across_blocks);
     tcase_add_test(json_tc, test_json_over_limit);
     tcase_add_test(json_tc, test_json_without_usage_or_broken);
+    tcase_add_test(json_tc, test_json_last_key_wins);
+    tcase_add_test(json_tc, test_json_escapes_and_strings);
+    tcase_add_test(json_tc, test_json_numbers);
+    tcase_add_test(json_tc, test_json_refused);
+    tcase_add_test(json_tc, test_json_depth);
+    tcase_add_test(json_tc, test_json_tokens_across_blocks);
+    tcase_add_test(json_tc, test_json_nul_after_token);
     suite_add_tcase(s, json_tc);
     return s;
 }

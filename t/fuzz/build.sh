@@ -31,7 +31,7 @@ if ! "$CLANG" -fsanitize=fuzzer -o "$probe/p" "$probe/p.c" >/dev/null 2>&1; then
 fi
 
 APR_CFLAGS=$(apr-1-config --cflags --cppflags --includes)
-APR_LIBS=$(apr-1-config --link-ld --libs)
+APR_LIBS="$(apr-1-config --link-ld --libs) $(apu-1-config --link-ld)"
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined -Wall -Wextra -Werror -Wno-missing-field-initializers"
 # the PURE sources, as apxs.mk lists them (make expands the variables)

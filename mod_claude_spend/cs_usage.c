@@ -144,6 +144,154 @@ static void cs_count_string(cs_usage_parser_t *up, const json_t *v)
     }
 }
 
+/* Length of the valid UTF-8 sequence at s (left bytes at most), 0 if none:
+ * what jansson accepts (no overlong forms, surrogates or beyond U+10FFFF). */
+static apr_size_t cs_utf8_seq(const unsigned char *s, apr_size_t left)
+{
+    apr_size_t n, i;
+    unsigned int cp;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1fu;
+    }
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0fu;
+    }
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07u;
+    }
+    else {
+        return 0;
+    }
+    if (left < n) {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n;
+}
+
+static int cs_hex4(const char *p)
+{
+    int v = 0, i;
+
+    for (i = 0; i < 4; i++) {
+        int c = (unsigned char)p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') {
+            v |= c - '0';
+        }
+        else if (c >= 'a' && c <= 'f') {
+            v |= c - 'a' + 10;
+        }
+        else if (c >= 'A' && c <= 'F') {
+            v |= c - 'A' + 10;
+        }
+        else {
+            return -1;
+        }
+    }
+    return v;
+}
+
+/* A text delta in the exact compact form the API streams,
+ *   {"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"..."}}
+ * (or thinking_delta / "thinking"), is counted without building a tree: the
+ * code points of the string, as cs_count_string would count them. Anything
+ * else, or a string jansson would refuse, gives -1 and is parsed. Most of an
+ * SSE stream is these events. */
+static apr_int64_t cs_delta_chars_fast(const char *data, apr_size_t len)
+{
+    static const char pre[] = "{\"type\":\"content_block_delta\",\"index\":";
+    static const char text[] = ",\"delta\":{\"type\":\"text_delta\",\"text\":\"";
+    static const char thinking[] = ",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"";
+    const char *p = data, *end = data + len;
+    apr_int64_t chars = 0;
+    int digits = 0;
+
+    if (len < sizeof(pre) - 1 || memcmp(p, pre, sizeof(pre) - 1) != 0) {
+        return -1;
+    }
+    p += sizeof(pre) - 1;
+    if (p >= end || *p < '0' || *p > '9' ||
+        (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9')) {
+        return -1; /* no digits, or a leading zero */
+    }
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (++digits > 18) {
+            return -1; /* jansson refuses integers beyond 64 bits */
+        }
+        p++;
+    }
+    if ((apr_size_t)(end - p) >= sizeof(text) - 1 && memcmp(p, text, sizeof(text) - 1) == 0) {
+        p += sizeof(text) - 1;
+    }
+    else if ((apr_size_t)(end - p) >= sizeof(thinking) - 1 &&
+             memcmp(p, thinking, sizeof(thinking) - 1) == 0) {
+        p += sizeof(thinking) - 1;
+    }
+    else {
+        return -1;
+    }
+    while (p < end && *p != '"') {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\\') {
+            int v, lo;
+            if (end - p < 2) {
+                return -1;
+            }
+            if (strchr("\"\\/bfnrt", p[1]) != NULL && p[1] != '\0') {
+                p += 2;
+            }
+            else if (p[1] != 'u' || end - p < 6 || (v = cs_hex4(p + 2)) <= 0) {
+                return -1; /* a bad escape, or \u0000, which jansson refuses */
+            }
+            else if (v >= 0xdc00 && v <= 0xdfff) {
+                return -1; /* a lone low surrogate */
+            }
+            else if (v >= 0xd800 && v <= 0xdbff) {
+                if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || (lo = cs_hex4(p + 8)) < 0xdc00 ||
+                    lo > 0xdfff) {
+                    return -1;
+                }
+                p += 12;
+            }
+            else {
+                p += 6;
+            }
+        }
+        else if (c < 0x20) {
+            return -1;
+        }
+        else if (c < 0x80) {
+            p++;
+        }
+        else {
+            apr_size_t n = cs_utf8_seq((const unsigned char *)p, (apr_size_t)(end - p));
+            if (n == 0) {
+                return -1;
+            }
+            p += n;
+        }
+        chars++;
+    }
+    if (end - p != 3 || memcmp(p, "\"}}", 3) != 0) {
+        return -1;
+    }
+    return chars;
+}
+
 /* Take a token count when it is a non-negative integer; anything else (null,
  * a float, a string, a negative number) leaves the last good value alone. */
 static void cs_take(apr_int64_t *dst, const json_t *obj, const char *key)
@@ -230,6 +378,13 @@ static void cs_sse_event(cs_usage_parser_t *up, cs_event_e ev, const char *data,
     }
     if (ev == CS_EV_OTHER) {
         return; /* ping, content_block_start ...: not worth a parse */
+    }
+    if (ev == CS_EV_CONTENT_BLOCK_DELTA) {
+        apr_int64_t n = cs_delta_chars_fast(data, len);
+        if (n >= 0) {
+            up->u.text_chars += n;
+            return;
+        }
     }
     root = json_loadb(data, len, 0, &jerr);
     if (!json_is_object(root)) {

@@ -158,6 +158,54 @@ static void fuzz_same(const cs_usage_t *a, const cs_usage_t *b)
     }
 }
 
+/* The input as the string of a text delta in the API's compact form (line
+ * ends taken out, so it stays one data line): what the parser counts must
+ * be what jansson makes of the same event, whether the fast path takes it
+ * or not. */
+static void fuzz_delta(apr_pool_t *p, const char *in, size_t n)
+{
+    static const char pre[] = "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                              "\"text_delta\",\"text\":\"";
+    char *json = apr_palloc(p, sizeof(pre) + n + 4), *d;
+    const char *sse;
+    cs_usage_parser_t *up;
+    cs_usage_t got;
+    json_t *root;
+    apr_int64_t want = 0;
+    size_t i;
+
+    memcpy(json, pre, sizeof(pre) - 1);
+    d = json + sizeof(pre) - 1;
+    for (i = 0; i < n; i++) {
+        if (in[i] != '\r' && in[i] != '\n' && in[i] != '\0') {
+            *d++ = in[i];
+        }
+    }
+    memcpy(d, "\"}}", 4);
+    d += 3;
+    root = json_loadb(json, (size_t)(d - json), 0, NULL);
+    if (json_is_object(root)) {
+        /* as the parser reads a delta: its type picks the field */
+        const json_t *delta = json_object_get(root, "delta");
+        const char *type = json_string_value(json_object_get(delta, "type"));
+        if (type != NULL && strcmp(type, "text_delta") == 0) {
+            want = fuzz_json_chars(json_object_get(delta, "text"));
+        }
+        else if (type != NULL && strcmp(type, "thinking_delta") == 0) {
+            want = fuzz_json_chars(json_object_get(delta, "thinking"));
+        }
+    }
+    json_decref(root);
+    sse = apr_pstrcat(p, "event: content_block_delta\ndata: ",
+                      apr_pstrmemdup(p, json, (apr_size_t)(d - json)), "\n\n", NULL);
+    up = cs_usage_parser_create(p, CS_USAGE_SSE, 0);
+    cs_usage_parser_feed(up, sse, strlen(sse));
+    cs_usage_parser_finish(up, &got);
+    if (got.text_chars != want) {
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
@@ -191,6 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_same(&whole, &want);
         }
     }
+    fuzz_delta(p, buf + 1, size - 1);
     apr_pool_destroy(p);
     return 0;
 }

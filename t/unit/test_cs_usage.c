@@ -411,6 +411,35 @@ START_TEST(test_sse_text_and_thinking_chars)
 }
 END_TEST
 
+START_TEST(test_sse_compact_deltas_counted_without_a_parse)
+{
+    /* the API's own compact form takes the fast path; its count must be the
+     * parse's: escapes, a surrogate pair, UTF-8, thinking */
+#define CBD "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":"
+    cs_usage_t u =
+        sse(CBD "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\\n\\\"\\u00e9\\ud83d\\ude00"
+                "\xc3\xa9\"}}\n\n" CBD
+                "12,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hm\"}}\n\n");
+
+    ck_assert_int_eq(u.text_chars, 6 + 2);
+    /* what jansson refuses counts nothing, fast path or not: a bad escape,
+     * \u0000, a lone surrogate, invalid UTF-8, a leading zero, a raw tab */
+    u = sse(CBD "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\\x\"}}\n\n" CBD
+                "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\\u0000\"}}\n\n" CBD
+                "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\\udc00\"}}\n\n" CBD
+                "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\xc0\xaf\"}}\n\n" CBD
+                "01,\"delta\":{\"type\":\"text_delta\",\"text\":\"abc\"}}\n\n" CBD
+                "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\tb\"}}\n\n");
+    ck_assert_int_eq(u.text_chars, 0);
+    /* other shapes are parsed: spaces, a later duplicate type, more keys */
+    u = sse(CBD " 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"abc\"}}\n\n" CBD
+                "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"abc\",\"type\":\"x\"}}\n\n" CBD
+                "0,\"delta\":{\"type\":\"text_delta\",\"text\":\"de\"},\"extra\":1}\n\n");
+    ck_assert_int_eq(u.text_chars, 3 + 0 + 2);
+#undef CBD
+}
+END_TEST
+
 START_TEST(test_sse_bom)
 {
     const char *s = apr_pstrcat(unit_pool, "\xEF\xBB\xBF", cap21, NULL);
@@ -796,6 +825,7 @@ Suite *unit_suite_cs_usage(void)
     tcase_add_test(sse_tc, test_sse_field_syntax);
     tcase_add_test(sse_tc, test_sse_events_without_name_or_data);
     tcase_add_test(sse_tc, test_sse_text_and_thinking_chars);
+    tcase_add_test(sse_tc, test_sse_compact_deltas_counted_without_a_parse);
     tcase_add_test(sse_tc, test_sse_bom);
     tcase_add_test(sse_tc, test_sse_bad_values_ignored);
     tcase_add_test(sse_tc, test_sse_garbage);

@@ -78,7 +78,7 @@ extern APR_OPTIONAL_FN_TYPE(claude_gateway_pricing) * cs_pricing_fn;
 int cs_price_for(request_rec *r, const char *model, cs_price_t *price, apr_int64_t *multiplier_ppm);
 extern APR_OPTIONAL_FN_TYPE(claude_gateway_admin_auth) * cs_admin_auth_fn;
 
-/** A random 32-hex id (ledger entries, reservations). */
+/** A 32-hex id, time-ordered then random (ledger entries, leases). */
 const char *cs_new_id(apr_pool_t *p);
 
 /** The request state of r's initial request, created on first use. */

@@ -61,8 +61,8 @@ static const int cs_settle_cols[] = {
 /* Under load, batches start at most this often unless CS_SETTLE_FULL rows
  * wait: the database's work per batch grows with the principals in it, not
  * with its rows, so fewer, bigger batches cost it much less. */
-#define CS_SETTLE_GAP apr_time_from_msec(20)
-#define CS_SETTLE_FULL 512
+#define CS_SETTLE_GAP apr_time_from_msec(50)
+#define CS_SETTLE_FULL 2000
 
 typedef struct cs_row_t {
     const char *v[CS_ROW_NV];

@@ -391,17 +391,30 @@ static void cs_period_keys(apr_pool_t *p, apr_time_t t, const char **keys)
     keys[2] = cs_period_key(p, CS_PERIOD_MONTHLY, t);
 }
 
+/* Time first, then random: ids made later sort later, so the ledger's
+ * unique index grows at its right edge instead of being written all over
+ * (which after every checkpoint costs a full page image in the WAL per
+ * row). 13 hex digits of microseconds since the epoch, then 76 random bits:
+ * unique without coordination between children and nodes. */
 const char *cs_new_id(apr_pool_t *p)
 {
-    unsigned char b[16];
-    char *hex = apr_palloc(p, sizeof(b) * 2 + 1);
-    apr_size_t i;
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[10];
+    char *out = apr_palloc(p, 33);
+    apr_uint64_t t = (apr_uint64_t)apr_time_now();
+    int i;
 
-    apr_generate_random_bytes(b, sizeof(b));
-    for (i = 0; i < sizeof(b); i++) {
-        apr_snprintf(hex + 2 * i, 3, "%02x", b[i]);
+    for (i = 12; i >= 0; i--) {
+        out[i] = hex[t & 0xf];
+        t >>= 4;
     }
-    return hex;
+    apr_generate_random_bytes(b, sizeof(b));
+    for (i = 0; i < 19; i++) {
+        unsigned char v = b[i / 2];
+        out[13 + i] = hex[i % 2 ? v & 0xf : v >> 4];
+    }
+    out[32] = '\0';
+    return out;
 }
 
 /* Set for every server in post_config (cs_journal_defaults): a request never

@@ -78,6 +78,13 @@ extern APR_OPTIONAL_FN_TYPE(claude_gateway_pricing) * cs_pricing_fn;
 int cs_price_for(request_rec *r, const char *model, cs_price_t *price, apr_int64_t *multiplier_ppm);
 extern APR_OPTIONAL_FN_TYPE(claude_gateway_admin_auth) * cs_admin_auth_fn;
 
+/**
+ * A subpool of pchild with an allocator of its own, guarded by a mutex: for
+ * memory that request threads and the ledger writer take, each under its
+ * own lock, while other threads allocate too.
+ */
+apr_status_t cs_pool_create_shared(apr_pool_t **out, apr_pool_t *pchild, const char *tag);
+
 /** A 32-hex id, time-ordered then random (ledger entries, leases). */
 const char *cs_new_id(apr_pool_t *p);
 

@@ -92,7 +92,60 @@ static struct {
     int spool_fd[2]; /* -1: no spool */
     int journal_dirty;
     apr_time_t journal_checked;
+    struct pg_conn *conn; /* the writer's own, kept between batches */
+    /* the statement's column literals: reused, grown only to the largest
+     * batch, so batches of every size do not fragment the heap */
+    apr_pool_t *colpool;
+    char *col[21];
+    apr_size_t colcap[21];
 } cs_q;
+
+/* Room for need[i] bytes in every column buffer; all are made again,
+ * larger, when one must grow (rare: their sizes settle at the largest
+ * batch). Writer thread only. */
+static void cs_colbufs_reserve(const apr_size_t *need)
+{
+    int k, grow = 0;
+
+    for (k = 0; k < 21; k++) {
+        if (need[k] > cs_q.colcap[k]) {
+            cs_q.colcap[k] = need[k] + need[k] / 2;
+            grow = 1;
+        }
+    }
+    if (grow) {
+        apr_pool_clear(cs_q.colpool);
+        for (k = 0; k < 21; k++) {
+            cs_q.col[k] = apr_palloc(cs_q.colpool, cs_q.colcap[k]);
+        }
+    }
+}
+
+/* The writer keeps one pooled connection for itself: it never waits for a
+ * request's, and the buffers libpq grows to a batch's size stay with that
+ * one connection instead of spreading over the whole pool. */
+static apr_status_t cs_writer_conn(struct pg_conn **conn)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    if (cs_q.conn == NULL) {
+        rv = cs_db_acquire(cs_q.s, &cs_q.conn);
+        if (rv != APR_SUCCESS) {
+            cs_q.conn = NULL;
+        }
+    }
+    *conn = cs_q.conn;
+    return rv;
+}
+
+/* After a failed statement the connection goes back as broken. */
+static void cs_writer_conn_done(int ok)
+{
+    if (!ok && cs_q.conn != NULL) {
+        cs_db_release(cs_q.s, cs_q.conn, 1);
+        cs_q.conn = NULL;
+    }
+}
 
 cs_leases_t *cs_settle_leases(void)
 {
@@ -108,17 +161,24 @@ static void cs_batch_reset(cs_batch_t *b)
 
 /* A text[] (or number[]) literal of one column: elements quoted with
  * quotes and backslashes escaped, NULL for a missing value. */
-static const char *cs_pg_column(apr_pool_t *p, const cs_row_t *rows, int n, int col)
+static apr_size_t cs_pg_column_len(const cs_row_t *rows, int n, int col)
 {
     apr_size_t len = 3;
-    char *out, *d;
     int i;
 
     for (i = 0; i < n; i++) {
         const char *s = rows[i].v[col];
         len += s ? strlen(s) * 2 + 3 : 5;
     }
-    d = out = apr_palloc(p, len);
+    return len;
+}
+
+/* Written into out, which has room for cs_pg_column_len(). */
+static const char *cs_pg_column(char *out, const cs_row_t *rows, int n, int col)
+{
+    char *d = out;
+    int i;
+
     *d++ = '{';
     for (i = 0; i < n; i++) {
         const char *s = rows[i].v[col];
@@ -166,8 +226,14 @@ static int cs_settle_exec(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int
     PGresult *res;
     int i, ok;
 
-    for (i = 0; i < (int)(sizeof(cs_settle_cols) / sizeof(cs_settle_cols[0])); i++) {
-        params[i] = cs_pg_column(p, rows, n, cs_settle_cols[i]);
+    apr_size_t need[21];
+
+    for (i = 0; i < 21; i++) {
+        need[i] = cs_pg_column_len(rows, n, cs_settle_cols[i]);
+    }
+    cs_colbufs_reserve(need);
+    for (i = 0; i < 21; i++) {
+        params[i] = cs_pg_column(cs_q.col[i], rows, n, cs_settle_cols[i]);
     }
     params[21] = cs_pg_returns(p, rets, 1);
     params[22] = cs_pg_returns(p, rets, 0);
@@ -323,7 +389,7 @@ static int cs_settle_batch(apr_pool_t *p, const cs_row_t *rows, int n,
     if (n == 0 && rets->nelts == 0) {
         return 1;
     }
-    rv = cs_db_acquire(cs_q.s, &conn);
+    rv = cs_writer_conn(&conn);
     if (rv == APR_ENOTIMPL) {
         return 1; /* no ClaudeGatewayDatabase: metering ends in the access log */
     }
@@ -344,9 +410,7 @@ static int cs_settle_batch(apr_pool_t *p, const cs_row_t *rows, int n,
             break;
         }
     }
-    if (conn != NULL) {
-        cs_db_release(cs_q.s, conn, !ok);
-    }
+    cs_writer_conn_done(ok);
     if (ok) {
         return 1;
     }
@@ -407,11 +471,11 @@ static void cs_journal_replay(apr_pool_t *p, const char *path)
         if (rows->nelts == CS_SETTLE_CHUNK || (eof && rows->nelts > 0)) {
             struct pg_conn *conn;
             const char *why = NULL;
-            ok = cs_db_acquire(cs_q.s, &conn) == APR_SUCCESS;
+            ok = cs_writer_conn(&conn) == APR_SUCCESS;
             if (ok) {
                 ok = cs_settle_exec(p, (PGconn *)conn, (cs_row_t *)rows->elts, rows->nelts, none,
                                     &why);
-                cs_db_release(cs_q.s, conn, !ok);
+                cs_writer_conn_done(ok);
             }
             replayed += ok ? rows->nelts : 0;
             rows->nelts = 0;
@@ -511,6 +575,10 @@ static apr_status_t cs_settle_child_exit(void *unused)
     apr_thread_mutex_unlock(cs_q.lock);
     apr_thread_join(&rv, cs_q.thread);
     cs_q.running = 0;
+    if (cs_q.conn != NULL) {
+        cs_db_release(cs_q.s, cs_q.conn, 0);
+        cs_q.conn = NULL;
+    }
     /* every row is in the database or the journal now */
     if (cs_q.spool_fd[0] >= 0) {
         apr_file_remove(cs_q.spool_path[0], cs_q.pool);
@@ -533,8 +601,12 @@ void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
 
     memset(&cs_q, 0, sizeof(cs_q));
     cs_q.s = s;
-    apr_pool_create(&cs_q.pool, pchild);
-    apr_pool_tag(cs_q.pool, "claude_spend_settle");
+    if ((rv = cs_pool_create_shared(&cs_q.pool, pchild, "claude_spend_settle")) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     CS_LOGNO(0312) "cannot set up the ledger writer's memory: rows go to the "
+                                    "journal");
+        return;
+    }
     cs_q.journals = apr_array_make(cs_q.pool, 2, sizeof(const char *));
     for (v = s; v != NULL; v = v->next) {
         const char *path = cs_srv_get(v)->journal;
@@ -553,6 +625,7 @@ void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
     lc.idle = lc.max_age < apr_time_from_sec(1) ? lc.max_age : apr_time_from_sec(1);
     apr_pool_create(&cs_q.fill.pool, cs_q.pool);
     apr_pool_create(&cs_q.spare.pool, cs_q.pool);
+    apr_pool_create(&cs_q.colpool, cs_q.pool);
     cs_batch_reset(&cs_q.fill);
     cs_batch_reset(&cs_q.spare);
     cs_q.fill.spool = 0;

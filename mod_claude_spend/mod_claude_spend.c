@@ -278,11 +278,38 @@ static int cs_price_warn_first(const char *model)
     return first;
 }
 
+apr_status_t cs_pool_create_shared(apr_pool_t **out, apr_pool_t *pchild, const char *tag)
+{
+    apr_allocator_t *allocator;
+    apr_thread_mutex_t *mutex;
+    apr_status_t rv;
+
+    /* pchild's allocator has no mutex: a pool that more than one thread
+     * uses, even one at a time, must not take memory from it while other
+     * threads do (lost free-list nodes: a leak, or worse) */
+    if ((rv = apr_allocator_create(&allocator)) != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, pchild)) != APR_SUCCESS ||
+        (rv = apr_pool_create_ex(out, pchild, NULL, allocator)) != APR_SUCCESS) {
+        apr_allocator_destroy(allocator);
+        return rv;
+    }
+    apr_allocator_mutex_set(allocator, mutex);
+    apr_allocator_owner_set(allocator, *out);
+    /* keep at most 512 KB of freed blocks for reuse; give the rest back */
+    apr_allocator_max_free_set(allocator, 512 * 1024);
+    apr_pool_tag(*out, tag);
+    return APR_SUCCESS;
+}
+
 static void cs_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
 
-    apr_pool_create(&cs_warn_pool, pchild);
+    if (cs_pool_create_shared(&cs_warn_pool, pchild, "claude_spend_warned") != APR_SUCCESS) {
+        apr_pool_create(&cs_warn_pool, pchild);
+    }
     cs_warned = apr_hash_make(cs_warn_pool);
     rv = apr_thread_mutex_create(&cs_warn_mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
     if (rv != APR_SUCCESS) {

@@ -256,10 +256,13 @@ class TestCapsDatabaseDown:
         set_limit(pg, 'user', 'user-alice', 'daily', 100)
         set_limit(pg, 'user', 'user-carol', 'daily', 100)
         assert ask(env, session_secret).status == 200
+        alice_ok = 1
         pg.stop()
         try:
             # alice may still be admitted from the lease her child holds (its
-            # budget is reserved); carol has none, and nothing can be read
+            # budget is reserved: her row waits in the journal); carol has
+            # none, and nothing can be read
+            alice_ok += ask(env, session_secret).status == 200
             r = ask(env, session_secret, sub='user-carol', email='carol@example.com')
             assert r.status == 429
             assert r.json == {'type': 'error', 'error': {'type': 'billing_error',
@@ -272,6 +275,9 @@ class TestCapsDatabaseDown:
             pg.start()
             assert pg.wait_ready()
         assert ask(env, session_secret).status == 200
+        # every row of alice's, the journaled one too, is settled once
+        wait_settled(pg, alice_ok + 1)
+        assert settled(pg) == (alice_ok + 1) * COST
         env.error_log.ignore_recent(tags=['CS0401', 'CS0402', 'CG0101', 'CG0103', 'CG0104',
                                           'CG0105', 'CS0302', 'CS0303', 'CS0304'])
 

@@ -615,12 +615,12 @@ CustomLog "{env.logs_dir}/access_log" combined
         else:
             proxy = ('    ClaudeGatewayUpstreamKey env:BENCH_UPSTREAM_KEY\n'
                      f'    ProxyPass {self.upstream.url}/v1/messages')
-        telemetry = ''
+        interval = ''
         if self.telemetry and telemetry and \
                 has_directive(self.args.modules, 'ClaudeGatewayTelemetryInterval'):
             # the gateway's own metrics, exported often enough to happen
             # during the runs (default 60 s)
-            telemetry = 'ClaudeGatewayTelemetryInterval 10'
+            interval = 'ClaudeGatewayTelemetryInterval 10'
         identity = '' if session else \
             '    ClaudeGatewayDevIdentity user-bench00 user-bench00@example.com eng\n'
         conf = f"""ProxyAddHeaders Off
@@ -630,7 +630,7 @@ ClaudeGatewayDatabase "{self.new_db(name)}"
 ClaudeGatewayDatabasePool {self.args.db_pool} 2000
 ClaudeGatewaySessionSecret env:BENCH_SESSION_SECRET
 {'' if policy else '# '}ClaudeGatewayPolicy {self.policy_file(name, telemetry)}
-{telemetry}
+{interval}
 <Location /v1/messages>
     AuthType claude-session
     Require valid-user

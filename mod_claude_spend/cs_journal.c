@@ -3,8 +3,7 @@
 
 #include "cs_journal.h"
 
-/* Length of the valid UTF-8 sequence at s (at most left bytes), 0 if none. */
-static apr_size_t cs_utf8_len(const unsigned char *s, apr_size_t left)
+apr_size_t cs_utf8_len(const unsigned char *s, apr_size_t left)
 {
     apr_size_t n, i;
     unsigned int cp;

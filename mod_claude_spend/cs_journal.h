@@ -12,6 +12,13 @@
 #include <apr_pools.h>
 
 /**
+ * Length of the valid UTF-8 sequence at s (left > 0 bytes at most), 0 if
+ * none: what jansson accepts (no overlong forms, surrogates or code points
+ * beyond U+10FFFF). ASCII is a sequence of 1.
+ */
+apr_size_t cs_utf8_len(const unsigned char *s, apr_size_t left);
+
+/**
  * The line of n values (NULL: null), with its trailing newline.
  * @param len receives the line's length
  */

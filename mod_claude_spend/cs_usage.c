@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "cs_usage.h"
+#include "cs_journal.h"
 
 /* A JSON body is kept in blocks of this size (or the cap, if smaller). */
 #define CS_JSON_BLOCK ((apr_size_t)16 * 1024)
@@ -144,44 +145,6 @@ static void cs_count_string(cs_usage_parser_t *up, const json_t *v)
     }
 }
 
-/* Length of the valid UTF-8 sequence at s (left bytes at most), 0 if none:
- * what jansson accepts (no overlong forms, surrogates or beyond U+10FFFF). */
-static apr_size_t cs_utf8_seq(const unsigned char *s, apr_size_t left)
-{
-    apr_size_t n, i;
-    unsigned int cp;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1fu;
-    }
-    else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0fu;
-    }
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07u;
-    }
-    else {
-        return 0;
-    }
-    if (left < n) {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-    return n;
-}
-
 static int cs_hex4(const char *p)
 {
     int v = 0, i;
@@ -278,7 +241,7 @@ static apr_int64_t cs_delta_chars_fast(const char *data, apr_size_t len)
             p++;
         }
         else {
-            apr_size_t n = cs_utf8_seq((const unsigned char *)p, (apr_size_t)(end - p));
+            apr_size_t n = cs_utf8_len((const unsigned char *)p, (apr_size_t)(end - p));
             if (n == 0) {
                 return -1;
             }

@@ -23,7 +23,7 @@ CG_GLUE := $(CG_DIR)/mod_claude_gateway.c $(CG_DIR)/cg_config.c $(CG_DIR)/cg_han
            $(CG_DIR)/cg_db.c $(CG_DIR)/cg_oauth.c $(CG_DIR)/cg_revoke.c $(CG_DIR)/cg_upstream.c
 CS_GLUE := $(CS_DIR)/mod_claude_spend.c $(CS_DIR)/cs_filter.c $(CS_DIR)/cs_admit.c
 # admission by lease and settlement in batches (issue #8)
-CS_PURE += $(CS_DIR)/cs_lease.c $(CS_DIR)/cs_journal.c
+CS_PURE += $(CS_DIR)/cs_lease.c $(CS_DIR)/cs_journal.c $(CS_DIR)/cs_batch.c
 CS_GLUE += $(CS_DIR)/cs_settle.c
 
 # rate limits per principal and group (the policy's rate_limits)

@@ -56,6 +56,7 @@ def main():
                     help='first wait up to S seconds for other processes to go quiet')
     ap.add_argument('--no-ablation', action='store_true')
     ap.add_argument('--drift', type=int, default=6, help='runs of the drift section (0: none)')
+    ap.add_argument('--perf-data', help='keep perf.data at this path (for perf report)')
     a = ap.parse_args()
     raw_path = a.raw or os.path.join(HERE, f'profile-raw-{datetime.date.today().isoformat()}.txt')
     args = run.parse_args(['--quick', '--targets', 'gateway', '--modules',
@@ -177,7 +178,7 @@ CustomLog "{benv.logs_dir}/access_log" common
             b.pg.psql('SELECT pg_stat_statements_reset()', db=b.db)
             if not a.no_perf:
                 pids = env.pids()[1:] + b.pg_pids()
-                data = os.path.join(b.gen, 'perf.data')
+                data = a.perf_data or os.path.join(b.gen, 'perf.data')
                 perf = subprocess.Popen(
                     ['perf', 'record', '-q', '-e', 'cpu-clock', '-F', '499',
                      '--call-graph', 'dwarf,16384', '-o', data, '-p',

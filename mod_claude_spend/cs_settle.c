@@ -46,6 +46,14 @@
     "$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::boolean[], $17::text[], "    \
     "$18::text[], $19::text[], $20::text[], $21::bigint[], $22::text[], $23::bigint[])"
 #define CS_SETTLE_NPARAMS 23
+#define CS_FRESH_SQL                                                                               \
+    "SELECT claude_settle_fresh($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], "    \
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], "              \
+    "$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::boolean[], $17::text[], "    \
+    "$18::text[], $19::bigint[], $20::text[], $21::text[], $22::text[], $23::text[], "             \
+    "$24::text[], $25::bigint[])"
+#define CS_FRESH_NPARAMS 25
+#define CS_FRESH_NCOLS 16 /* claude_settle_fresh's parameters 1-16: cs_settle_cols' first 16 */
 /* claude_settle's parameters 1-21, as row columns */
 static const int cs_settle_cols[] = {
     CS_COL_ENTRY,   CS_COL_REQUEST,   CS_COL_AT_US,      CS_COL_SUB,         CS_COL_EMAIL,
@@ -167,8 +175,7 @@ static apr_size_t cs_pg_column_len(const cs_row_t *rows, int n, int col)
     int i;
 
     for (i = 0; i < n; i++) {
-        const char *s = rows[i].v[col];
-        len += s ? strlen(s) * 2 + 3 : 5;
+        len += cs_batch_quoted_len(rows[i].v[col]) + 1;
     }
     return len;
 }
@@ -181,23 +188,10 @@ static const char *cs_pg_column(char *out, const cs_row_t *rows, int n, int col)
 
     *d++ = '{';
     for (i = 0; i < n; i++) {
-        const char *s = rows[i].v[col];
         if (i > 0) {
             *d++ = ',';
         }
-        if (s == NULL) {
-            memcpy(d, "NULL", 4);
-            d += 4;
-            continue;
-        }
-        *d++ = '"';
-        for (; *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *d++ = '\\';
-            }
-            *d++ = *s;
-        }
-        *d++ = '"';
+        d = cs_batch_quote(d, rows[i].v[col]);
     }
     *d++ = '}';
     *d = '\0';
@@ -218,37 +212,134 @@ static const char *cs_pg_returns(apr_pool_t *p, const apr_array_header_t *rets, 
     return apr_pstrcat(p, out, "}", NULL);
 }
 
-/* One claude_settle call; 1 when the database took it. */
-static int cs_settle_exec(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int n,
-                          const apr_array_header_t *rets, const char **why)
+/* 1 when a statement's result says the database took it; else *why is
+ * its message (one line) and *sqlstate its code. */
+static int cs_settle_result(apr_pool_t *p, PGconn *conn, PGresult *res, const char **why,
+                            const char **sqlstate)
 {
-    const char *params[CS_SETTLE_NPARAMS];
-    PGresult *res;
-    int i, ok;
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 
-    apr_size_t need[21];
-
-    for (i = 0; i < 21; i++) {
-        need[i] = cs_pg_column_len(rows, n, cs_settle_cols[i]);
-    }
-    cs_colbufs_reserve(need);
-    for (i = 0; i < 21; i++) {
-        params[i] = cs_pg_column(cs_q.col[i], rows, n, cs_settle_cols[i]);
-    }
-    params[21] = cs_pg_returns(p, rets, 1);
-    params[22] = cs_pg_returns(p, rets, 0);
-    res = PQexecParams(conn, CS_SETTLE_SQL, CS_SETTLE_NPARAMS, NULL, params, NULL, NULL, 0);
-    ok = PQresultStatus(res) == PGRES_TUPLES_OK;
     if (!ok) {
         const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         char *nl;
         *why = apr_pstrdup(p, m ? m : PQerrorMessage(conn));
         if ((nl = strchr(*why, '\n')) != NULL) {
             *nl = '\0'; /* one log line */
         }
+        if (sqlstate != NULL) {
+            *sqlstate = code != NULL ? apr_pstrdup(p, code) : "";
+        }
     }
     PQclear(res);
     return ok;
+}
+
+/* The first ncols columns of the rows into the column buffers and params. */
+static void cs_settle_columns(const cs_row_t *rows, int n, int ncols, const char **params)
+{
+    apr_size_t need[21];
+    int i;
+
+    for (i = 0; i < 21; i++) {
+        need[i] = i < ncols ? cs_pg_column_len(rows, n, cs_settle_cols[i]) : 0;
+    }
+    cs_colbufs_reserve(need);
+    for (i = 0; i < ncols; i++) {
+        params[i] = cs_pg_column(cs_q.col[i], rows, n, cs_settle_cols[i]);
+    }
+}
+
+/* One claude_settle call, which counts only the rows that are new to the
+ * ledger (journal replays, a batch the fresh path refused); 1 when the
+ * database took it. */
+static int cs_settle_exec(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int n,
+                          const apr_array_header_t *rets, const char **why)
+{
+    const char *params[CS_SETTLE_NPARAMS];
+
+    cs_settle_columns(rows, n, 21, params);
+    params[21] = cs_pg_returns(p, rets, 1);
+    params[22] = cs_pg_returns(p, rets, 0);
+    return cs_settle_result(
+        p, conn, PQexecParams(conn, CS_SETTLE_SQL, CS_SETTLE_NPARAMS, NULL, params, NULL, NULL, 0),
+        why, NULL);
+}
+
+static const char *cs_int_literal(apr_pool_t *p, const apr_int64_t *v, int n)
+{
+    const char **s = apr_palloc(p, sizeof(*s) * (apr_size_t)(n + 1));
+    int i;
+
+    for (i = 0; i < n; i++) {
+        s[i] = apr_off_t_toa(p, (apr_off_t)v[i]);
+    }
+    return cs_batch_literal(p, s, n);
+}
+
+/* One claude_settle_fresh call for rows this child made (see cs_batch.h);
+ * 1 when the database took it. */
+static int cs_settle_exec_fresh(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int n,
+                                const apr_array_header_t *rets, const char **why,
+                                const char **sqlstate)
+{
+    const char *params[CS_FRESH_NPARAMS];
+    const char *const **vals = apr_palloc(p, sizeof(*vals) * (apr_size_t)(n + 1));
+    cs_batch_release_t *ret = apr_palloc(p, sizeof(*ret) * (apr_size_t)(rets->nelts + 1));
+    cs_batch_sums_t sum;
+    const char **s1, **s2, **s3;
+    apr_int64_t *m;
+    int i, nt, nw, nl;
+
+    for (i = 0; i < n; i++) {
+        vals[i] = rows[i].v;
+    }
+    for (i = 0; i < rets->nelts; i++) {
+        const cs_lease_return_t *r = &APR_ARRAY_IDX(rets, i, cs_lease_return_t);
+        ret[i].lease = r->lease_id;
+        ret[i].micro = r->micro;
+    }
+    cs_batch_sum(p, vals, n, ret, rets->nelts, &sum);
+    nt = sum.totals->nelts;
+    nw = sum.who->nelts;
+    nl = sum.releases->nelts;
+    i = nt > nw ? nt : nw;
+    i = i > nl ? i : nl;
+    s1 = apr_palloc(p, sizeof(*s1) * (apr_size_t)(i + 1));
+    s2 = apr_palloc(p, sizeof(*s2) * (apr_size_t)(i + 1));
+    s3 = apr_palloc(p, sizeof(*s3) * (apr_size_t)(i + 1));
+    m = apr_palloc(p, sizeof(*m) * (apr_size_t)(i + 1));
+
+    cs_settle_columns(rows, n, CS_FRESH_NCOLS, params);
+    for (i = 0; i < nt; i++) {
+        const cs_batch_total_t *t = &APR_ARRAY_IDX(sum.totals, i, cs_batch_total_t);
+        s1[i] = t->principal;
+        s2[i] = t->period_key;
+        m[i] = t->micro;
+    }
+    params[16] = cs_batch_literal(p, s1, nt);
+    params[17] = cs_batch_literal(p, s2, nt);
+    params[18] = cs_int_literal(p, m, nt);
+    for (i = 0; i < nw; i++) {
+        const cs_batch_who_t *w = &APR_ARRAY_IDX(sum.who, i, cs_batch_who_t);
+        s1[i] = w->principal;
+        s2[i] = w->email;
+        s3[i] = w->groups;
+    }
+    params[19] = cs_batch_literal(p, s1, nw);
+    params[20] = cs_batch_literal(p, s2, nw);
+    params[21] = cs_batch_literal(p, s3, nw);
+    params[22] = cs_batch_literal(p, (const char *const *)sum.reserved->elts, sum.reserved->nelts);
+    for (i = 0; i < nl; i++) {
+        const cs_batch_release_t *r = &APR_ARRAY_IDX(sum.releases, i, cs_batch_release_t);
+        s1[i] = r->lease;
+        m[i] = r->micro;
+    }
+    params[23] = cs_batch_literal(p, s1, nl);
+    params[24] = cs_int_literal(p, m, nl);
+    return cs_settle_result(
+        p, conn, PQexecParams(conn, CS_FRESH_SQL, CS_FRESH_NPARAMS, NULL, params, NULL, NULL, 0),
+        why, sqlstate);
 }
 
 /* Append bytes to a journal under its lock, in one write. */
@@ -400,9 +491,19 @@ static int cs_settle_batch(apr_pool_t *p, const cs_row_t *rows, int n,
     while (ok && (off < n || off == 0)) {
         int k = n - off > CS_SETTLE_CHUNK ? CS_SETTLE_CHUNK : n - off;
         /* the returns ride with the first chunk */
-        ok =
-            cs_settle_exec(p, (PGconn *)conn, rows + off, k,
-                           off == 0 ? rets : apr_array_make(p, 1, sizeof(cs_lease_return_t)), &why);
+        const apr_array_header_t *r =
+            off == 0 ? rets : apr_array_make(p, 1, sizeof(cs_lease_return_t));
+        const char *state = NULL;
+        ok = cs_settle_exec_fresh(p, (PGconn *)conn, rows + off, k, r, &why, &state);
+        if (!ok && state != NULL && strcmp(state, "23505") == 0) {
+            /* an entry is in the ledger already (a batch whose commit the
+             * writer never heard of): count only what is new */
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, cs_q.s,
+                         CS_LOGNO(0313) "ledger batch of %d rows holds a known entry (%s): "
+                                        "settled row by row",
+                         k, why);
+            ok = cs_settle_exec(p, (PGconn *)conn, rows + off, k, r, &why);
+        }
         if (ok) {
             off += k;
         }

@@ -5,6 +5,7 @@ import calendar
 import datetime
 import hashlib
 import json
+import subprocess
 import threading
 import time
 
@@ -245,6 +246,85 @@ class TestCaps:
         assert ask(env, session_secret).status == 200
         assert pg.psql("SELECT count(*) FROM claude_reservations WHERE request_id = 'dead-1'") \
             == '0'
+
+    def test_cs_500_12_fresh_batches_settle_as_row_by_row(self, env, pg):
+        """claude_settle_fresh (the writer's own batches, summed by cs_batch)
+        leaves totals, principals, reservations and leases as claude_settle
+        does row by row; a batch holding a known entry fails whole (the writer
+        then falls back to claude_settle) and changes nothing."""
+        def lit(vals):
+            def q(v):
+                return '"' + str(v).replace('\\', '\\\\').replace('"', '\\"') + '"'
+            return "'{" + ','.join('NULL' if v is None else q(v) for v in vals) + "}'"
+
+        def settle_args(x, rows):
+            cols = list(zip(*rows))
+            return ', '.join([lit(c) + t for c, t in zip(cols, (
+                '::text[]', '::text[]', '::bigint[]', '::text[]', '::text[]', '::text[]',
+                '::text[]', '::text[]', '::text[]', '::integer[]', '::bigint[]', '::bigint[]',
+                '::bigint[]', '::bigint[]', '::bigint[]', '::boolean[]'))])
+
+        def rows_of(x):
+            # entry, request, at_us, sub, email, groups, models..., status, tokens, cost, partial
+            def r(n, sub, email, at, cost):
+                return (f'{x}-e{n}', f'{x}-r{n}', at, f'{x}-{sub}', email, '["eng"]',
+                        'claude-sonnet-4-5', 'claude-sonnet-4-5', 'anthropic', 200, 1, 2, 0, 0,
+                        cost, 'f')
+            return [r(1, 'a', 'a1@x', 1764500000000001, 100),
+                    r(2, 'a', 'a2@x', 1764500000000003, 50),
+                    r(3, 'b', 'b@x', 1764500000000002, 7),
+                    r(4, 'b', 'b@x', 1764500000000004, 5)]
+        day, week, month = '2026-11-30', '2026-W49', '2026-11'
+        ENG = '["eng"]'
+        for x in ('rr', 'fr'):
+            pg.psql("INSERT INTO claude_reservations (request_id, principal, micro_usd, expires_at) "
+                    f"VALUES ('{x}-L1', '{x}-a', 10000, now() + interval '1 hour'), "
+                    f"('{x}-L2', '{x}-b', 300, now() + interval '1 hour'), "
+                    f"('{x}-e4', '{x}-b', 900, now() + interval '1 hour')")
+        rr = rows_of('rr')
+        pg.psql(f"SELECT claude_settle({settle_args('rr', rr)}, "
+                f"{lit([day] * 4)}::text[], {lit([week] * 4)}::text[], {lit([month] * 4)}::text[], "
+                f"{lit(['rr-L1', 'rr-L1', 'rr-L2', None])}::text[], "
+                f"{lit([1000, 2000, 300, None])}::bigint[], "
+                "'{rr-L1}'::text[], '{500}'::bigint[])")
+        fr = rows_of('fr')
+        fresh = (f"SELECT claude_settle_fresh({settle_args('fr', fr)}, "
+                 f"{lit(['fr-a'] * 3 + ['fr-b'] * 3)}::text[], "
+                 f"{lit([month, day, week] * 2)}::text[], "
+                 f"{lit([150] * 3 + [12] * 3)}::bigint[], "
+                 f"{lit(['fr-a', 'fr-b'])}::text[], {lit(['a2@x', 'b@x'])}::text[], "
+                 f"{lit([ENG, ENG])}::text[], "
+                 f"{lit(['fr-e4'])}::text[], {lit(['fr-L1', 'fr-L2'])}::text[], "
+                 f"{lit([3500, 300])}::bigint[])")
+        assert pg.psql(fresh) == '4'
+
+        def state(x):
+            return pg.psql(
+                f"SELECT (SELECT string_agg(replace(principal, '{x}', '_') || ' ' || period_key "
+                f"|| ' ' || micro_usd, ',' ORDER BY principal, period_key) FROM claude_spend "
+                f"WHERE principal LIKE '{x}-%') || ' | ' || "
+                f"(SELECT string_agg(replace(principal, '{x}', '_') || ' ' || email || ' ' || "
+                f"groups::text, ',' ORDER BY principal) FROM claude_principals "
+                f"WHERE principal LIKE '{x}-%') || ' | ' || "
+                f"(SELECT coalesce(string_agg(replace(request_id, '{x}', '_') || ' ' || micro_usd, "
+                f"',' ORDER BY request_id), '') FROM claude_reservations "
+                f"WHERE request_id LIKE '{x}-%') || ' | ' || "
+                f"(SELECT string_agg(replace(entry_id, '{x}', '_') || ' ' || at || ' ' || "
+                f"cost_micro_usd, ',' ORDER BY entry_id) FROM claude_ledger "
+                f"WHERE entry_id LIKE '{x}-%')")
+        want = state('rr')
+        assert '_-a 2026-11-30 150' in want and '_-L1 6500' in want and '_-L2' not in want
+        assert 'a2@x' in want and '_-e4 ' not in want.split(' | ')[2]
+        assert state('fr') == want
+        # a known entry: the statement fails whole, nothing moves
+        dup = fresh.replace(lit(['fr-e4']) + '::text[]', "'{}'::text[]")
+        assert dup != fresh
+        try:
+            pg.psql(dup)
+            raise AssertionError('a batch with known entries was taken')
+        except subprocess.CalledProcessError as e:
+            assert 'duplicate key' in e.stderr
+        assert state('fr') == want
 
 
 class TestCapsDatabaseDown:

@@ -45,6 +45,7 @@ int main(void)
     srunner_add_suite(sr, unit_suite_cs_limits());
     srunner_add_suite(sr, unit_suite_cs_lease());
     srunner_add_suite(sr, unit_suite_cs_journal());
+    srunner_add_suite(sr, unit_suite_cs_batch());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -8,12 +8,16 @@
  * written; when idle the writer wakes on the first row, so a row is in the
  * database a few milliseconds after its answer went out.
  *
- * Nothing is lost when the child dies: every queued row is also appended,
- * with one write(), to one of the child's two spool files (in the directory
- * <main server's journal>.spool), the one of the batch it joins; the
- * writer empties a spool file only after its batch is in the database or
- * the journal. The spool files of a child that died are moved into the
- * journal by its successors (at start and every few seconds).
+ * Nothing is lost when the child dies: every queued row is also copied
+ * into one of the child's two spool files (in the directory <main server's
+ * journal>.spool), the one of the batch it joins. The files are mapped
+ * shared, so a row costs a memcpy and no system call, and what was copied
+ * is in the page cache even if the process is killed the next instant
+ * (rows beyond the mapping are appended with write()). The writer empties
+ * a spool file only after its batch is in the database or the journal, and
+ * only once no request thread is still copying into it. The spool files of
+ * a child that died are moved into the journal by its successors (at start
+ * and every few seconds).
  *
  * Nothing is lost when PostgreSQL is away: a batch the database does not
  * take is appended to the journal (ClaudeSpendJournal, one JSON array per
@@ -31,8 +35,11 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include <apr_atomic.h>
+
 #include <errno.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cs_private.h"
@@ -71,6 +78,9 @@ static const int cs_settle_cols[] = {
  * with its rows, so fewer, bigger batches cost it much less. */
 #define CS_SETTLE_GAP apr_time_from_msec(50)
 #define CS_SETTLE_FULL 2000
+/* Bytes of a spool file that are mapped (sparse on disk until used): room
+ * for ten thousand rows; a batch larger still appends the rest. */
+#define CS_SPOOL_MAP (4 * 1024 * 1024)
 
 typedef struct cs_row_t {
     const char *v[CS_ROW_NV];
@@ -97,7 +107,11 @@ static struct {
     const char *journal;          /* the main server's: where spools are recovered to */
     const char *spool_dir;
     const char *spool_path[2];
-    int spool_fd[2]; /* -1: no spool */
+    int spool_fd[2];                     /* -1: no spool */
+    char *spool_map[2];                  /* NULL: rows are appended with write() */
+    apr_size_t spool_used[2];            /* bytes of the map handed out, under lock */
+    int spool_spilled[2];                /* rows were appended beyond the map */
+    volatile apr_uint32_t spool_busy[2]; /* threads still copying into the map */
     int journal_dirty;
     apr_time_t journal_checked;
     struct pg_conn *conn; /* the writer's own, kept between batches */
@@ -382,6 +396,25 @@ static int cs_journal_append(apr_pool_t *p, const cs_row_t *rows, int n)
     return lost;
 }
 
+/* The lines of a spool file read whole: the unused part of its map, and
+ * the tail of a row whose copy was cut short, are zero bytes; each run of
+ * them ends a line, so a torn row stays apart (the replay skips it) and
+ * the rows around it parse. Returns the new length. */
+static apr_size_t cs_spool_compact(char *data, apr_size_t len)
+{
+    apr_size_t i, j = 0;
+
+    for (i = 0; i < len; i++) {
+        if (data[i] != '\0') {
+            data[j++] = data[i];
+        }
+        else if (j > 0 && data[j - 1] != '\n') {
+            data[j++] = '\n';
+        }
+    }
+    return j;
+}
+
 /* Move the spool files of children that are gone (and, with own, this
  * process's leftovers from an earlier process of the same pid) into the
  * journal; the replay then settles them. */
@@ -419,7 +452,8 @@ static void cs_spool_recover(apr_pool_t *p, int own)
                 continue;
             }
             apr_file_close(f);
-            if (cs_journal_write(p, cs_q.journal, data, len) != APR_SUCCESS) {
+            len = cs_spool_compact(data, len);
+            if (len > 0 && cs_journal_write(p, cs_q.journal, data, len) != APR_SUCCESS) {
                 continue; /* try again next time */
             }
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cs_q.s,
@@ -450,7 +484,7 @@ static void cs_spool_open(apr_pool_t *p)
         cs_q.spool_path[i] =
             apr_psprintf(cs_q.pool, "%s/%" APR_PID_T_FMT ".%d", cs_q.spool_dir, getpid(), i);
         rv = apr_file_open(&f, cs_q.spool_path[i],
-                           APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE |
+                           APR_FOPEN_READ | APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE |
                                APR_FOPEN_TRUNCATE,
                            APR_FPROT_UREAD | APR_FPROT_UWRITE, cs_q.pool);
         if (rv != APR_SUCCESS) {
@@ -463,7 +497,50 @@ static void cs_spool_open(apr_pool_t *p)
         }
         apr_os_file_get(&fd, f);
         cs_q.spool_fd[i] = fd;
+        cs_q.spool_map[i] = NULL;
+        if (ftruncate(fd, CS_SPOOL_MAP) == 0) {
+            void *m = mmap(NULL, CS_SPOOL_MAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            cs_q.spool_map[i] = m != MAP_FAILED ? m : NULL;
+        }
+        if (cs_q.spool_map[i] == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, APR_FROM_OS_ERROR(errno), cs_q.s,
+                         CS_LOGNO(0314) "spool file %s not mapped: rows are appended to it",
+                         cs_q.spool_path[i]);
+            if (ftruncate(fd, 0) != 0) {
+                cs_q.spool_fd[0] = cs_q.spool_fd[1] = -1;
+                return;
+            }
+        }
     }
+}
+
+/* Empty the spool file of a batch that is in the database or the journal.
+ * Its rows were handed out under the lock before the batch was taken, so
+ * once no thread is still copying, nothing more arrives in it. */
+static apr_status_t cs_spool_empty(int i)
+{
+    apr_size_t used;
+
+    if (cs_q.spool_map[i] == NULL) {
+        return ftruncate(cs_q.spool_fd[i], 0) == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
+    }
+    while (apr_atomic_read32(&cs_q.spool_busy[i]) != 0) {
+        apr_sleep(100); /* a thread between its reservation and its copy */
+    }
+    apr_thread_mutex_lock(cs_q.lock);
+    used = cs_q.spool_used[i];
+    apr_thread_mutex_unlock(cs_q.lock);
+    memset(cs_q.spool_map[i], 0, used); /* the pages stay: no fault for the next rows */
+    apr_thread_mutex_lock(cs_q.lock);
+    cs_q.spool_used[i] = 0;
+    apr_thread_mutex_unlock(cs_q.lock);
+    if (cs_q.spool_spilled[i]) {
+        cs_q.spool_spilled[i] = 0;
+        if (ftruncate(cs_q.spool_fd[i], CS_SPOOL_MAP) != 0) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+    }
+    return APR_SUCCESS;
 }
 
 /* Settle rows and returns; what the database does not take is journaled
@@ -602,6 +679,7 @@ static void *APR_THREAD_FUNC cs_settle_run(apr_thread_t *thread, void *data)
     for (;;) {
         cs_batch_t b;
         int stopping, ok;
+        apr_status_t rv;
         apr_time_t now;
         apr_pool_t *tmp;
 
@@ -632,8 +710,8 @@ static void *APR_THREAD_FUNC cs_settle_run(apr_thread_t *thread, void *data)
         apr_pool_create(&tmp, b.pool);
         ok = cs_settle_batch(tmp, (cs_row_t *)b.rows->elts, b.rows->nelts, b.rets);
         if (b.rows->nelts > 0 && cs_q.spool_fd[b.spool] >= 0 &&
-            ftruncate(cs_q.spool_fd[b.spool], 0) != 0) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, APR_FROM_OS_ERROR(errno), cs_q.s,
+            (rv = cs_spool_empty(b.spool)) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, cs_q.s,
                          CS_LOGNO(0310) "cannot empty the spool file %s", cs_q.spool_path[b.spool]);
         }
         if (ok && (cs_q.journal_dirty || now - cs_q.journal_checked >= CS_JOURNAL_CHECK ||
@@ -755,8 +833,14 @@ void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
 void cs_settle_row(request_rec *r, const char *const *values)
 {
     cs_row_t *row;
-    int i, direct = 0, fd = -1;
+    int i, direct = 0, fd = -1, spool = 0;
+    char *dst = NULL;
+    const char *line = NULL;
+    apr_size_t len = 0;
 
+    if (cs_q.spool_fd[0] >= 0) {
+        line = cs_journal_line(r->pool, values, CS_ROW_NV, &len);
+    }
     if (!cs_q.running || cs_q.stopping) {
         direct = 1;
     }
@@ -771,18 +855,32 @@ void cs_settle_row(request_rec *r, const char *const *values)
                 row->v[i] = values[i] ? apr_pstrdup(cs_q.fill.pool, values[i]) : NULL;
             }
             row->journal = cs_srv_get(r->server)->journal;
-            fd = cs_q.spool_fd[cs_q.fill.spool];
+            spool = cs_q.fill.spool;
+            if (line != NULL && cs_q.spool_map[spool] != NULL &&
+                cs_q.spool_used[spool] + len <= CS_SPOOL_MAP) {
+                /* counted busy before the lock goes, so the writer cannot
+                 * empty the file under the copy */
+                dst = cs_q.spool_map[spool] + cs_q.spool_used[spool];
+                cs_q.spool_used[spool] += len;
+                apr_atomic_inc32(&cs_q.spool_busy[spool]);
+            }
+            else if (line != NULL) {
+                fd = cs_q.spool_fd[spool];
+                cs_q.spool_spilled[spool] = cs_q.spool_map[spool] != NULL;
+            }
             if (cs_q.waiting) {
                 apr_thread_cond_signal(cs_q.cond);
             }
         }
         apr_thread_mutex_unlock(cs_q.lock);
     }
-    if (fd >= 0) {
+    if (dst != NULL) {
+        memcpy(dst, line, len);
+        apr_atomic_dec32(&cs_q.spool_busy[spool]);
+    }
+    else if (fd >= 0) {
         /* outside the lock: should the writer empty this file first, the
          * line only outlives its row, and a replay of it changes nothing */
-        apr_size_t len;
-        const char *line = cs_journal_line(r->pool, values, CS_ROW_NV, &len);
         if (write(fd, line, len) != (ssize_t)len) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, APR_FROM_OS_ERROR(errno), r,
                           CS_LOGNO(0311) "ledger row of request %s not spooled",

@@ -411,6 +411,37 @@ class TestLedgerJournal:
                                     matches=[r'exit signal Killed', r'NOTICE:'])
 
 
+    def test_cs_100_72_a_torn_spool_row_spoils_no_other(self, env, pg, upstream):
+        """Spool files are mapped: the unused part is zero bytes, and a child
+        killed in the middle of a copy leaves a torn row. Recovery takes the
+        whole rows around it and skips the torn one."""
+        import json as _json
+        spool = os.path.join(env.logs_dir, 'claude-spend.journal.spool')
+        now_us = int(time.time() * 1e6)
+        day = time.strftime('%Y-%m-%d', time.gmtime())
+
+        def line(n):
+            return (_json.dumps([f'torn-entry-{n}', f'torn-{n}', 'user-torn', None, '[]',
+                                 'claude-sonnet-4-5', 'claude-sonnet-4-5', 'anthropic', '200',
+                                 '1', '2', '0', '0', '33', 'f', day, None, None, str(now_us),
+                                 None, None]) + '\n').encode()
+        pid = 4194000  # beyond pid_max's default: no such process
+        while os.path.exists(f'/proc/{pid}'):
+            pid += 1
+        torn = line(2)[:40]
+        data = line(1) + b'\0' * 100 + torn + b'\0' * 57 + line(3) + b'\0' * 4096
+        with open(os.path.join(spool, f'{pid}.0'), 'wb') as f:
+            f.write(data)
+        end = time.time() + 20
+        while time.time() < end and pg.psql(
+                "SELECT count(*) FROM claude_ledger WHERE request_id LIKE 'torn-%'") != '2':
+            time.sleep(0.1)
+        assert pg.psql("SELECT string_agg(request_id, ',' ORDER BY request_id) FROM "
+                       "claude_ledger WHERE request_id LIKE 'torn-%'") == 'torn-1,torn-3'
+        assert not os.path.exists(os.path.join(spool, f'{pid}.0'))
+        env.error_log.ignore_recent(tags=['CS0308', 'CS0304'])
+
+
 class TestStreamLifecycle:
 
     @pytest.fixture(autouse=True, scope='class')

@@ -83,17 +83,47 @@ static int cs_refuse(request_rec *r, const cs_caps_verdict_t *v, const char *rea
 /* What a lease is for: the principal, its groups (they pick the caps),
  * the group mode and the period keys; length-prefixed, so no two differ
  * only in where one field ends. */
+/* "|<length>:<s>" at d; returns the end */
+static char *cs_lease_key_part(char *d, const char *s)
+{
+    apr_size_t len = strlen(s), n = len;
+    char digits[24];
+    int i = 0;
+
+    *d++ = '|';
+    do {
+        digits[i++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    while (i > 0) {
+        *d++ = digits[--i];
+    }
+    *d++ = ':';
+    memcpy(d, s, len);
+    return d + len;
+}
+
 static const char *cs_lease_key(apr_pool_t *p, const cg_identity_t *id, const char *mode,
                                 const char *keys)
 {
-    char *k = apr_psprintf(p, "%s|%s|%" APR_SIZE_T_FMT ":%s", mode, keys, strlen(id->sub), id->sub);
-    int i;
+    int i, n = id->groups != NULL ? id->groups->nelts : 0;
+    apr_size_t ml = strlen(mode), kl = strlen(keys), len = ml + 1 + kl + 24 + strlen(id->sub) + 1;
+    char *out, *d;
 
-    for (i = 0; id->groups != NULL && i < id->groups->nelts; i++) {
-        const char *g = APR_ARRAY_IDX(id->groups, i, const char *);
-        k = apr_psprintf(p, "%s|%" APR_SIZE_T_FMT ":%s", k, strlen(g), g);
+    for (i = 0; i < n; i++) {
+        len += 24 + strlen(APR_ARRAY_IDX(id->groups, i, const char *));
     }
-    return k;
+    out = d = apr_palloc(p, len);
+    memcpy(d, mode, ml);
+    d += ml;
+    *d++ = '|';
+    memcpy(d, keys, kl);
+    d = cs_lease_key_part(d + kl, id->sub);
+    for (i = 0; i < n; i++) {
+        d = cs_lease_key_part(d, APR_ARRAY_IDX(id->groups, i, const char *));
+    }
+    *d = '\0';
+    return out;
 }
 
 static void cs_admit_done(cs_req_t *rq, const cs_lease_take_t *take)
@@ -107,7 +137,7 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
 {
     const cs_srv_conf_t *sc = cs_srv_get(r->server);
     cs_leases_t *leases = cs_settle_leases();
-    const char *params[CS_ADMIT_NPARAMS], *keys, *lkey, *lease_id;
+    const char *params[CS_ADMIT_NPARAMS], *keys, *lkey, *lease_id, *pk[3];
     struct pg_conn *conn;
     cs_cap_t caps[3];
     cs_caps_verdict_t v;
@@ -120,10 +150,8 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
     int n = 0, i, ok;
 
     rq->entry_id = cs_new_id(r->pool);
-    keys = apr_psprintf(r->pool, "{\"%s\",\"%s\",\"%s\"}",
-                        cs_period_key(r->pool, CS_PERIOD_DAILY, now),
-                        cs_period_key(r->pool, CS_PERIOD_WEEKLY, now),
-                        cs_period_key(r->pool, CS_PERIOD_MONTHLY, now));
+    cs_period_keys(r->pool, now, pk);
+    keys = apr_pstrcat(r->pool, "{\"", pk[0], "\",\"", pk[1], "\",\"", pk[2], "\"}", NULL);
     lkey = cs_lease_key(r->pool, id, cs_srv_group_mode(sc), keys);
     if (leases != NULL &&
         cs_leases_take(leases, lkey, estimate, apr_time_now(), r->pool, &take, &want, &ret)) {

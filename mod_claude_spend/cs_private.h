@@ -88,6 +88,9 @@ apr_status_t cs_pool_create_shared(apr_pool_t **out, apr_pool_t *pchild, const c
 /** A 32-hex id, time-ordered then random (ledger entries, leases). */
 const char *cs_new_id(apr_pool_t *p);
 
+/** The day, week and month period keys of t (keys[0..2]), from p. */
+void cs_period_keys(apr_pool_t *p, apr_time_t t, const char **keys);
+
 /** The request state of r's initial request, created on first use. */
 cs_req_t *cs_req_get(request_rec *r);
 

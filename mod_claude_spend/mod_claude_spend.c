@@ -303,10 +303,15 @@ apr_status_t cs_pool_create_shared(apr_pool_t **out, apr_pool_t *pchild, const c
     return APR_SUCCESS;
 }
 
+/* This child's pid, set in child_init: per-thread caches made in another
+ * process (the parent, before the fork) are not this child's. */
+static pid_t cs_child_pid;
+
 static void cs_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
 
+    cs_child_pid = getpid();
     if (cs_pool_create_shared(&cs_warn_pool, pchild, "claude_spend_warned") != APR_SUCCESS) {
         apr_pool_create(&cs_warn_pool, pchild);
     }
@@ -411,11 +416,53 @@ static int cs_fixups(request_rec *r)
 /* A random id per ledger row, so a replayed journal line is inserted once;
  * it also names the request's reservation. */
 /* The day, ISO week and month keys of t, the periods spend is counted in. */
-static void cs_period_keys(apr_pool_t *p, apr_time_t t, const char **keys)
+/* The day, week and month keys of t; every request of a second asks for
+ * the same, so each thread keeps the last second's. */
+void cs_period_keys(apr_pool_t *p, apr_time_t t, const char **keys)
 {
-    keys[0] = cs_period_key(p, CS_PERIOD_DAILY, t);
-    keys[1] = cs_period_key(p, CS_PERIOD_WEEKLY, t);
-    keys[2] = cs_period_key(p, CS_PERIOD_MONTHLY, t);
+    static __thread struct {
+        pid_t pid;
+        apr_time_t sec;
+        char key[3][16];
+    } last;
+    apr_time_t sec = apr_time_sec(t);
+    int i;
+
+    if (last.pid != cs_child_pid || last.sec != sec || last.key[0][0] == '\0') {
+        static const cs_period_e periods[] = {CS_PERIOD_DAILY, CS_PERIOD_WEEKLY, CS_PERIOD_MONTHLY};
+        for (i = 0; i < 3; i++) {
+            apr_cpystrn(last.key[i], cs_period_key(p, periods[i], t), sizeof(last.key[i]));
+        }
+        last.pid = cs_child_pid;
+        last.sec = sec;
+    }
+    for (i = 0; i < 3; i++) {
+        keys[i] = apr_pstrdup(p, last.key[i]);
+    }
+}
+
+/* Random bytes for ids, from the kernel a few hundred at a time: ids need
+ * to be unique, not secret, and one getrandom() per id was a system call
+ * per request. Per thread, and never carried across a fork. */
+static void cs_id_random(unsigned char *out, apr_size_t n)
+{
+    static __thread struct {
+        pid_t pid;
+        apr_size_t left;
+        unsigned char buf[320];
+    } pool;
+
+    if (pool.pid != cs_child_pid || pool.left < n) {
+        if (apr_generate_random_bytes(pool.buf, sizeof(pool.buf)) != APR_SUCCESS) {
+            apr_generate_random_bytes(out, n);
+            return;
+        }
+        pool.pid = cs_child_pid;
+        pool.left = sizeof(pool.buf);
+    }
+    pool.left -= n;
+    memcpy(out, pool.buf + pool.left, n);
+    memset(pool.buf + pool.left, 0, n);
 }
 
 /* Time first, then random: ids made later sort later, so the ledger's
@@ -435,7 +482,7 @@ const char *cs_new_id(apr_pool_t *p)
         out[i] = hex[t & 0xf];
         t >>= 4;
     }
-    apr_generate_random_bytes(b, sizeof(b));
+    cs_id_random(b, sizeof(b));
     for (i = 0; i < 19; i++) {
         unsigned char v = b[i / 2];
         out[13 + i] = hex[i % 2 ? v & 0xf : v >> 4];

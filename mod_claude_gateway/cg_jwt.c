@@ -33,6 +33,7 @@ typedef struct cg_jwt_cached_t {
     char *token;     /* CG_JWT_CACHE_TOKEN_MAX bytes from the cache's pool, or NULL */
     apr_size_t len;  /* 0: empty */
     json_t *payload; /* the payload object, one reference held by the slot */
+    int kidless;     /* its header had no kid (the key was chosen as the first one) */
 } cg_jwt_cached_t;
 
 typedef struct cg_jwt_cache_t {
@@ -283,9 +284,10 @@ apr_status_t cg_jwt_key_prepare(apr_pool_t *p, cg_jwt_key_t *key)
     return APR_SUCCESS;
 }
 
-/* The slot a token would live in: a hash of its signature characters (the
- * token's end); anyone may choose them, which only decides who evicts whom. */
-static cg_jwt_cached_t *cg_jwt_cache_slot(cg_jwt_cache_t *c, const char *token, apr_size_t len)
+/* The slot index a token would live in, in every key's cache: a hash of its
+ * signature characters (the token's end); anyone may choose them, which only
+ * decides who evicts whom. */
+static apr_uint32_t cg_jwt_cache_index(const char *token, apr_size_t len)
 {
     apr_uint32_t h = 2166136261u; /* FNV-1a */
     apr_size_t i = len > 16 ? len - 16 : 0;
@@ -293,14 +295,16 @@ static cg_jwt_cached_t *cg_jwt_cache_slot(cg_jwt_cache_t *c, const char *token, 
     for (; i < len; i++) {
         h = (h ^ (unsigned char)token[i]) * 16777619u;
     }
-    return &c->slots[h % CG_JWT_CACHE_SLOTS];
+    return h % CG_JWT_CACHE_SLOTS;
 }
 
 /* The payload of a token this key verified earlier, byte for byte the same
  * token (compared whole, in constant time), with a reference for the caller;
- * else NULL. The payload is shared and never modified: jansson's reference
- * counts are atomic here (JSON_HAVE_ATOMIC_BUILTINS). */
-static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_size_t len)
+ * else NULL. *kidless (may be NULL) is set to whether its header had no kid. The
+ * payload is shared and never modified: jansson's reference counts are atomic
+ * here (JSON_HAVE_ATOMIC_BUILTINS). */
+static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_size_t len,
+                                apr_uint32_t index, int *kidless)
 {
     cg_jwt_cached_t *slot;
     json_t *payload = NULL;
@@ -308,19 +312,23 @@ static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_si
     if (m->cache == NULL || len > CG_JWT_CACHE_TOKEN_MAX) {
         return NULL;
     }
-    slot = cg_jwt_cache_slot(m->cache, token, len);
+    slot = &m->cache->slots[index];
     apr_thread_mutex_lock(m->cache->lock);
     if (slot->len == len && CRYPTO_memcmp(slot->token, token, len) == 0) {
         payload = json_incref(slot->payload);
+        if (kidless != NULL) {
+            *kidless = slot->kidless;
+        }
     }
     apr_thread_mutex_unlock(m->cache->lock);
     return payload;
 }
 
 /* Remember a token whose signature this key has just verified, with its
- * parsed payload (the slot takes a reference). */
+ * parsed payload (the slot takes a reference) and whether its header had a
+ * kid. */
 static void cg_jwt_cache_put(const cg_jwt_mac_t *m, const char *token, apr_size_t len,
-                             json_t *payload)
+                             json_t *payload, int kidless)
 {
     cg_jwt_cached_t *slot;
     json_t *old;
@@ -328,13 +336,14 @@ static void cg_jwt_cache_put(const cg_jwt_mac_t *m, const char *token, apr_size_
     if (m->cache == NULL || len > CG_JWT_CACHE_TOKEN_MAX) {
         return;
     }
-    slot = cg_jwt_cache_slot(m->cache, token, len);
+    slot = &m->cache->slots[cg_jwt_cache_index(token, len)];
     apr_thread_mutex_lock(m->cache->lock);
     if (slot->token == NULL) {
         slot->token = apr_palloc(m->cache->pool, CG_JWT_CACHE_TOKEN_MAX);
     }
     memcpy(slot->token, token, len);
     slot->len = len;
+    slot->kidless = kidless;
     old = slot->payload;
     slot->payload = json_incref(payload);
     apr_thread_mutex_unlock(m->cache->lock);
@@ -412,6 +421,45 @@ static const cg_jwt_key_t *cg_jwt_key_by_header(const cg_jwt_key_t *keys, int nk
         if (m->header_len == len && memcmp(m->header_b64, header, len) == 0) {
             return &keys[i];
         }
+    }
+    return NULL;
+}
+
+/* The payload of a token verified before, with another header than ours
+ * (another library's order, no kid), found without decoding that header: the
+ * caches of all prepared keys are asked (there are a few). A hit in the cache
+ * of keys[i] means these very bytes passed under keys[i]; it counts only if
+ * parsing the header now would choose keys[i] again, by the rules of
+ * cg_jwt_key_select(): the slot knows whether the header had a kid, and if
+ * it had, it was keys[i]'s (nothing else chooses keys[i]). So a kid-less
+ * token is taken only from keys[0], and a kid shared by several keys only
+ * from the first usable one; any other hit is left to the slow path, which
+ * gives the verdict it always gave. NULL when nothing counts. */
+static json_t *cg_jwt_cache_find(const cg_jwt_key_t *keys, int nkeys, const char *token,
+                                 apr_size_t len)
+{
+    const cg_jwt_mac_t *m;
+    apr_uint32_t index;
+    json_t *payload;
+    int i, kidless;
+
+    if (keys == NULL || len > CG_JWT_CACHE_TOKEN_MAX) {
+        return NULL;
+    }
+    index = cg_jwt_cache_index(token, len);
+    for (i = 0; i < nkeys; i++) {
+        if (!cg_jwt_key_usable(&keys[i]) || (m = cg_jwt_mac_of(&keys[i])) == NULL) {
+            continue;
+        }
+        kidless = 0;
+        if ((payload = cg_jwt_cache_get(m, token, len, index, &kidless)) == NULL) {
+            continue;
+        }
+        if ((kidless || keys[i].kid != NULL) &&
+            cg_jwt_key_select(keys, nkeys, kidless ? NULL : keys[i].kid) == &keys[i]) {
+            return payload;
+        }
+        json_decref(payload);
     }
     return NULL;
 }
@@ -543,6 +591,7 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
     json_t *header = NULL, *payload = NULL;
     json_error_t jerr;
     cg_jwt_status_e st;
+    int kidless = 0;
 
     if (claims != NULL) {
         *claims = NULL;
@@ -563,9 +612,13 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
         goto leave;
     }
     /* our own header names its key without parsing; then a token verified
-     * before needs nothing but its claims checked */
+     * before needs nothing but its claims checked. Any other header is
+     * looked up in every key's cache before it is decoded. */
     key = cg_jwt_key_by_header(keys, nkeys, token, (apr_size_t)(dot1 - token));
-    if (key != NULL && (payload = cg_jwt_cache_get(key->mac, token, len)) != NULL) {
+    payload = key != NULL
+                  ? cg_jwt_cache_get(key->mac, token, len, cg_jwt_cache_index(token, len), NULL)
+                  : cg_jwt_cache_find(keys, nkeys, token, len);
+    if (payload != NULL) {
         st = cg_jwt_check_claims(payload, want, &why);
         goto leave;
     }
@@ -599,13 +652,8 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
             why = kid != NULL ? "unknown kid" : "no key for a token without kid";
             goto leave;
         }
-        /* another header (another library's order, no kid): the key is the
-         * one parsing chose, so its cache may answer as well */
-        if (cg_jwt_mac_of(key) != NULL &&
-            (payload = cg_jwt_cache_get(key->mac, token, len)) != NULL) {
-            st = cg_jwt_check_claims(payload, want, &why);
-            goto leave;
-        }
+        /* no second look in key's cache: cg_jwt_cache_find() asked it */
+        kidless = kid == NULL;
     }
     if (slen != CG_JWT_SIG_LEN) {
         st = CG_JWT_BAD_SIGNATURE;
@@ -632,7 +680,7 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
     if (st == CG_JWT_OK && cg_jwt_mac_of(key) != NULL) {
         /* exactly these bytes, under this key, are now known good up to the
          * claims: the cache keeps the token whole, never just its signature */
-        cg_jwt_cache_put(key->mac, token, len, payload);
+        cg_jwt_cache_put(key->mac, token, len, payload, kidless);
     }
 
 leave:

@@ -3,6 +3,7 @@
  * (hmac/hashlib, and PyJWT 2.6 for a token minted by another library); the
  * malformed tokens are built here with OpenSSL's HMAC directly, so a bug in
  * cg_jwt_sign cannot hide one in cg_jwt_verify. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -861,6 +862,105 @@ START_TEST(test_prepare_cache_other_headers)
 }
 END_TEST
 
+/* jansson allocations, counted: a header or payload parsed allocates, a
+ * token answered from a cache does not */
+static unsigned long json_allocs;
+
+static void *count_malloc(size_t n)
+{
+    json_allocs++;
+    return malloc(n);
+}
+
+/* The status of a verification, and through *allocs how many times jansson
+ * allocated during it. */
+static cg_jwt_status_e verify_counting(const char *token, const cg_jwt_key_t *keys, int nkeys,
+                                       json_t **claims, unsigned long *allocs)
+{
+    cg_jwt_expect_t w = expect_default();
+    cg_jwt_status_e st;
+
+    json_allocs = 0;
+    json_set_alloc_funcs(count_malloc, free);
+    st = cg_jwt_verify(unit_pool, token, keys, nkeys, &w, claims, NULL);
+    json_set_alloc_funcs(malloc, free);
+    *allocs = json_allocs;
+    return st;
+}
+
+START_TEST(test_prepare_cache_foreign_header)
+{
+    /* a token with another library's header (PyJWT's order, or no kid) is
+     * answered from the cache of the key that verified it without its header
+     * being decoded or parsed, but only where parsing would choose that key */
+    cg_jwt_key_t keys[2], k1copy = key1;
+    const char *p = payload_times(NOW + 100, 0, 0);
+    const char *none1 = mint("{\"alg\":\"HS256\"}", p, SECRET);
+    const char *fresh = mint("{\"kid\":\"k1\",\"alg\":\"HS256\"}", p, SECRET);
+    size_t n = strlen(known_pyjwt);
+    char *t = apr_pstrdup(unit_pool, known_pyjwt);
+    json_t *a = NULL, *b = NULL;
+    unsigned long allocs = 0;
+    apr_pool_t *sub;
+
+    /* a first verification parses (the counter sees it), a second does not */
+    ck_assert_jwt(verify_counting(known_pyjwt, &key1, 1, &a, &allocs), CG_JWT_OK);
+    ck_assert_uint_gt(allocs, 0);
+    ck_assert_jwt(verify_counting(known_pyjwt, &key1, 1, &b, &allocs), CG_JWT_OK);
+    ck_assert_uint_eq(allocs, 0);
+    ck_assert_ptr_eq(a, b);
+    ck_assert_jwt(verify_counting(none1, &key1, 1, &a, &allocs), CG_JWT_OK);
+    ck_assert_uint_gt(allocs, 0);
+    ck_assert_jwt(verify_counting(none1, &key1, 1, &b, &allocs), CG_JWT_OK);
+    ck_assert_uint_eq(allocs, 0);
+    ck_assert_ptr_eq(a, b);
+    /* with key1 second, its cache still answers a kid k1 token */
+    keys[0] = key2;
+    keys[1] = key1;
+    ck_assert_jwt(verify_counting(known_pyjwt, keys, 2, &b, &allocs), CG_JWT_OK);
+    ck_assert_uint_eq(allocs, 0);
+    /* but not a kid-less one: keys[0] is the key for those */
+    ck_assert_jwt(verify_counting(none1, keys, 2, NULL, &allocs), CG_JWT_BAD_SIGNATURE);
+    /* the same header with a changed payload or signature byte (same
+     * length; the signature change keeps the slot too) */
+    t[60] = t[60] == 'A' ? 'B' : 'A';
+    ck_assert_jwt(verify_counting(t, &key1, 1, NULL, &allocs), CG_JWT_BAD_SIGNATURE);
+    t[60] = known_pyjwt[60];
+    t[n - 43] = t[n - 43] == 'A' ? 'B' : 'A';
+    ck_assert_jwt(verify_counting(t, &key1, 1, NULL, &allocs), CG_JWT_BAD_SIGNATURE);
+    /* key1 removed from the configuration, or left unusable in front of
+     * key2: its cache is not asked */
+    ck_assert_jwt(verify_counting(known_pyjwt, &key2, 1, NULL, &allocs), CG_JWT_UNKNOWN_KID);
+    keys[0] = key1;
+    keys[0].secret_len = 0;
+    keys[1] = key2;
+    ck_assert_jwt(verify_counting(known_pyjwt, keys, 2, NULL, &allocs), CG_JWT_UNKNOWN_KID);
+    /* key1's secret changed: a copy with another secret has no cache */
+    k1copy.secret = (const unsigned char *)SECRET2;
+    k1copy.secret_len = sizeof(SECRET2) - 1;
+    ck_assert_jwt(verify_counting(known_pyjwt, &k1copy, 1, NULL, &allocs), CG_JWT_BAD_SIGNATURE);
+    ck_assert_jwt(verify_counting(none1, &k1copy, 1, NULL, &allocs), CG_JWT_BAD_SIGNATURE);
+    /* an unusable key with kid k1 first is skipped by parsing, so key1's
+     * cache answers */
+    keys[1] = key1;
+    ck_assert_jwt(verify_counting(known_pyjwt, keys, 2, NULL, &allocs), CG_JWT_OK);
+    ck_assert_uint_eq(allocs, 0);
+    /* another usable key with kid k1 first is the one parsing chooses: key1's
+     * cache must not answer, prepared or not */
+    keys[0] = (cg_jwt_key_t){"k1", (const unsigned char *)SECRET2, sizeof(SECRET2) - 1, NULL};
+    ck_assert_jwt(verify_counting(known_pyjwt, keys, 2, NULL, &allocs), CG_JWT_BAD_SIGNATURE);
+    apr_pool_create(&sub, unit_pool);
+    ck_assert_int_eq(cg_jwt_key_prepare(sub, &keys[0]), APR_SUCCESS);
+    ck_assert_jwt(verify_counting(known_pyjwt, keys, 2, NULL, &allocs), CG_JWT_BAD_SIGNATURE);
+    apr_pool_destroy(sub);
+    /* a token never seen is verified in full, and then remembered */
+    ck_assert_jwt(verify_counting(fresh, &key1, 1, NULL, &allocs), CG_JWT_OK);
+    ck_assert_uint_gt(allocs, 0);
+    ck_assert_jwt(verify_counting(fresh, &key1, 1, NULL, &allocs), CG_JWT_OK);
+    ck_assert_uint_eq(allocs, 0);
+}
+END_TEST
+
 START_TEST(test_prepare_threads_share)
 {
     /* verification from several threads at once against one prepared key */
@@ -949,6 +1049,7 @@ Suite *unit_suite_cg_jwt(void)
     tcase_add_test(prep, test_prepare_same_key_choice);
     tcase_add_test(prep, test_prepare_cache);
     tcase_add_test(prep, test_prepare_cache_other_headers);
+    tcase_add_test(prep, test_prepare_cache_foreign_header);
     tcase_add_test(prep, test_prepare_threads_share);
     suite_add_tcase(s, prep);
 

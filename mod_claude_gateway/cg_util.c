@@ -1,6 +1,7 @@
 /* cg_util: PURE helpers of mod_claude_gateway, see cg_util.h.
  *
  * Nothing here knows about requests; callers pass pools and strings. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,20 +35,90 @@ int cg_request_id_valid(const char *id)
     return n > 0;
 }
 
+/* Request ids take their randomness from a per-thread buffer of kernel
+ * random bytes, refilled by one apr_generate_random_bytes() (getrandom) per
+ * CG_RAND_BUF bytes instead of one system call per id. The bytes are as good
+ * as the kernel's (request and instance ids need no more; they are not
+ * secrets), and each is handed out once and wiped. A forked child inherits a
+ * copy of its parent's buffer (httpd forks its children from the parent), so
+ * the child handler below bumps cg_rand_forks and a thread whose buffer was
+ * filled in another generation throws it away: a child never reuses the
+ * bytes its parent or a sibling holds. getpid() would do too, but glibc no
+ * longer caches it: a system call per id again. */
+#define CG_RAND_BUF 512
+
+static __thread unsigned char cg_rand_buf[CG_RAND_BUF];
+static __thread apr_size_t cg_rand_left;     /* unused bytes at the buffer's end */
+static __thread apr_uint32_t cg_rand_filled; /* cg_rand_forks when it was filled */
+static apr_uint32_t cg_rand_forks;           /* written only in a fresh child */
+static int cg_rand_fork_safe;                /* the child handler is registered */
+static pthread_once_t cg_rand_once = PTHREAD_ONCE_INIT;
+
+static void cg_rand_atfork_child(void)
+{
+    cg_rand_forks++; /* the child has one thread now: no one reads it meanwhile */
+}
+
+static void cg_rand_init(void)
+{
+    /* glibc unregisters it when the module is unloaded (dlclose) */
+    cg_rand_fork_safe = pthread_atfork(NULL, NULL, cg_rand_atfork_child) == 0;
+}
+
+/* n (<= CG_RAND_BUF) random bytes from the kernel's generator, through this
+ * thread's buffer. */
+static apr_status_t cg_rand_bytes(unsigned char *out, apr_size_t n)
+{
+    apr_status_t rv;
+
+    pthread_once(&cg_rand_once, cg_rand_init);
+    if (!cg_rand_fork_safe) {
+        return apr_generate_random_bytes(out, n); /* unbuffered, as before */
+    }
+    if (cg_rand_left > 0 && cg_rand_filled != cg_rand_forks) {
+        memset(cg_rand_buf, 0, sizeof(cg_rand_buf)); /* inherited across fork() */
+        cg_rand_left = 0;
+    }
+    if (cg_rand_left < n) {
+        rv = apr_generate_random_bytes(cg_rand_buf, sizeof(cg_rand_buf));
+        if (rv != APR_SUCCESS) {
+            memset(cg_rand_buf, 0, sizeof(cg_rand_buf));
+            cg_rand_left = 0;
+            return rv;
+        }
+        cg_rand_left = sizeof(cg_rand_buf);
+        cg_rand_filled = cg_rand_forks;
+    }
+    memcpy(out, cg_rand_buf + sizeof(cg_rand_buf) - cg_rand_left, n);
+    memset(cg_rand_buf + sizeof(cg_rand_buf) - cg_rand_left, 0, n);
+    cg_rand_left -= n;
+    return APR_SUCCESS;
+}
+
 const char *cg_uuid4(apr_pool_t *p)
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
+    char *out, *o;
+    int i;
 
-    if (apr_generate_random_bytes(b, sizeof(b)) != APR_SUCCESS) {
+    if (cg_rand_bytes(b, sizeof(b)) != APR_SUCCESS) {
         return NULL;
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    return apr_psprintf(p,
-                        "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-                        "%02x%02x%02x%02x%02x%02x",
-                        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                        b[12], b[13], b[14], b[15]);
+    /* 8-4-4-4-12 hex digits, written directly: one per request, and
+     * apr_psprintf's formatter showed in profiles */
+    out = o = apr_palloc(p, 37);
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *o++ = '-';
+        }
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 0x0f];
+    }
+    *o = '\0';
+    return out;
 }
 
 static const char *cg_secret_from_file(apr_pool_t *p, const char *path, const char **value)

@@ -2,9 +2,13 @@
  * comparison, error envelopes and the upstream header allowlist. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <apr_file_io.h>
+#include <apr_hash.h>
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
 #include <jansson.h>
 
 #include "unit.h"
@@ -41,6 +45,170 @@ START_TEST(uuid4_shape)
     ck_assert_int_eq(a[8], '-');
     ck_assert(cg_request_id_valid(a));
     ck_assert_str_ne(a, b);
+}
+END_TEST
+
+/* The canonical form of a version 4, RFC 4122 variant UUID. */
+static int uuid4_well_formed(const char *u)
+{
+    int i;
+
+    if (u == NULL || strlen(u) != 36) {
+        return 0;
+    }
+    for (i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23 ? u[i] != '-'
+                                                    : strchr("0123456789abcdef", u[i]) == NULL) {
+            return 0;
+        }
+    }
+    return u[14] == '4' && strchr("89ab", u[19]) != NULL;
+}
+
+/* Adds id to seen; 0 when it was there already. */
+static int uuid4_first_time(apr_hash_t *seen, const char *id)
+{
+    if (apr_hash_get(seen, id, APR_HASH_KEY_STRING) != NULL) {
+        return 0;
+    }
+    apr_hash_set(seen, id, APR_HASH_KEY_STRING, id);
+    return 1;
+}
+
+START_TEST(uuid4_many_distinct)
+{
+    /* many times the per-thread buffer: every id well formed, none twice,
+     * and the version and variant bits not the only ones set */
+    apr_hash_t *seen = apr_hash_make(unit_pool);
+    int i, nibble_seen[16] = {0};
+
+    for (i = 0; i < 5000; i++) {
+        const char *id = cg_uuid4(unit_pool);
+
+        ck_assert_msg(uuid4_well_formed(id), "bad uuid %s", id ? id : "(null)");
+        ck_assert_msg(uuid4_first_time(seen, id), "uuid %s twice", id);
+        nibble_seen[strchr("0123456789abcdef", id[0]) - "0123456789abcdef"] = 1;
+    }
+    for (i = 0; i < 16; i++) {
+        ck_assert_int_eq(nibble_seen[i], 1);
+    }
+}
+END_TEST
+
+#define UUID4_PER_THREAD 300
+
+typedef struct uuid4_batch_t {
+    apr_pool_t *pool; /* this thread's only */
+    const char *ids[UUID4_PER_THREAD];
+} uuid4_batch_t;
+
+static void *APR_THREAD_FUNC uuid4_thread(apr_thread_t *thd, void *data)
+{
+    uuid4_batch_t *batch = data;
+    int i;
+
+    for (i = 0; i < UUID4_PER_THREAD; i++) {
+        batch->ids[i] = cg_uuid4(batch->pool);
+    }
+    apr_thread_exit(thd, APR_SUCCESS);
+    return NULL;
+}
+
+START_TEST(uuid4_threads_distinct)
+{
+    /* each thread has a buffer of its own: no id comes out twice */
+    apr_hash_t *seen = apr_hash_make(unit_pool);
+    uuid4_batch_t *batch[4];
+    apr_thread_t *t[4];
+    apr_status_t rv;
+    int i, j;
+
+    for (i = 0; i < 4; i++) {
+        batch[i] = apr_pcalloc(unit_pool, sizeof(*batch[i]));
+        apr_pool_create(&batch[i]->pool, unit_pool);
+    }
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(apr_thread_create(&t[i], NULL, uuid4_thread, batch[i], unit_pool),
+                         APR_SUCCESS);
+    }
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(apr_thread_join(&rv, t[i]), APR_SUCCESS);
+    }
+    for (i = 0; i < 4; i++) {
+        for (j = 0; j < UUID4_PER_THREAD; j++) {
+            const char *id = batch[i]->ids[j];
+            ck_assert_msg(uuid4_well_formed(id), "bad uuid %s", id ? id : "(null)");
+            ck_assert_msg(uuid4_first_time(seen, id), "uuid %s twice", id);
+        }
+    }
+}
+END_TEST
+
+/* Forks a child that writes n ids of its own to the parent; they are read
+ * into out. */
+static void uuid4_from_child(const char **out, int n)
+{
+    int fd[2], i, status;
+    char buf[36 * 8];
+    apr_size_t got = 0;
+    pid_t pid;
+
+    ck_assert_int_le(n, 8);
+    ck_assert_int_eq(pipe(fd), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        apr_pool_t *cp;
+
+        close(fd[0]);
+        apr_pool_create_unmanaged(&cp);
+        for (i = 0; i < n; i++) {
+            const char *id = cg_uuid4(cp);
+            if (id == NULL || write(fd[1], id, 36) != 36) {
+                _exit(1);
+            }
+        }
+        _exit(0);
+    }
+    close(fd[1]);
+    while (got < (apr_size_t)n * 36) {
+        ssize_t r = read(fd[0], buf + got, (apr_size_t)n * 36 - got);
+        if (r <= 0) {
+            break;
+        }
+        got += (apr_size_t)r;
+    }
+    close(fd[0]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_uint_eq(got, (apr_size_t)n * 36);
+    for (i = 0; i < n; i++) {
+        out[i] = apr_pstrmemdup(unit_pool, buf + i * 36, 36);
+    }
+}
+
+START_TEST(uuid4_fork_child_own_bytes)
+{
+    /* httpd forks its children from a parent whose buffer may hold bytes:
+     * neither a child nor its sibling may hand out the parent's next ids */
+    apr_hash_t *seen = apr_hash_make(unit_pool);
+    const char *child1[4], *child2[4], *id;
+    int i;
+
+    ck_assert(uuid4_first_time(seen, cg_uuid4(unit_pool))); /* the buffer is full */
+    uuid4_from_child(child1, 4);
+    uuid4_from_child(child2, 4);
+    for (i = 0; i < 4; i++) {
+        id = cg_uuid4(unit_pool);
+        ck_assert(uuid4_well_formed(id));
+        ck_assert_msg(uuid4_first_time(seen, id), "parent id %s twice", id);
+    }
+    for (i = 0; i < 4; i++) {
+        ck_assert_msg(uuid4_well_formed(child1[i]), "bad uuid %s", child1[i]);
+        ck_assert_msg(uuid4_first_time(seen, child1[i]), "child id %s seen before", child1[i]);
+        ck_assert_msg(uuid4_well_formed(child2[i]), "bad uuid %s", child2[i]);
+        ck_assert_msg(uuid4_first_time(seen, child2[i]), "sibling id %s seen before", child2[i]);
+    }
 }
 END_TEST
 
@@ -146,6 +314,9 @@ Suite *unit_suite_cg_util(void)
     tcase_add_checked_fixture(tc, unit_setup, unit_teardown);
     tcase_add_test(tc, request_id_rules);
     tcase_add_test(tc, uuid4_shape);
+    tcase_add_test(tc, uuid4_many_distinct);
+    tcase_add_test(tc, uuid4_threads_distinct);
+    tcase_add_test(tc, uuid4_fork_child_own_bytes);
     tcase_add_test(tc, secret_from_env);
     tcase_add_test(tc, secret_from_file);
     tcase_add_test(tc, secret_inline_refused);

@@ -587,6 +587,159 @@ START_TEST(test_metrics_series_cap)
 }
 END_TEST
 
+/* The decoded export of an aggregate (freed by a cleanup on unit_pool). */
+static apr_status_t free_export(void *req)
+{
+    otlp__own_metrics_request__free_unpacked(req, NULL);
+    return APR_SUCCESS;
+}
+
+static Otlp__OwnMetricsRequest *export_of(const cg_metrics_t *m)
+{
+    Otlp__OwnMetricsRequest *req;
+    const char *out;
+    apr_size_t out_len;
+
+    ck_assert_int_eq(cg_metrics_encode(unit_pool, m, apr_time_now(), NULL, &out, &out_len),
+                     APR_SUCCESS);
+    req = otlp__own_metrics_request__unpack(NULL, out_len, (const uint8_t *)out);
+    ck_assert_ptr_nonnull(req);
+    apr_pool_cleanup_register(unit_pool, req, free_export, apr_pool_cleanup_null);
+    return req;
+}
+
+/* The value of the sum data point whose attribute key is value (NULL: the
+ * one without that attribute); -1 when there is none. */
+static apr_int64_t point_int(const Otlp__OwnMetric *om, const char *key, const char *value)
+{
+    size_t i;
+
+    for (i = 0; om != NULL && i < om->sum->n_data_points; i++) {
+        const Otlp__OwnNumberDataPoint *dp = om->sum->data_points[i];
+        const char *v = kv_str(dp->attributes, dp->n_attributes, key);
+        if (value == NULL ? v == NULL : v != NULL && !strcmp(v, value)) {
+            return dp->as_int;
+        }
+    }
+    return -1;
+}
+
+START_TEST(test_metrics_series_identity)
+{
+    /* which attributes make one series: equal values add up, and nothing
+     * else does (position, lengths, a value imitating the key's separators,
+     * int attributes by value); values are cut at 256 bytes */
+    cg_metrics_t *m = cg_metrics_create(unit_pool, apr_time_now(), 2000);
+    char *long1 = apr_pcalloc(unit_pool, 302), *long2;
+    const Otlp__OwnMetric *om;
+    Otlp__OwnMetricsRequest *req;
+    cg_metrics_req_t rq;
+    const int statuses[] = {200, 2000, 20, -200, 0, -2147483647 - 1, 2147483647};
+    size_t i;
+
+    memset(long1, 'x', 301);
+    long2 = apr_pstrdup(unit_pool, long1);
+    long2[300] = 'y'; /* differs after the cut */
+    cg_metrics_dropped(m, "a", 1);
+    cg_metrics_dropped(m, "a", 2);
+    cg_metrics_dropped(m, "b", 4);
+    cg_metrics_dropped(m, "", 8);
+    cg_metrics_dropped(m, NULL, 16);
+    cg_metrics_dropped(m, "a|0:1:b", 32);
+    cg_metrics_dropped(m, long1, 64);
+    cg_metrics_dropped(m, long2, 128);
+    cg_metrics_dropped(m, apr_pstrndup(unit_pool, long1, 255), 256);
+    ck_assert_int_eq(cg_metrics_series(m), 7);
+    req = export_of(m);
+    om = find_metric(req, "mod_claude.telemetry.dropped");
+    ck_assert_ptr_nonnull(om);
+    ck_assert_uint_eq(om->sum->n_data_points, 7);
+    ck_assert_int_eq(point_int(om, "reason", "a"), 3);
+    ck_assert_int_eq(point_int(om, "reason", "b"), 4);
+    ck_assert_int_eq(point_int(om, "reason", ""), 8);
+    ck_assert_int_eq(point_int(om, "reason", NULL), 16);
+    ck_assert_int_eq(point_int(om, "reason", "a|0:1:b"), 32);
+    ck_assert_int_eq(point_int(om, "reason", apr_pstrndup(unit_pool, long1, 256)), 64 + 128);
+    ck_assert_int_eq(point_int(om, "reason", apr_pstrndup(unit_pool, long1, 255)), 256);
+
+    /* requests: by status (an int attribute), then model and upstream */
+    m = cg_metrics_create(unit_pool, apr_time_now(), 2000);
+    memset(&rq, 0, sizeof(rq));
+    rq.input_tokens = rq.output_tokens = rq.cache_read_tokens = rq.cache_write_tokens = -1;
+    rq.cost_micro_usd = -1;
+    for (i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        rq.status = statuses[i];
+        cg_metrics_record(m, &rq);
+        cg_metrics_record(m, &rq);
+    }
+    rq.status = 200;
+    rq.model = "m";
+    cg_metrics_record(m, &rq); /* model m */
+    rq.model = NULL;
+    rq.upstream = "m";
+    cg_metrics_record(m, &rq); /* upstream m: not the same */
+    rq.upstream = NULL;
+    rq.model = "x|2:y"; /* what model x, upstream y would make without lengths */
+    cg_metrics_record(m, &rq);
+    rq.model = "x|2:1:y"; /* and with them */
+    cg_metrics_record(m, &rq);
+    rq.model = "x";
+    rq.upstream = "y";
+    cg_metrics_record(m, &rq); /* neither of the two above */
+    rq.model = "x|2:y";
+    rq.upstream = NULL;
+    cg_metrics_record(m, &rq); /* the first of them again */
+    req = export_of(m);
+    om = find_metric(req, "mod_claude.requests");
+    ck_assert_ptr_nonnull(om);
+    ck_assert_uint_eq(om->sum->n_data_points, 7 + 5);
+    for (i = 0; i < om->sum->n_data_points; i++) {
+        const Otlp__OwnNumberDataPoint *dp = om->sum->data_points[i];
+        const char *model = kv_str(dp->attributes, dp->n_attributes, "model");
+        const char *up = kv_str(dp->attributes, dp->n_attributes, "upstream");
+        apr_int64_t want = 2;
+
+        if (i < 7) { /* first seen first */
+            ck_assert_ptr_null(model);
+            ck_assert_ptr_null(up);
+            ck_assert_uint_eq(dp->n_attributes, 1);
+            ck_assert_int_eq(dp->attributes[0]->value->int_value, statuses[i]);
+        }
+        else if (model != NULL && !strcmp(model, "x|2:y")) {
+            ck_assert_ptr_null(up);
+        }
+        else {
+            want = 1;
+        }
+        ck_assert_int_eq(dp->as_int, want);
+    }
+}
+END_TEST
+
+START_TEST(test_metrics_many_series_found_again)
+{
+    /* past apr_hash's growth, every series is still found by its key */
+    cg_metrics_t *m = cg_metrics_create(unit_pool, apr_time_now(), 2000);
+    const Otlp__OwnMetric *om;
+    int round, i;
+
+    for (round = 0; round < 2; round++) {
+        for (i = 0; i < 1000; i++) {
+            cg_metrics_dropped(m, apr_psprintf(unit_pool, "reason-%d-of-some-length", i), 1);
+        }
+    }
+    cg_metrics_dropped(m, "reason-1000-of-some-length", 1);
+    ck_assert_int_eq(cg_metrics_series(m), 1001);
+    om = find_metric(export_of(m), "mod_claude.telemetry.dropped");
+    ck_assert_uint_eq(om->sum->n_data_points, 1001);
+    for (i = 0; i < 1001; i++) {
+        ck_assert_int_eq(om->sum->data_points[i]->as_int, i < 1000 ? 2 : 1);
+        ck_assert_str_eq(om->sum->data_points[i]->attributes[0]->value->string_value,
+                         apr_psprintf(unit_pool, "reason-%d-of-some-length", i));
+    }
+}
+END_TEST
+
 Suite *unit_suite_cg_otlp(void)
 {
     Suite *s = suite_create("cg_otlp");
@@ -602,6 +755,8 @@ Suite *unit_suite_cg_otlp(void)
     tcase_add_test(tc, test_otlp_gzip);
     tcase_add_test(tc, test_metrics_aggregate_and_encode);
     tcase_add_test(tc, test_metrics_series_cap);
+    tcase_add_test(tc, test_metrics_series_identity);
+    tcase_add_test(tc, test_metrics_many_series_found_again);
     suite_add_tcase(s, tc);
     return s;
 }

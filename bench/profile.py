@@ -181,7 +181,7 @@ CustomLog "{benv.logs_dir}/access_log" common
                 data = a.perf_data or os.path.join(b.gen, 'perf.data')
                 perf = subprocess.Popen(
                     ['perf', 'record', '-q', '-e', 'cpu-clock', '-F', '499',
-                     '--call-graph', 'dwarf,16384', '-o', data, '-p',
+                     *(['--call-graph', 'dwarf,16384'] if not os.environ.get('PROFILE_NO_STACKS') else []), '-o', data, '-p',
                      ','.join(str(p) for p in pids)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 time.sleep(1)

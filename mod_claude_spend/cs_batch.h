@@ -2,13 +2,12 @@
  * APR only).
  *
  * Rows the writer queued itself are new by construction (their entry ids
- * were made by this child), so their batch is settled by
- * claude_settle_fresh (sql/0008): the rows are appended as they are and
- * everything else arrives summed here: one period total per principal and
- * period, one last-seen identity per principal, one release per lease.
- * The database then does per batch what it did per row. Journaled rows,
- * which may be in the ledger already, still go through claude_settle,
- * which counts only the rows it inserts. */
+ * were made by this child), so their batch is appended with COPY and
+ * everything else arrives summed here for claude_settle_sums (sql/0008):
+ * one period total per principal and period, one last-seen identity per
+ * principal, one release per lease. The database then does per batch what
+ * it did per row. Journaled rows, which may be in the ledger already, still
+ * go through claude_settle, which counts only the rows it inserts. */
 #ifndef CS_BATCH_H
 #define CS_BATCH_H
 

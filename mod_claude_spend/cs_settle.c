@@ -1,9 +1,12 @@
 /* cs_settle: the ledger is written by one background thread per child.
  *
  * A request's log_transaction queues its ledger row and returns; the writer
- * takes everything queued so far and settles it with one call of
- * claude_settle (sql/0007_leases.sql): the rows, the period totals, the
- * principals, and the holds on leases and reservations, in one transaction.
+ * takes everything queued so far and settles it in one transaction: the
+ * rows by binary COPY, then the period totals, principals and holds on
+ * leases and reservations, summed in the writer (cs_batch.c), by one call
+ * of claude_settle_sums (sql/0008). Journaled rows, which may be in the
+ * ledger already, go through claude_settle (sql/0007), which counts only
+ * the rows it inserts.
  * Under load a batch holds whatever arrived while the previous one was
  * written; when idle the writer wakes on the first row, so a row is in the
  * database a few milliseconds after its answer went out.
@@ -53,14 +56,14 @@
     "$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::boolean[], $17::text[], "    \
     "$18::text[], $19::text[], $20::text[], $21::bigint[], $22::text[], $23::bigint[])"
 #define CS_SETTLE_NPARAMS 23
-#define CS_FRESH_SQL                                                                               \
-    "SELECT claude_settle_fresh($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], "    \
-    "$6::text[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], "              \
-    "$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::boolean[], $17::text[], "    \
-    "$18::text[], $19::bigint[], $20::text[], $21::text[], $22::text[], $23::text[], "             \
-    "$24::text[], $25::bigint[])"
-#define CS_FRESH_NPARAMS 25
-#define CS_FRESH_NCOLS 16 /* claude_settle_fresh's parameters 1-16: cs_settle_cols' first 16 */
+#define CS_COPY_SQL                                                                                \
+    "COPY claude_ledger (entry_id, request_id, at, sub, email, groups, model_requested, "          \
+    "model_served, upstream, status, input_tokens, output_tokens, cache_read_tokens, "             \
+    "cache_write_tokens, cost_micro_usd, partial) FROM STDIN (FORMAT binary)"
+#define CS_SUMS_SQL                                                                                \
+    "SELECT claude_settle_sums($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], "     \
+    "$6::text[], $7::text[], $8::text[], $9::bigint[])"
+#define CS_SUMS_NPARAMS 9
 /* claude_settle's parameters 1-21, as row columns */
 static const int cs_settle_cols[] = {
     CS_COL_ENTRY,   CS_COL_REQUEST,   CS_COL_AT_US,      CS_COL_SUB,         CS_COL_EMAIL,
@@ -265,7 +268,7 @@ static void cs_settle_columns(const cs_row_t *rows, int n, int ncols, const char
 }
 
 /* One claude_settle call, which counts only the rows that are new to the
- * ledger (journal replays, a batch the fresh path refused); 1 when the
+ * ledger (journal replays, a batch whose COPY met a known entry); 1 when the
  * database took it. */
 static int cs_settle_exec(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int n,
                           const apr_array_header_t *rets, const char **why)
@@ -291,19 +294,151 @@ static const char *cs_int_literal(apr_pool_t *p, const apr_int64_t *v, int n)
     return cs_batch_literal(p, s, n);
 }
 
-/* One claude_settle_fresh call for rows this child made (see cs_batch.h);
- * 1 when the database took it. */
-static int cs_settle_exec_fresh(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int n,
-                                const apr_array_header_t *rets, const char **why,
-                                const char **sqlstate)
+/* PostgreSQL's binary COPY format, big-endian. */
+static char *cs_be16(char *d, apr_int16_t v)
 {
-    const char *params[CS_FRESH_NPARAMS];
+    d[0] = (char)((v >> 8) & 0xff);
+    d[1] = (char)(v & 0xff);
+    return d + 2;
+}
+
+static char *cs_be32(char *d, apr_int32_t v)
+{
+    int i;
+
+    for (i = 3; i >= 0; i--) {
+        d[i] = (char)(v & 0xff);
+        v = (apr_int32_t)((apr_uint32_t)v >> 8);
+    }
+    return d + 4;
+}
+
+static char *cs_be64(char *d, apr_int64_t v)
+{
+    int i;
+
+    for (i = 7; i >= 0; i--) {
+        d[i] = (char)(v & 0xff);
+        v = (apr_int64_t)((apr_uint64_t)v >> 8);
+    }
+    return d + 8;
+}
+
+static char *cs_copy_text(char *d, const char *s)
+{
+    apr_size_t len;
+
+    if (s == NULL) {
+        return cs_be32(d, -1);
+    }
+    len = strlen(s);
+    d = cs_be32(d, (apr_int32_t)len);
+    memcpy(d, s, len);
+    return d + len;
+}
+
+static char *cs_copy_int(char *d, const char *s, int bytes)
+{
+    if (s == NULL) {
+        return cs_be32(d, -1); /* the column refuses it; the database says why */
+    }
+    d = cs_be32(d, bytes);
+    return bytes == 4 ? cs_be32(d, (apr_int32_t)apr_atoi64(s)) : cs_be64(d, apr_atoi64(s));
+}
+
+/* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
+#define CS_PG_EPOCH_US APR_INT64_C(946684800000000)
+
+/* The rows as one binary COPY stream: no text to parse in the database,
+ * and the heap takes them a page at a time. */
+static char *cs_copy_data(apr_pool_t *p, const cs_row_t *rows, int n, apr_size_t *len)
+{
+    static const int texts[] = {CS_COL_ENTRY,     CS_COL_REQUEST,   CS_COL_SUB,     CS_COL_EMAIL,
+                                CS_COL_MODEL_REQ, CS_COL_MODEL_SRV, CS_COL_UPSTREAM};
+    apr_size_t size = 19 + 2;
+    apr_time_t now = apr_time_now();
+    char *out, *d;
+    int i, j;
+
+    for (i = 0; i < n; i++) {
+        /* 16 length words, at, status, 5 bigints, partial, the jsonb version */
+        size += 2 + 16 * 4 + 8 + 4 + 5 * 8 + 1 + 1;
+        for (j = 0; j < (int)(sizeof(texts) / sizeof(texts[0])); j++) {
+            size += rows[i].v[texts[j]] ? strlen(rows[i].v[texts[j]]) : 0;
+        }
+        size += rows[i].v[CS_COL_GROUPS] ? strlen(rows[i].v[CS_COL_GROUPS]) : 2;
+    }
+    out = d = apr_palloc(p, size);
+    memcpy(d, "PGCOPY\n\377\r\n\0", 11);
+    d = cs_be32(d + 11, 0); /* flags */
+    d = cs_be32(d, 0);      /* header extension */
+    for (i = 0; i < n; i++) {
+        const char *const *v = rows[i].v;
+        const char *groups = v[CS_COL_GROUPS] ? v[CS_COL_GROUPS] : "[]";
+        apr_size_t glen = strlen(groups);
+        apr_time_t at = v[CS_COL_AT_US] ? (apr_time_t)apr_atoi64(v[CS_COL_AT_US]) : now;
+
+        d = cs_be16(d, 16);
+        d = cs_copy_text(d, v[CS_COL_ENTRY]);
+        d = cs_copy_text(d, v[CS_COL_REQUEST]);
+        d = cs_be32(d, 8);
+        d = cs_be64(d, at - CS_PG_EPOCH_US);
+        d = cs_copy_text(d, v[CS_COL_SUB]);
+        d = cs_copy_text(d, v[CS_COL_EMAIL]);
+        d = cs_be32(d, (apr_int32_t)(glen + 1));
+        *d++ = 1; /* jsonb's binary form: a version byte, then the text */
+        memcpy(d, groups, glen);
+        d += glen;
+        d = cs_copy_text(d, v[CS_COL_MODEL_REQ]);
+        d = cs_copy_text(d, v[CS_COL_MODEL_SRV]);
+        d = cs_copy_text(d, v[CS_COL_UPSTREAM]);
+        d = cs_copy_int(d, v[CS_COL_STATUS], 4);
+        d = cs_copy_int(d, v[CS_COL_IN], 8);
+        d = cs_copy_int(d, v[CS_COL_OUT], 8);
+        d = cs_copy_int(d, v[CS_COL_CACHE_READ], 8);
+        d = cs_copy_int(d, v[CS_COL_CACHE_WRITE], 8);
+        d = cs_copy_int(d, v[CS_COL_COST], 8);
+        d = cs_be32(d, 1);
+        *d++ = (char)(v[CS_COL_PARTIAL] != NULL && v[CS_COL_PARTIAL][0] == 't');
+    }
+    d = cs_be16(d, -1);
+    *len = (apr_size_t)(d - out);
+    return out;
+}
+
+/* A statement of the writer's transaction; 0 and *why if it failed. */
+static int cs_settle_step(apr_pool_t *p, PGconn *conn, PGresult *res, ExecStatusType want,
+                          const char **why, const char **sqlstate)
+{
+    if (PQresultStatus(res) == want) {
+        PQclear(res);
+        return 1;
+    }
+    if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        *why = "unexpected answer";
+        return 0;
+    }
+    return cs_settle_result(p, conn, res, why, sqlstate);
+}
+
+/* Rows this child made (see cs_batch.h), in one transaction: COPY, then
+ * claude_settle_sums; 1 when the database took it. On failure the
+ * transaction is rolled back and *sqlstate says why. */
+static int cs_settle_exec_copy(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int n,
+                               const apr_array_header_t *rets, const char **why,
+                               const char **sqlstate)
+{
+    const char *params[CS_SUMS_NPARAMS];
     const char *const **vals = apr_palloc(p, sizeof(*vals) * (apr_size_t)(n + 1));
     cs_batch_release_t *ret = apr_palloc(p, sizeof(*ret) * (apr_size_t)(rets->nelts + 1));
     cs_batch_sums_t sum;
     const char **s1, **s2, **s3;
     apr_int64_t *m;
-    int i, nt, nw, nl;
+    apr_size_t len;
+    const char *data;
+    PGresult *res;
+    int i, nt, nw, nl, ok;
 
     for (i = 0; i < n; i++) {
         vals[i] = rows[i].v;
@@ -323,37 +458,65 @@ static int cs_settle_exec_fresh(apr_pool_t *p, PGconn *conn, const cs_row_t *row
     s2 = apr_palloc(p, sizeof(*s2) * (apr_size_t)(i + 1));
     s3 = apr_palloc(p, sizeof(*s3) * (apr_size_t)(i + 1));
     m = apr_palloc(p, sizeof(*m) * (apr_size_t)(i + 1));
-
-    cs_settle_columns(rows, n, CS_FRESH_NCOLS, params);
     for (i = 0; i < nt; i++) {
         const cs_batch_total_t *t = &APR_ARRAY_IDX(sum.totals, i, cs_batch_total_t);
         s1[i] = t->principal;
         s2[i] = t->period_key;
         m[i] = t->micro;
     }
-    params[16] = cs_batch_literal(p, s1, nt);
-    params[17] = cs_batch_literal(p, s2, nt);
-    params[18] = cs_int_literal(p, m, nt);
+    params[0] = cs_batch_literal(p, s1, nt);
+    params[1] = cs_batch_literal(p, s2, nt);
+    params[2] = cs_int_literal(p, m, nt);
     for (i = 0; i < nw; i++) {
         const cs_batch_who_t *w = &APR_ARRAY_IDX(sum.who, i, cs_batch_who_t);
         s1[i] = w->principal;
         s2[i] = w->email;
         s3[i] = w->groups;
     }
-    params[19] = cs_batch_literal(p, s1, nw);
-    params[20] = cs_batch_literal(p, s2, nw);
-    params[21] = cs_batch_literal(p, s3, nw);
-    params[22] = cs_batch_literal(p, (const char *const *)sum.reserved->elts, sum.reserved->nelts);
+    params[3] = cs_batch_literal(p, s1, nw);
+    params[4] = cs_batch_literal(p, s2, nw);
+    params[5] = cs_batch_literal(p, s3, nw);
+    params[6] = cs_batch_literal(p, (const char *const *)sum.reserved->elts, sum.reserved->nelts);
     for (i = 0; i < nl; i++) {
         const cs_batch_release_t *r = &APR_ARRAY_IDX(sum.releases, i, cs_batch_release_t);
         s1[i] = r->lease;
         m[i] = r->micro;
     }
-    params[23] = cs_batch_literal(p, s1, nl);
-    params[24] = cs_int_literal(p, m, nl);
-    return cs_settle_result(
-        p, conn, PQexecParams(conn, CS_FRESH_SQL, CS_FRESH_NPARAMS, NULL, params, NULL, NULL, 0),
-        why, sqlstate);
+    params[7] = cs_batch_literal(p, s1, nl);
+    params[8] = cs_int_literal(p, m, nl);
+
+    ok = cs_settle_step(p, conn, PQexec(conn, "BEGIN"), PGRES_COMMAND_OK, why, sqlstate);
+    if (ok && n > 0) {
+        ok = cs_settle_step(p, conn, PQexec(conn, CS_COPY_SQL), PGRES_COPY_IN, why, sqlstate);
+        if (ok) {
+            data = cs_copy_data(p, rows, n, &len);
+            if (PQputCopyData(conn, data, (int)len) != 1 || PQputCopyEnd(conn, NULL) != 1) {
+                ok = 0;
+                *why = apr_pstrdup(p, PQerrorMessage(conn));
+            }
+            /* the COPY's own result, then the end of its results */
+            while ((res = PQgetResult(conn)) != NULL) {
+                if (ok) {
+                    ok = cs_settle_step(p, conn, res, PGRES_COMMAND_OK, why, sqlstate);
+                }
+                else {
+                    PQclear(res);
+                }
+            }
+        }
+    }
+    if (ok) {
+        ok = cs_settle_step(
+            p, conn, PQexecParams(conn, CS_SUMS_SQL, CS_SUMS_NPARAMS, NULL, params, NULL, NULL, 0),
+            PGRES_TUPLES_OK, why, sqlstate);
+    }
+    if (ok) {
+        ok = cs_settle_step(p, conn, PQexec(conn, "COMMIT"), PGRES_COMMAND_OK, why, sqlstate);
+    }
+    else if (PQstatus(conn) == CONNECTION_OK) {
+        PQclear(PQexec(conn, "ROLLBACK"));
+    }
+    return ok;
 }
 
 /* Append bytes to a journal under its lock, in one write. */
@@ -571,7 +734,7 @@ static int cs_settle_batch(apr_pool_t *p, const cs_row_t *rows, int n,
         const apr_array_header_t *r =
             off == 0 ? rets : apr_array_make(p, 1, sizeof(cs_lease_return_t));
         const char *state = NULL;
-        ok = cs_settle_exec_fresh(p, (PGconn *)conn, rows + off, k, r, &why, &state);
+        ok = cs_settle_exec_copy(p, (PGconn *)conn, rows + off, k, r, &why, &state);
         if (!ok && state != NULL && strcmp(state, "23505") == 0) {
             /* an entry is in the ledger already (a batch whose commit the
              * writer never heard of): count only what is new */

@@ -283,6 +283,11 @@ class TestStreaming:
         row = pg.wait_value("SELECT input_tokens, output_tokens, cost_micro_usd, partial "
                       "FROM claude_ledger WHERE request_id = 'usage-sse-1'")
         assert row == '2000|800|18000|f'
+        # the request's time, to the microsecond the gateway saw it (COPY's binary
+        # timestamps count from 2000-01-01): within the test's own minute
+        age = pg.psql("SELECT extract(epoch FROM now() - at) FROM claude_ledger "
+                      "WHERE request_id = 'usage-json-1'")
+        assert 0 <= float(age) < 60, age
         rec = env.audit_records('usage-json-1')[-1]
         assert rec['decision'] == 'allowed' and rec['user'] == 'user-alice'
         assert rec['model'] == 'claude-sonnet-4-5' and rec['input_tokens'] == '1000'
@@ -440,6 +445,31 @@ class TestLedgerJournal:
                        "claude_ledger WHERE request_id LIKE 'torn-%'") == 'torn-1,torn-3'
         assert not os.path.exists(os.path.join(spool, f'{pid}.0'))
         env.error_log.ignore_recent(tags=['CS0308', 'CS0304'])
+
+
+    def test_cs_100_73_a_batch_meeting_a_known_entry_is_settled_row_by_row(self, env, pg,
+                                                                          upstream):
+        """Should the ledger already hold an entry of a batch, its COPY fails
+        whole; the writer then settles the batch with claude_settle, which
+        counts only new rows (CS0313). A trigger fakes the clash once (a
+        sequence, which no rollback undoes)."""
+        pg.psql("CREATE SEQUENCE IF NOT EXISTS clash_once; "
+                "CREATE OR REPLACE FUNCTION clash_once() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN IF NEW.request_id = 'clash-1' AND nextval('clash_once') = 1 THEN "
+                "RAISE unique_violation USING MESSAGE = 'duplicate key (test)'; END IF; "
+                "RETURN NEW; END $$; "
+                "CREATE TRIGGER clash_once BEFORE INSERT ON claude_ledger FOR EACH ROW "
+                "EXECUTE FUNCTION clash_once()")
+        try:
+            assert post(env.port, '/v1/messages', message_body(),
+                        headers={'x-client-request-id': 'clash-1'}).status == 200
+            assert pg.wait_value("SELECT count(*) FROM claude_ledger "
+                                 "WHERE request_id = 'clash-1'", timeout=10) == '1'
+            assert pg.psql("SELECT last_value FROM clash_once") == '2'
+            assert env.error_log.scan_recent(r'CS0313.*settled row by row') is not None
+        finally:
+            pg.psql("DROP TRIGGER IF EXISTS clash_once ON claude_ledger; "
+                    "DROP FUNCTION IF EXISTS clash_once(); DROP SEQUENCE IF EXISTS clash_once")
 
 
 class TestStreamLifecycle:

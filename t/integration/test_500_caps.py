@@ -248,10 +248,11 @@ class TestCaps:
             == '0'
 
     def test_cs_500_12_fresh_batches_settle_as_row_by_row(self, env, pg):
-        """claude_settle_fresh (the writer's own batches, summed by cs_batch)
-        leaves totals, principals, reservations and leases as claude_settle
-        does row by row; a batch holding a known entry fails whole (the writer
-        then falls back to claude_settle) and changes nothing."""
+        """The writer's own batches (rows appended, then claude_settle_sums
+        with what cs_batch summed) leave totals, principals, reservations and
+        leases as claude_settle does row by row; a batch holding a known
+        entry fails whole (the writer then falls back to claude_settle) and
+        changes nothing."""
         def lit(vals):
             def q(v):
                 return '"' + str(v).replace('\\', '\\\\').replace('"', '\\"') + '"'
@@ -288,15 +289,24 @@ class TestCaps:
                 f"{lit([1000, 2000, 300, None])}::bigint[], "
                 "'{rr-L1}'::text[], '{500}'::bigint[])")
         fr = rows_of('fr')
-        fresh = (f"SELECT claude_settle_fresh({settle_args('fr', fr)}, "
-                 f"{lit(['fr-a'] * 3 + ['fr-b'] * 3)}::text[], "
-                 f"{lit([month, day, week] * 2)}::text[], "
-                 f"{lit([150] * 3 + [12] * 3)}::bigint[], "
-                 f"{lit(['fr-a', 'fr-b'])}::text[], {lit(['a2@x', 'b@x'])}::text[], "
-                 f"{lit([ENG, ENG])}::text[], "
-                 f"{lit(['fr-e4'])}::text[], {lit(['fr-L1', 'fr-L2'])}::text[], "
-                 f"{lit([3500, 300])}::bigint[])")
-        assert pg.psql(fresh) == '4'
+        cols = ('entry_id, request_id, at, sub, email, groups, model_requested, model_served, '
+                'upstream, status, input_tokens, output_tokens, cache_read_tokens, '
+                'cache_write_tokens, cost_micro_usd, partial')
+        values = ', '.join(
+            f"('{r[0]}', '{r[1]}', timestamptz 'epoch' + {r[2]} * interval '1 microsecond', "
+            f"'{r[3]}', '{r[4]}', '{r[5]}', '{r[6]}', '{r[7]}', '{r[8]}', {r[9]}, {r[10]}, "
+            f"{r[11]}, {r[12]}, {r[13]}, {r[14]}, '{r[15]}')" for r in fr)
+        sums = (f"SELECT claude_settle_sums("
+                f"{lit(['fr-a'] * 3 + ['fr-b'] * 3)}::text[], "
+                f"{lit([month, day, week] * 2)}::text[], "
+                f"{lit([150] * 3 + [12] * 3)}::bigint[], "
+                f"{lit(['fr-a', 'fr-b'])}::text[], {lit(['a2@x', 'b@x'])}::text[], "
+                f"{lit([ENG, ENG])}::text[], "
+                f"{lit(['fr-e4'])}::text[], {lit(['fr-L1', 'fr-L2'])}::text[], "
+                f"{lit([3500, 300])}::bigint[])")
+        # one psql -c string is one transaction, as the writer's COPY and sums are
+        fresh = f"INSERT INTO claude_ledger ({cols}) VALUES {values}; {sums}"
+        pg.psql(fresh)
 
         def state(x):
             return pg.psql(
@@ -318,7 +328,7 @@ class TestCaps:
         assert state('fr') == want
         # a known entry: the statement fails whole, nothing moves
         dup = fresh.replace(lit(['fr-e4']) + '::text[]', "'{}'::text[]")
-        assert dup != fresh
+        assert dup != fresh and 'fr-e1' in dup
         try:
             pg.psql(dup)
             raise AssertionError('a batch with known entries was taken')

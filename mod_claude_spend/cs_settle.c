@@ -1001,8 +1001,15 @@ void cs_settle_row(request_rec *r, const char *const *values)
     const char *line = NULL;
     apr_size_t len = 0;
 
+    apr_size_t vlen[CS_ROW_NV], total = 0;
+
     if (cs_q.spool_fd[0] >= 0) {
         line = cs_journal_line(r->pool, values, CS_ROW_NV, &len);
+    }
+    /* measured before the lock, copied under it in one block */
+    for (i = 0; i < CS_ROW_NV; i++) {
+        vlen[i] = values[i] ? strlen(values[i]) + 1 : 0;
+        total += vlen[i];
     }
     if (!cs_q.running || cs_q.stopping) {
         direct = 1;
@@ -1013,9 +1020,11 @@ void cs_settle_row(request_rec *r, const char *const *values)
             direct = 1; /* the writer is far behind: do not grow without bound */
         }
         else {
+            char *copy = apr_palloc(cs_q.fill.pool, total + 1);
             row = apr_array_push(cs_q.fill.rows);
             for (i = 0; i < CS_ROW_NV; i++) {
-                row->v[i] = values[i] ? apr_pstrdup(cs_q.fill.pool, values[i]) : NULL;
+                row->v[i] = values[i] ? memcpy(copy, values[i], vlen[i]) : NULL;
+                copy += vlen[i];
             }
             row->journal = cs_srv_get(r->server)->journal;
             spool = cs_q.fill.spool;

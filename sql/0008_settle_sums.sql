@@ -14,6 +14,12 @@
 -- identifies a row.
 ALTER TABLE claude_ledger DROP COLUMN IF EXISTS id;
 
+-- The ledger is read by time range (the cost report), across principals;
+-- rows arrive in time order, so a BRIN index on at serves those scans for
+-- a few pages, where the (sub, at) btree cost every row an index entry.
+CREATE INDEX IF NOT EXISTS claude_ledger_at_brin ON claude_ledger USING brin (at);
+DROP INDEX IF EXISTS claude_ledger_sub_at;
+
 CREATE OR REPLACE FUNCTION claude_settle_sums(p_tot_principal text[], p_tot_key text[],
                                               p_tot_micro bigint[],
                                               p_who text[], p_who_email text[],

@@ -22,6 +22,35 @@ typedef struct cs_price_t {
 void cs_price_lookup(const char *model, cs_price_t *out);
 
 /**
+ * Computes a model's price on a memo miss.
+ * @param ctx the caller's, passed through
+ * @param model as given to cs_price_memo_get (may be NULL)
+ * @return what the memo returns for the model
+ */
+typedef int (*cs_price_fn_t)(void *ctx, const char *model, cs_price_t *price,
+                             apr_int64_t *multiplier_ppm);
+
+/** The last price one request computed; zero it (apr_pcalloc) to start. */
+typedef struct cs_price_memo_t {
+    int set;
+    const char *model; /* borrowed: the caller's string, alive as long as the memo */
+    int known;
+    cs_price_t price;
+    apr_int64_t multiplier_ppm;
+} cs_price_memo_t;
+
+/**
+ * The price of model, from m when m holds that model's (equal strings, or
+ * both NULL), else from fn, which then replaces what m held. For a request
+ * that prices the same model twice (its estimate, then its cost): the
+ * second time costs a string compare.
+ * @param model kept by m: must live as long as m
+ * @return fn's return value for the model
+ */
+int cs_price_memo_get(cs_price_memo_t *m, const char *model, cs_price_fn_t fn, void *ctx,
+                      cs_price_t *price, apr_int64_t *multiplier_ppm);
+
+/**
  * Cost of the tokens at the price, rounded up to the next micro-USD so that
  * metering never undercounts.
  * @return micro-USD

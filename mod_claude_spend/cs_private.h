@@ -54,12 +54,13 @@ apr_interval_time_t cs_srv_lease_age(const cs_srv_conf_t *sc);
 typedef struct cs_req_t {
     cs_usage_parser_t *parser; /* NULL until a 2xx JSON/SSE answer starts */
     cs_usage_t usage;
-    int finished;             /* usage final, notes set */
-    apr_int64_t cost;         /* micro-USD, at list price */
-    const char *entry_id;     /* ledger entry id; NULL until admitted */
-    int reserved;             /* a lease holds the estimate until settled */
-    cs_lease_take_t take;     /* what admission took from the lease */
-    apr_table_t *cap_headers; /* anthropic-ratelimit-unified-* for 2xx answers */
+    int finished;               /* usage final, notes set */
+    apr_int64_t cost;           /* micro-USD, at list price */
+    const char *entry_id;       /* ledger entry id; NULL until admitted */
+    int reserved;               /* a lease holds the estimate until settled */
+    cs_lease_take_t take;       /* what admission took from the lease */
+    apr_table_t *cap_headers;   /* anthropic-ratelimit-unified-* for 2xx answers */
+    cs_price_memo_t price_memo; /* cs_price_for's last answer */
 } cs_req_t;
 
 /* The gateway's optional functions: this module's only link to it. */
@@ -73,6 +74,8 @@ extern APR_OPTIONAL_FN_TYPE(claude_gateway_pricing) * cs_pricing_fn;
 /**
  * The price of a request's tokens: the site's override for the model, else
  * the list price; multiplier_ppm receives pricing.multiplier in millionths.
+ * Remembered per initial request (cs_req_t.price_memo) for the model last asked.
+ * @param model must live as long as r's initial request
  * @return 0 when an unknown model fell back to the default rate
  */
 int cs_price_for(request_rec *r, const char *model, cs_price_t *price, apr_int64_t *multiplier_ppm);

@@ -40,8 +40,10 @@ APR_OPTIONAL_FN_TYPE(claude_gateway_refuse) * cs_refuse_fn;
 APR_OPTIONAL_FN_TYPE(claude_gateway_admin_auth) * cs_admin_auth_fn;
 APR_OPTIONAL_FN_TYPE(claude_gateway_pricing) * cs_pricing_fn;
 
-int cs_price_for(request_rec *r, const char *model, cs_price_t *price, apr_int64_t *multiplier_ppm)
+static int cs_price_compute(void *ctx, const char *model, cs_price_t *price,
+                            apr_int64_t *multiplier_ppm)
 {
+    request_rec *r = ctx;
     claude_gateway_price_t site;
 
     cs_price_lookup(model, price);
@@ -59,6 +61,20 @@ int cs_price_for(request_rec *r, const char *model, cs_price_t *price, apr_int64
     }
     return price->known;
 }
+
+int cs_price_for(request_rec *r, const char *model, cs_price_t *price, apr_int64_t *multiplier_ppm)
+{
+    /* Besides the model, the site's price depends on r's location and its
+     * "claude-model" note, both settled before our fixups: within the
+     * initial request only the model varies, so the estimate's lookup
+     * serves the cost's when the answer names the same model. */
+    if (r->main == NULL && r->prev == NULL) {
+        return cs_price_memo_get(&cs_req_get(r)->price_memo, model, cs_price_compute, r, price,
+                                 multiplier_ppm);
+    }
+    return cs_price_compute(r, model, price, multiplier_ppm);
+}
+
 static ap_filter_rec_t *cs_usage_filter_handle;
 
 static void *cs_dir_create(apr_pool_t *p, char *dir)

@@ -1,5 +1,7 @@
 /* Unit tests for cs_price: the table, provider spellings, the fallback, and
  * integer cost arithmetic against the reference's captured figures. */
+#include <string.h>
+
 #include "unit.h"
 #include "cs_price.h"
 
@@ -71,6 +73,93 @@ START_TEST(multiplier_rounds_up)
 }
 END_TEST
 
+START_TEST(lookup_matches_case_and_stops_at_at_sign)
+{
+    cs_price_t p;
+
+    cs_price_lookup("CLAUDE-Haiku-4-5-20251001", &p);
+    ck_assert_int_eq(p.known, 1);
+    ck_assert_int_eq(p.input, 1000000);
+    cs_price_lookup("eu.anthropic.CLAUDE-opus-4-1-20250805-v1:0", &p);
+    ck_assert_int_eq(p.input, 15000000);
+    /* the first matching row, not the longest: opus-4-5 before opus-4 */
+    cs_price_lookup("claude-opus-4-5-x", &p);
+    ck_assert_int_eq(p.input, 5000000);
+    /* '@' ends the id: "claude-opus-4@..." is opus 4, not opus-4-5 */
+    cs_price_lookup("claude-opus-4@-5", &p);
+    ck_assert_int_eq(p.input, 15000000);
+    cs_price_lookup("claude-haiku@4-5", &p);
+    ck_assert_int_eq(p.known, 0);
+    /* shorter than every prefix, or only the stem */
+    cs_price_lookup("claude-", &p);
+    ck_assert_int_eq(p.known, 0);
+    cs_price_lookup("claude", &p);
+    ck_assert_int_eq(p.known, 0);
+    cs_price_lookup("", &p);
+    ck_assert_int_eq(p.known, 0);
+    cs_price_lookup("claude-sonnet-", &p);
+    ck_assert_int_eq(p.known, 0);
+    cs_price_lookup("x-claude-sonnet-4", &p);
+    ck_assert_int_eq(p.known, 0);
+}
+END_TEST
+
+/* A stand-in for cs_price_for's lookup: an override for "site-model", the
+ * list price otherwise; counts its calls. */
+static int memo_calls;
+
+static int memo_fn(void *ctx, const char *model, cs_price_t *price, apr_int64_t *ppm)
+{
+    memo_calls++;
+    cs_price_lookup(model, price);
+    *ppm = *(const apr_int64_t *)ctx;
+    if (model != NULL && strcmp(model, "site-model") == 0) {
+        price->input = 42;
+        price->known = 1;
+    }
+    return price->known;
+}
+
+START_TEST(memo_keys_on_the_model)
+{
+    cs_price_memo_t m;
+    cs_price_t p;
+    apr_int64_t ppm = 0, mult = 850000;
+    char copy[] = "claude-haiku-4-5";
+
+    memset(&m, 0, sizeof(m));
+    memo_calls = 0;
+    ck_assert_int_eq(cs_price_memo_get(&m, "claude-haiku-4-5", memo_fn, &mult, &p, &ppm), 1);
+    ck_assert_int_eq(p.input, 1000000);
+    ck_assert_int_eq(ppm, 850000);
+    /* the same model, even in another string: no second lookup */
+    mult = 1;
+    ck_assert_int_eq(cs_price_memo_get(&m, copy, memo_fn, &mult, &p, &ppm), 1);
+    ck_assert_int_eq(memo_calls, 1);
+    ck_assert_int_eq(p.input, 1000000);
+    ck_assert_int_eq(ppm, 850000);
+    /* another model: looked up, and the override applies */
+    ck_assert_int_eq(cs_price_memo_get(&m, "site-model", memo_fn, &mult, &p, &ppm), 1);
+    ck_assert_int_eq(memo_calls, 2);
+    ck_assert_int_eq(p.input, 42);
+    ck_assert_int_eq(ppm, 1);
+    /* back to the first: looked up again, the override gone */
+    ck_assert_int_eq(cs_price_memo_get(&m, "claude-haiku-4-5", memo_fn, &mult, &p, &ppm), 1);
+    ck_assert_int_eq(memo_calls, 3);
+    ck_assert_int_eq(p.input, 1000000);
+    /* NULL is a key of its own: the fallback, and unknown */
+    ck_assert_int_eq(cs_price_memo_get(&m, NULL, memo_fn, &mult, &p, &ppm), 0);
+    ck_assert_int_eq(memo_calls, 4);
+    ck_assert_int_eq(p.input, 5000000);
+    ck_assert_int_eq(cs_price_memo_get(&m, NULL, memo_fn, &mult, &p, &ppm), 0);
+    ck_assert_int_eq(memo_calls, 4);
+    ck_assert_int_eq(cs_price_memo_get(&m, "my-model", memo_fn, &mult, &p, &ppm), 0);
+    ck_assert_int_eq(memo_calls, 5);
+    ck_assert_int_eq(cs_price_memo_get(&m, NULL, memo_fn, &mult, &p, &ppm), 0);
+    ck_assert_int_eq(memo_calls, 6);
+}
+END_TEST
+
 Suite *unit_suite_cs_price(void)
 {
     Suite *s = suite_create("cs_price");
@@ -82,6 +171,8 @@ Suite *unit_suite_cs_price(void)
     tcase_add_test(tc, unknown_model_fallback);
     tcase_add_test(tc, rounding_and_cache);
     tcase_add_test(tc, multiplier_rounds_up);
+    tcase_add_test(tc, lookup_matches_case_and_stops_at_at_sign);
+    tcase_add_test(tc, memo_keys_on_the_model);
     suite_add_tcase(s, tc);
     return s;
 }

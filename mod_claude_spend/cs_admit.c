@@ -51,7 +51,7 @@ static const char *cs_pg_array(apr_pool_t *p, const apr_array_header_t *items)
     return apr_pstrcat(p, out, "}", NULL);
 }
 
-static apr_int64_t cs_estimate(request_rec *r)
+static apr_int64_t cs_estimate(request_rec *r, cs_req_t *rq)
 {
     const char *model = apr_table_get(r->notes, "claude-model-upstream");
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
@@ -59,7 +59,7 @@ static apr_int64_t cs_estimate(request_rec *r)
     cs_price_t price;
     apr_int64_t ppm, max_tokens = mt ? apr_atoi64(mt) : -1;
 
-    cs_price_for(r, model ? model : apr_table_get(r->notes, "claude-model"), &price, &ppm);
+    cs_price_for(r, model ? model : cs_req_model(r, rq), &price, &ppm);
     if (max_tokens < 0) {
         max_tokens = 128000; /* the API requires max_tokens; bound it anyway */
     }
@@ -146,11 +146,12 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
     PGresult *res;
     apr_status_t rv;
     apr_time_t now = r->request_time;
-    apr_int64_t estimate = cs_estimate(r), want = estimate, granted = 0;
+    apr_int64_t estimate = cs_estimate(r, rq), want = estimate, granted = 0;
     int n = 0, i, ok;
 
     rq->entry_id = cs_new_id(r->pool);
     cs_period_keys(r->pool, now, pk);
+    memcpy(rq->period_keys, pk, sizeof(pk)); /* the ledger row's, at the end */
     keys = apr_pstrcat(r->pool, "{\"", pk[0], "\",\"", pk[1], "\",\"", pk[2], "\"}", NULL);
     lkey = cs_lease_key(r->pool, id, cs_srv_group_mode(sc), keys);
     if (leases != NULL &&

@@ -61,6 +61,9 @@ typedef struct cs_req_t {
     cs_lease_take_t take;       /* what admission took from the lease */
     apr_table_t *cap_headers;   /* anthropic-ratelimit-unified-* for 2xx answers */
     cs_price_memo_t price_memo; /* cs_price_for's last answer */
+    const char *model_req;      /* r->notes "claude-model", once read */
+    int model_req_read;
+    const char *period_keys[3]; /* of r->request_time, from admission; NULL before */
 } cs_req_t;
 
 /* The gateway's optional functions: this module's only link to it. */
@@ -96,6 +99,12 @@ void cs_period_keys(apr_pool_t *p, apr_time_t t, const char **keys);
 
 /** The request state of r's initial request, created on first use. */
 cs_req_t *cs_req_get(request_rec *r);
+
+/**
+ * The model the client asked for (the gateway's "claude-model" note, set in
+ * its fixups before ours), read from r->notes once per initial request.
+ */
+const char *cs_req_model(request_rec *r, cs_req_t *rq);
 
 /**
  * Finish the usage of r once (at EOS, or in log_transaction when the stream

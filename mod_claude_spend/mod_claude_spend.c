@@ -358,6 +358,20 @@ cs_req_t *cs_req_get(request_rec *r)
     return rq;
 }
 
+const char *cs_req_model(request_rec *r, cs_req_t *rq)
+{
+    /* every lookup compares the key with each "claude-*" note (they share
+     * apr_table's checksum of the first four bytes): read it once */
+    if (r->main != NULL || r->prev != NULL) {
+        return apr_table_get(r->notes, "claude-model"); /* another request's notes */
+    }
+    if (!rq->model_req_read) {
+        rq->model_req = apr_table_get(r->notes, "claude-model");
+        rq->model_req_read = 1;
+    }
+    return rq->model_req;
+}
+
 void cs_usage_publish(request_rec *r, cs_req_t *rq)
 {
     const cs_usage_t *u = &rq->usage;
@@ -367,23 +381,25 @@ void cs_usage_publish(request_rec *r, cs_req_t *rq)
     }
     rq->finished = 1;
     cs_usage_parser_finish(rq->parser, &rq->usage);
-    /* notes, so `LogFormat %{claude-usage-in}n` gives auditors the figures */
-    apr_table_setn(r->notes, "claude-usage-in", apr_off_t_toa(r->pool, u->input_tokens));
-    apr_table_setn(r->notes, "claude-usage-out", apr_off_t_toa(r->pool, u->output_tokens));
-    apr_table_setn(r->notes, "claude-usage-cache-read",
+    /* notes, so `LogFormat %{claude-usage-in}n` gives auditors the figures.
+     * Added, not set: they are written here only, once per request (the
+     * finished flag), so there is no old value to replace, and setn would
+     * compare each key with every "claude-*" note to find none. */
+    apr_table_addn(r->notes, "claude-usage-in", apr_off_t_toa(r->pool, u->input_tokens));
+    apr_table_addn(r->notes, "claude-usage-out", apr_off_t_toa(r->pool, u->output_tokens));
+    apr_table_addn(r->notes, "claude-usage-cache-read",
                    apr_off_t_toa(r->pool, u->cache_read_tokens));
-    apr_table_setn(r->notes, "claude-usage-cache-write",
+    apr_table_addn(r->notes, "claude-usage-cache-write",
                    apr_off_t_toa(r->pool, u->cache_creation_tokens));
-    apr_table_setn(r->notes, "claude-usage-partial", u->complete ? "0" : "1");
+    apr_table_addn(r->notes, "claude-usage-partial", u->complete ? "0" : "1");
     if (u->model != NULL) {
-        apr_table_setn(r->notes, "claude-model-served", u->model);
+        apr_table_addn(r->notes, "claude-model-served", u->model);
     }
     {
         cs_price_t price;
         apr_int64_t ppm;
         /* priced by what was served; the requested id when the answer named none */
-        cs_price_for(r, u->model ? u->model : apr_table_get(r->notes, "claude-model"), &price,
-                     &ppm);
+        cs_price_for(r, u->model ? u->model : cs_req_model(r, rq), &price, &ppm);
         rq->cost = cs_price_scale(cs_price_cost(&price, u->input_tokens, u->output_tokens,
                                                 u->cache_read_tokens, u->cache_creation_tokens),
                                   ppm);
@@ -393,7 +409,7 @@ void cs_usage_publish(request_rec *r, cs_req_t *rq)
                                          "rate ($5/$25 per MTok)",
                           u->model ? u->model : "(none)");
         }
-        apr_table_setn(r->notes, "claude-cost-micro-usd", apr_off_t_toa(r->pool, rq->cost));
+        apr_table_addn(r->notes, "claude-cost-micro-usd", apr_off_t_toa(r->pool, rq->cost));
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "usage in=%" APR_INT64_T_FMT " out=%" APR_INT64_T_FMT " cr=%" APR_INT64_T_FMT
@@ -404,6 +420,7 @@ void cs_usage_publish(request_rec *r, cs_req_t *rq)
 
 static int cs_fixups(request_rec *r)
 {
+    const cg_identity_t *id;
     const char *decision;
 
     if (!ap_is_initial_req(r) || !cs_dir_enabled(r)) {
@@ -411,7 +428,7 @@ static int cs_fixups(request_rec *r)
     }
     /* only what the gateway authenticated; the filter meters only 2xx
      * answers, so refusals cost nothing, and count_tokens is free */
-    if (cs_identity(r) == NULL) {
+    if ((id = cs_identity(r)) == NULL) {
         return DECLINED;
     }
     if (strstr(r->uri, "/count_tokens") != NULL) {
@@ -422,7 +439,7 @@ static int cs_fixups(request_rec *r)
     if (decision == NULL || strcmp(decision, "allowed") != 0) {
         return DECLINED;
     }
-    if (cs_admit(r, cs_req_get(r), cs_identity(r)) == OK) {
+    if (cs_admit(r, cs_req_get(r), id) == OK) {
         return DECLINED; /* refused: the gateway's handler answers */
     }
     ap_add_output_filter_handle(cs_usage_filter_handle, NULL, r, r->connection);
@@ -530,39 +547,54 @@ static void cs_journal_defaults(apr_pool_t *pconf, server_rec *s)
 
 /* The append-only ledger row, queued for this child's writer (cs_settle.c):
  * the request never waits for the database. */
-static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
+/* The groups as a JSON array of strings, in one allocation. Group names
+ * are plain; bytes that would break the JSON become '_' whatever. */
+static const char *cs_groups_json(apr_pool_t *p, const apr_array_header_t *groups)
+{
+    int i, n = groups != NULL ? groups->nelts : 0;
+    apr_size_t len = 3; /* "[", "]", NUL */
+    char *out, *d;
+
+    for (i = 0; i < n; i++) {
+        len += strlen(APR_ARRAY_IDX(groups, i, const char *)) + 3; /* quotes and a comma */
+    }
+    out = d = apr_palloc(p, len);
+    *d++ = '[';
+    for (i = 0; i < n; i++) {
+        const char *g = APR_ARRAY_IDX(groups, i, const char *);
+        if (i) {
+            *d++ = ',';
+        }
+        *d++ = '"';
+        for (; *g; g++) {
+            *d++ = (*g == '"' || *g == '\\' || (unsigned char)*g < 0x20) ? '_' : *g;
+        }
+        *d++ = '"';
+    }
+    *d++ = ']';
+    *d = '\0';
+    return out;
+}
+
+static void cs_ledger_write(request_rec *r, cs_req_t *rq)
 {
     const cg_identity_t *id = cs_identity(r);
     const cs_usage_t *u = &rq->usage;
     const char *v[CS_ROW_NV], *up;
-    int i;
-    char *groups;
 
     if (id == NULL) {
         return;
     }
-    groups = apr_pstrdup(r->pool, "[");
-    for (i = 0; id->groups != NULL && i < id->groups->nelts; i++) {
-        char *g = apr_pstrdup(r->pool, APR_ARRAY_IDX(id->groups, i, const char *));
-        char *q;
-        for (q = g; *q; q++) { /* group names are plain; keep the JSON valid whatever */
-            if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20) {
-                *q = '_';
-            }
-        }
-        groups = apr_pstrcat(r->pool, groups, i ? "," : "", "\"", g, "\"", NULL);
-    }
-    groups = apr_pstrcat(r->pool, groups, "]", NULL);
     v[CS_COL_ENTRY] = rq->entry_id ? rq->entry_id : cs_new_id(r->pool);
     v[CS_COL_REQUEST] = cs_request_id(r);
     v[CS_COL_SUB] = id->sub;
     v[CS_COL_EMAIL] = id->email;
-    v[CS_COL_GROUPS] = groups;
-    v[CS_COL_MODEL_REQ] = apr_table_get(r->notes, "claude-model");
+    v[CS_COL_GROUPS] = cs_groups_json(r->pool, id->groups);
+    v[CS_COL_MODEL_REQ] = cs_req_model(r, rq);
     v[CS_COL_MODEL_SRV] = u->model;
-    up = r->filename && strncmp(r->filename, "proxy:", 6) == 0 ? r->filename + 6 : NULL;
-    if (apr_table_get(r->notes, "claude-upstream") != NULL) {
-        up = apr_table_get(r->notes, "claude-upstream"); /* the gateway's router: by name */
+    up = apr_table_get(r->notes, "claude-upstream"); /* the gateway's router: by name */
+    if (up == NULL) {
+        up = r->filename && strncmp(r->filename, "proxy:", 6) == 0 ? r->filename + 6 : NULL;
     }
     if (up != NULL) {
         /* the upstream's origin, not the path or query */
@@ -578,7 +610,13 @@ static void cs_ledger_write(request_rec *r, const cs_req_t *rq)
     v[CS_COL_CACHE_WRITE] = apr_off_t_toa(r->pool, u->cache_creation_tokens);
     v[CS_COL_COST] = apr_off_t_toa(r->pool, rq->cost);
     v[CS_COL_PARTIAL] = u->complete ? "f" : "t";
-    cs_period_keys(r->pool, r->request_time, v + CS_COL_DAY);
+    if (rq->period_keys[0] != NULL) {
+        /* admission's: the same request_time (an internal redirect copies it) */
+        memcpy(v + CS_COL_DAY, rq->period_keys, sizeof(rq->period_keys));
+    }
+    else {
+        cs_period_keys(r->pool, r->request_time, v + CS_COL_DAY);
+    }
     v[CS_COL_AT_US] = apr_off_t_toa(r->pool, (apr_off_t)r->request_time);
     v[CS_COL_LEASE] = rq->take.lease_id;
     v[CS_COL_HELD] = rq->take.lease_id ? apr_off_t_toa(r->pool, (apr_off_t)rq->take.held) : NULL;

@@ -217,6 +217,50 @@ START_TEST(headers_outlive_the_lease)
 }
 END_TEST
 
+START_TEST(taken_headers_are_the_installed_ones)
+{
+    cs_leases_t *t = make(1024);
+    apr_table_t *h = apr_table_make(unit_pool, 4);
+    cs_lease_take_t take, a;
+    cs_lease_return_t ret;
+    apr_array_header_t *back = apr_array_make(unit_pool, 4, sizeof(cs_lease_return_t));
+    const apr_array_header_t *arr;
+    const apr_table_entry_t *e;
+    apr_int64_t want;
+    apr_pool_t *rp;
+
+    apr_table_addn(h, "anthropic-ratelimit-unified-status", "allowed");
+    apr_table_addn(h, "anthropic-ratelimit-unified-reset", "1795478400");
+    apr_table_addn(h, "Anthropic-Ratelimit-Unified-Status", "allowed_warning"); /* merged */
+    apr_table_addn(h, "anthropic-ratelimit-unified-overage-utilization", "0.8");
+    apr_pool_create(&rp, unit_pool);
+    cs_leases_install(t, "k", "L1", 1000, 0, 100, h, T0, unit_pool, &take, &ret);
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0, rp, &a, &want, &ret), 1);
+    /* apr_table_set's merge at install: first position, last value */
+    arr = apr_table_elts(a.headers);
+    e = (const apr_table_entry_t *)arr->elts;
+    ck_assert_int_eq(arr->nelts, 3);
+    ck_assert_str_eq(e[0].key, "anthropic-ratelimit-unified-status");
+    ck_assert_str_eq(e[0].val, "allowed_warning");
+    ck_assert_str_eq(e[1].key, "anthropic-ratelimit-unified-reset");
+    ck_assert_str_eq(e[2].key, "anthropic-ratelimit-unified-overage-utilization");
+    ck_assert_str_eq(e[2].val, "0.8");
+    /* a table like any other: found by any case, set replaces */
+    ck_assert_str_eq(apr_table_get(a.headers, "ANTHROPIC-RATELIMIT-UNIFIED-RESET"), "1795478400");
+    apr_table_set(a.headers, "anthropic-ratelimit-unified-status", "rejected");
+    ck_assert_int_eq(apr_table_elts(a.headers)->nelts, 3);
+    ck_assert_str_eq(apr_table_get(take.headers, "anthropic-ratelimit-unified-status"),
+                     "allowed_warning"); /* each request has its own copy */
+    /* and outlives the lease */
+    cs_leases_done(t, &take);
+    cs_leases_done(t, &a);
+    cs_leases_sweep(t, T0, 1, back);
+    ck_assert_str_eq(apr_table_get(a.headers, "anthropic-ratelimit-unified-overage-utilization"),
+                     "0.8");
+    ck_assert_str_eq(a.lease_id, "L1");
+}
+END_TEST
+
 Suite *unit_suite_cs_lease(void)
 {
     Suite *s = suite_create("cs_lease");
@@ -232,6 +276,7 @@ Suite *unit_suite_cs_lease(void)
     tcase_add_test(tc, force_sweep_returns_everything);
     tcase_add_test(tc, uncapped_entries_hold_nothing);
     tcase_add_test(tc, headers_outlive_the_lease);
+    tcase_add_test(tc, taken_headers_are_the_installed_ones);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -610,6 +610,9 @@ typedef struct cs_scan_usage_t {
 
 static const char *const cs_usage_keys[4] = {
     "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"};
+static const apr_size_t cs_usage_key_lens[4] = {
+    sizeof("input_tokens") - 1, sizeof("output_tokens") - 1, sizeof("cache_read_input_tokens") - 1,
+    sizeof("cache_creation_input_tokens") - 1};
 
 /* The next byte (0-255), or -1 at the end of the body. */
 static int cs_scan_get(cs_scan_t *s)
@@ -690,20 +693,24 @@ static int cs_scan_string(cs_scan_t *s, cs_str_t *out)
     apr_int32_t cp;
 
     for (;;) {
-        if (out == NULL || out->cap == 0) {
-            /* nothing to keep: a run of plain ASCII in this block costs a
-             * comparison a byte (long texts are most of a large answer) */
-            const char *q = s->p;
-            while (q < s->end && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 &&
-                   *q != '"' && *q != '\\') {
-                q++;
-            }
-            if (out != NULL) {
-                out->chars += q - s->p;
-                out->len += (apr_size_t)(q - s->p);
-            }
-            s->p = q;
+        /* a run of plain ASCII in this block costs a comparison a byte (long
+         * texts are most of a large answer; keys are all plain): what the
+         * byte-by-byte path below does with each, a code point put as is */
+        const char *q = s->p;
+        while (q < s->end && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 && *q != '"' &&
+               *q != '\\') {
+            q++;
         }
+        if (out != NULL && q > s->p) {
+            apr_size_t run = (apr_size_t)(q - s->p);
+            if (out->len < out->cap) {
+                memcpy(out->buf + out->len, s->p,
+                       run < out->cap - out->len ? run : out->cap - out->len);
+            }
+            out->chars += (apr_int64_t)run;
+            out->len += run;
+        }
+        s->p = q;
         c = cs_scan_get(s);
         if (c == '"') {
             return 1;
@@ -1022,12 +1029,13 @@ static int cs_scan_object(cs_scan_t *s, int depth, cs_scan_member_fn member, voi
     }
 }
 
-static int cs_str_is(const cs_str_t *str, const char *lit)
+static int cs_str_eq(const cs_str_t *str, const char *lit, apr_size_t n)
 {
-    apr_size_t n = strlen(lit);
-
     return str->len == n && n <= str->cap && memcmp(str->buf, lit, n) == 0;
 }
+
+/* lit a string literal: its length is a constant */
+#define CS_STR_IS(str, lit) cs_str_eq((str), (lit), sizeof(lit) - 1)
 
 /* A string value decoded into buf (cap bytes), or not a string (0, and the
  * value is scanned all the same). */
@@ -1061,17 +1069,17 @@ static int cs_scan_item_member(cs_scan_t *s, void *ctx, const cs_str_t *key, int
     apr_int64_t *chars = NULL;
     int ok;
 
-    if (cs_str_is(key, "type")) {
+    if (CS_STR_IS(key, "type")) {
         if (!cs_scan_short(s, c, depth, buf, sizeof(buf), &str, &ok)) {
             return 0;
         }
-        item->kind = !ok ? 0 : cs_str_is(&str, "text") ? 1 : cs_str_is(&str, "thinking") ? 2 : 0;
+        item->kind = !ok ? 0 : CS_STR_IS(&str, "text") ? 1 : CS_STR_IS(&str, "thinking") ? 2 : 0;
         return 1;
     }
-    if (cs_str_is(key, "text")) {
+    if (CS_STR_IS(key, "text")) {
         chars = &item->text;
     }
-    else if (cs_str_is(key, "thinking")) {
+    else if (CS_STR_IS(key, "thinking")) {
         chars = &item->thinking;
     }
     if (chars == NULL) {
@@ -1112,7 +1120,7 @@ static int cs_scan_usage_member(cs_scan_t *s, void *ctx, const cs_str_t *key, in
     int k, is_int;
     apr_int64_t v;
 
-    for (k = 0; k < 4 && !cs_str_is(key, cs_usage_keys[k]); k++) {
+    for (k = 0; k < 4 && !cs_str_eq(key, cs_usage_keys[k], cs_usage_key_lens[k]); k++) {
         /* which of ours, if any */
     }
     if (k == 4) {
@@ -1148,14 +1156,14 @@ static int cs_scan_root_member(cs_scan_t *s, void *ctx, const cs_str_t *key, int
     apr_size_t i;
     int ok;
 
-    if (cs_str_is(key, "type")) {
+    if (CS_STR_IS(key, "type")) {
         if (!cs_scan_short(s, c, depth, buf, sizeof(buf), &str, &ok)) {
             return 0;
         }
-        root->type_error = ok && cs_str_is(&str, "error");
+        root->type_error = ok && CS_STR_IS(&str, "error");
         return 1;
     }
-    if (cs_str_is(key, "model")) {
+    if (CS_STR_IS(key, "model")) {
         if (!cs_scan_short(s, c, depth, root->model, sizeof(root->model), &str, &ok)) {
             return 0;
         }
@@ -1168,7 +1176,7 @@ static int cs_scan_root_member(cs_scan_t *s, void *ctx, const cs_str_t *key, int
         root->model_len = str.len;
         return 1;
     }
-    if (cs_str_is(key, "usage")) {
+    if (CS_STR_IS(key, "usage")) {
         memset(&root->usage, 0, sizeof(root->usage));
         if (c != '{') {
             return cs_scan_value(s, c, depth);
@@ -1176,7 +1184,7 @@ static int cs_scan_root_member(cs_scan_t *s, void *ctx, const cs_str_t *key, int
         root->usage.is_object = 1;
         return cs_scan_object(s, depth, cs_scan_usage_member, &root->usage);
     }
-    if (cs_str_is(key, "content")) {
+    if (CS_STR_IS(key, "content")) {
         root->content_chars = 0;
         if (c != '[') {
             return cs_scan_value(s, c, depth);

@@ -658,6 +658,27 @@ START_TEST(test_json_escapes_and_strings)
 }
 END_TEST
 
+START_TEST(test_json_long_keys_and_runs)
+{
+    /* keys are kept up to 32 bytes and compared whole: a longer one that
+     * begins like ours is not ours, and a run of plain bytes split by an
+     * escape is put back together */
+    cs_usage_t u =
+        json("{\"usage\":{\"input_tokens\":3,\"input_tokens_and_a_much_longer_tail\":9,"
+             "\"cache_creation_input_tokens_x\":8,\"cache_creation_inp\\u0075t_tokens\":4},"
+             "\"modelmodelmodelmodelmodelmodelmodel\":\"no\","
+             "\"model\":\"claude-\\u0068aiku-4-5-20251001-and-a-name-past-32-bytes\"}");
+
+    ck_assert_int_eq(u.input_tokens, 3);
+    ck_assert_int_eq(u.cache_creation_tokens, 4);
+    ck_assert_str_eq(u.model, "claude-haiku-4-5-20251001-and-a-name-past-32-bytes");
+    /* the text's characters: plain runs, escapes and UTF-8 alike */
+    u = json("{\"content\":[{\"type\":\"text\",\"text\":\"ab\\ncd\xc3\xa9"
+             "f\\u00e9g\"}],\"usage\":{}}");
+    ck_assert_int_eq(u.text_chars, 9);
+}
+END_TEST
+
 START_TEST(test_json_numbers)
 {
     cs_usage_t u;
@@ -839,6 +860,7 @@ Suite *unit_suite_cs_usage(void)
     tcase_add_test(json_tc, test_json_without_usage_or_broken);
     tcase_add_test(json_tc, test_json_last_key_wins);
     tcase_add_test(json_tc, test_json_escapes_and_strings);
+    tcase_add_test(json_tc, test_json_long_keys_and_runs);
     tcase_add_test(json_tc, test_json_numbers);
     tcase_add_test(json_tc, test_json_refused);
     tcase_add_test(json_tc, test_json_depth);

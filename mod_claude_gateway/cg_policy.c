@@ -2231,10 +2231,15 @@ const cg_price_row_t *cg_policy_price(const cg_policy_t *pol, const char *upstre
                                       const char *requested, const char *served)
 {
     const cg_price_row_t *by_client = NULL, *by_family = NULL;
-    const cg_builtin_model_t *bs = cg_catalog_find(served), *br = cg_catalog_find(requested);
+    const cg_builtin_model_t *bs, *br;
     int i;
 
-    for (i = 0; pol != NULL && upstream != NULL && i < pol->prices->nelts; i++) {
+    if (pol == NULL || upstream == NULL || pol->prices->nelts == 0) {
+        return NULL; /* no overrides: skip the catalogue searches, on every request */
+    }
+    bs = cg_catalog_find(served);
+    br = cg_catalog_find(requested);
+    for (i = 0; i < pol->prices->nelts; i++) {
         const cg_price_row_t *row = &APR_ARRAY_IDX(pol->prices, i, cg_price_row_t);
         const cg_builtin_model_t *bm;
 

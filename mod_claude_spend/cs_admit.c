@@ -80,9 +80,6 @@ static int cs_refuse(request_rec *r, const cs_caps_verdict_t *v, const char *rea
     return OK;
 }
 
-/* What a lease is for: the principal, its groups (they pick the caps),
- * the group mode and the period keys; length-prefixed, so no two differ
- * only in where one field ends. */
 /* "|<length>:<s>" at d; returns the end */
 static char *cs_lease_key_part(char *d, const char *s)
 {
@@ -103,6 +100,9 @@ static char *cs_lease_key_part(char *d, const char *s)
     return d + len;
 }
 
+/* What a lease is for: the principal, its groups (they pick the caps),
+ * the group mode and the period keys; length-prefixed, so no two differ
+ * only in where one field ends. */
 static const char *cs_lease_key(apr_pool_t *p, const cg_identity_t *id, const char *mode,
                                 const char *keys)
 {

@@ -446,11 +446,9 @@ static int cs_fixups(request_rec *r)
     return DECLINED;
 }
 
-/* A random id per ledger row, so a replayed journal line is inserted once;
- * it also names the request's reservation. */
-/* The day, ISO week and month keys of t, the periods spend is counted in. */
-/* The day, week and month keys of t; every request of a second asks for
- * the same, so each thread keeps the last second's. */
+/* The day, ISO week and month keys of t, the periods spend is counted in;
+ * every request of a second asks for the same, so each thread keeps the
+ * last second's. */
 void cs_period_keys(apr_pool_t *p, apr_time_t t, const char **keys)
 {
     static __thread struct {
@@ -498,7 +496,9 @@ static void cs_id_random(unsigned char *out, apr_size_t n)
     memset(pool.buf + pool.left, 0, n);
 }
 
-/* Time first, then random: ids made later sort later, so the ledger's
+/* A random id per ledger row, so a replayed journal line is inserted once;
+ * it also names the request's reservation or lease.
+ * Time first, then random: ids made later sort later, so the ledger's
  * unique index grows at its right edge instead of being written all over
  * (which after every checkpoint costs a full page image in the WAL per
  * row). 13 hex digits of microseconds since the epoch, then 76 random bits:
@@ -545,8 +545,6 @@ static void cs_journal_defaults(apr_pool_t *pconf, server_rec *s)
     }
 }
 
-/* The append-only ledger row, queued for this child's writer (cs_settle.c):
- * the request never waits for the database. */
 /* The groups as a JSON array of strings, in one allocation. Group names
  * are plain; bytes that would break the JSON become '_' whatever. */
 static const char *cs_groups_json(apr_pool_t *p, const apr_array_header_t *groups)
@@ -576,6 +574,8 @@ static const char *cs_groups_json(apr_pool_t *p, const apr_array_header_t *group
     return out;
 }
 
+/* The append-only ledger row, queued for this child's writer (cs_settle.c):
+ * the request never waits for the database. */
 static void cs_ledger_write(request_rec *r, cs_req_t *rq)
 {
     const cg_identity_t *id = cs_identity(r);

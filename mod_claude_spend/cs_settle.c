@@ -615,15 +615,18 @@ static void cs_spool_recover(apr_pool_t *p, int own)
                 continue;
             }
             apr_file_close(f);
+            /* a mapped spool is never empty on disk: only lines count */
             len = cs_spool_compact(data, len);
-            if (len > 0 && cs_journal_write(p, cs_q.journal, data, len) != APR_SUCCESS) {
-                continue; /* try again next time */
+            if (len > 0) {
+                if (cs_journal_write(p, cs_q.journal, data, len) != APR_SUCCESS) {
+                    continue; /* try again next time */
+                }
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cs_q.s,
+                             CS_LOGNO(0308) "ledger rows of process %ld, which ended without "
+                                            "writing them, moved to the journal for replay",
+                             pid);
+                cs_q.journal_dirty = 1;
             }
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cs_q.s,
-                         CS_LOGNO(0308) "ledger rows of process %ld, which ended without "
-                                        "writing them, moved to the journal for replay",
-                         pid);
-            cs_q.journal_dirty = 1;
         }
         apr_file_remove(path, p);
     }

@@ -437,6 +437,9 @@ class TestLedgerJournal:
         data = line(1) + b'\0' * 100 + torn + b'\0' * 57 + line(3) + b'\0' * 4096
         with open(os.path.join(spool, f'{pid}.0'), 'wb') as f:
             f.write(data)
+        # the other spool of that process was emptied: zeros only, nothing to move
+        with open(os.path.join(spool, f'{pid}.1'), 'wb') as f:
+            f.truncate(1 << 20)
         end = time.time() + 20
         while time.time() < end and pg.psql(
                 "SELECT count(*) FROM claude_ledger WHERE request_id LIKE 'torn-%'") != '2':
@@ -444,6 +447,14 @@ class TestLedgerJournal:
         assert pg.psql("SELECT string_agg(request_id, ',' ORDER BY request_id) FROM "
                        "claude_ledger WHERE request_id LIKE 'torn-%'") == 'torn-1,torn-3'
         assert not os.path.exists(os.path.join(spool, f'{pid}.0'))
+        end = time.time() + 10
+        while time.time() < end and os.path.exists(os.path.join(spool, f'{pid}.1')):
+            time.sleep(0.1)
+        assert not os.path.exists(os.path.join(spool, f'{pid}.1'))
+        # one file had rows, so one warning
+        moved = [ln for ln in open(env.error_log.path, errors='replace')
+                 if 'CS0308' in ln and f'process {pid},' in ln]
+        assert len(moved) == 1, moved
         env.error_log.ignore_recent(tags=['CS0308', 'CS0304'])
 
 

@@ -252,17 +252,17 @@ static int cs_settle_result(apr_pool_t *p, PGconn *conn, PGresult *res, const ch
     return ok;
 }
 
-/* The first ncols columns of the rows into the column buffers and params. */
-static void cs_settle_columns(const cs_row_t *rows, int n, int ncols, const char **params)
+/* The rows' columns into the column buffers and params[0..20]. */
+static void cs_settle_columns(const cs_row_t *rows, int n, const char **params)
 {
     apr_size_t need[21];
     int i;
 
     for (i = 0; i < 21; i++) {
-        need[i] = i < ncols ? cs_pg_column_len(rows, n, cs_settle_cols[i]) : 0;
+        need[i] = cs_pg_column_len(rows, n, cs_settle_cols[i]);
     }
     cs_colbufs_reserve(need);
-    for (i = 0; i < ncols; i++) {
+    for (i = 0; i < 21; i++) {
         params[i] = cs_pg_column(cs_q.col[i], rows, n, cs_settle_cols[i]);
     }
 }
@@ -275,7 +275,7 @@ static int cs_settle_exec(apr_pool_t *p, PGconn *conn, const cs_row_t *rows, int
 {
     const char *params[CS_SETTLE_NPARAMS];
 
-    cs_settle_columns(rows, n, 21, params);
+    cs_settle_columns(rows, n, params);
     params[21] = cs_pg_returns(p, rets, 1);
     params[22] = cs_pg_returns(p, rets, 0);
     return cs_settle_result(
@@ -294,34 +294,17 @@ static const char *cs_int_literal(apr_pool_t *p, const apr_int64_t *v, int n)
     return cs_batch_literal(p, s, n);
 }
 
-/* PostgreSQL's binary COPY format, big-endian. */
-static char *cs_be16(char *d, apr_int16_t v)
+/* PostgreSQL's binary COPY format: integers of 2, 4 or 8 bytes, big-endian. */
+static char *cs_be(char *d, apr_int64_t v, int bytes)
 {
-    d[0] = (char)((v >> 8) & 0xff);
-    d[1] = (char)(v & 0xff);
-    return d + 2;
-}
-
-static char *cs_be32(char *d, apr_int32_t v)
-{
+    apr_uint64_t u = (apr_uint64_t)v;
     int i;
 
-    for (i = 3; i >= 0; i--) {
-        d[i] = (char)(v & 0xff);
-        v = (apr_int32_t)((apr_uint32_t)v >> 8);
+    for (i = bytes - 1; i >= 0; i--) {
+        d[i] = (char)(u & 0xff);
+        u >>= 8;
     }
-    return d + 4;
-}
-
-static char *cs_be64(char *d, apr_int64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--) {
-        d[i] = (char)(v & 0xff);
-        v = (apr_int64_t)((apr_uint64_t)v >> 8);
-    }
-    return d + 8;
+    return d + bytes;
 }
 
 static char *cs_copy_text(char *d, const char *s)
@@ -329,10 +312,10 @@ static char *cs_copy_text(char *d, const char *s)
     apr_size_t len;
 
     if (s == NULL) {
-        return cs_be32(d, -1);
+        return cs_be(d, -1, 4);
     }
     len = strlen(s);
-    d = cs_be32(d, (apr_int32_t)len);
+    d = cs_be(d, (apr_int32_t)len, 4);
     memcpy(d, s, len);
     return d + len;
 }
@@ -340,10 +323,10 @@ static char *cs_copy_text(char *d, const char *s)
 static char *cs_copy_int(char *d, const char *s, int bytes)
 {
     if (s == NULL) {
-        return cs_be32(d, -1); /* the column refuses it; the database says why */
+        return cs_be(d, -1, 4); /* the column refuses it; the database says why */
     }
-    d = cs_be32(d, bytes);
-    return bytes == 4 ? cs_be32(d, (apr_int32_t)apr_atoi64(s)) : cs_be64(d, apr_atoi64(s));
+    d = cs_be(d, bytes, 4);
+    return cs_be(d, apr_atoi64(s), bytes);
 }
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
@@ -370,22 +353,22 @@ static char *cs_copy_data(apr_pool_t *p, const cs_row_t *rows, int n, apr_size_t
     }
     out = d = apr_palloc(p, size);
     memcpy(d, "PGCOPY\n\377\r\n\0", 11);
-    d = cs_be32(d + 11, 0); /* flags */
-    d = cs_be32(d, 0);      /* header extension */
+    d = cs_be(d + 11, 0, 4); /* flags */
+    d = cs_be(d, 0, 4);      /* header extension */
     for (i = 0; i < n; i++) {
         const char *const *v = rows[i].v;
         const char *groups = v[CS_COL_GROUPS] ? v[CS_COL_GROUPS] : "[]";
         apr_size_t glen = strlen(groups);
         apr_time_t at = v[CS_COL_AT_US] ? (apr_time_t)apr_atoi64(v[CS_COL_AT_US]) : now;
 
-        d = cs_be16(d, 16);
+        d = cs_be(d, 16, 2);
         d = cs_copy_text(d, v[CS_COL_ENTRY]);
         d = cs_copy_text(d, v[CS_COL_REQUEST]);
-        d = cs_be32(d, 8);
-        d = cs_be64(d, at - CS_PG_EPOCH_US);
+        d = cs_be(d, 8, 4);
+        d = cs_be(d, at - CS_PG_EPOCH_US, 8);
         d = cs_copy_text(d, v[CS_COL_SUB]);
         d = cs_copy_text(d, v[CS_COL_EMAIL]);
-        d = cs_be32(d, (apr_int32_t)(glen + 1));
+        d = cs_be(d, (apr_int32_t)(glen + 1), 4);
         *d++ = 1; /* jsonb's binary form: a version byte, then the text */
         memcpy(d, groups, glen);
         d += glen;
@@ -398,10 +381,10 @@ static char *cs_copy_data(apr_pool_t *p, const cs_row_t *rows, int n, apr_size_t
         d = cs_copy_int(d, v[CS_COL_CACHE_READ], 8);
         d = cs_copy_int(d, v[CS_COL_CACHE_WRITE], 8);
         d = cs_copy_int(d, v[CS_COL_COST], 8);
-        d = cs_be32(d, 1);
+        d = cs_be(d, 1, 4);
         *d++ = (char)(v[CS_COL_PARTIAL] != NULL && v[CS_COL_PARTIAL][0] == 't');
     }
-    d = cs_be16(d, -1);
+    d = cs_be(d, -1, 2);
     *len = (apr_size_t)(d - out);
     return out;
 }

@@ -78,8 +78,9 @@ static const int cs_settle_cols[] = {
 #define CS_JOURNAL_CHECK apr_time_from_sec(5)  /* journals written by other children */
 /* Under load, batches start at most this often unless CS_SETTLE_FULL rows
  * wait: the database's work per batch grows with the principals in it, not
- * with its rows, so fewer, bigger batches cost it much less. */
-#define CS_SETTLE_GAP apr_time_from_msec(50)
+ * with its rows, so fewer, bigger batches cost it much less (200 ms rather
+ * than 50: -4 us of PostgreSQL CPU per request at 9k req/s, 16 users). */
+#define CS_SETTLE_GAP apr_time_from_msec(200)
 #define CS_SETTLE_FULL 2000
 /* Bytes of a spool file that are mapped (sparse on disk until used): room
  * for ten thousand rows; a batch larger still appends the rest. */
@@ -851,7 +852,10 @@ static void *APR_THREAD_FUNC cs_settle_run(apr_thread_t *thread, void *data)
         cs_q.fill = cs_q.spare;
         apr_thread_mutex_unlock(cs_q.lock);
 
-        now = last_flush = apr_time_now();
+        now = apr_time_now();
+        if (b.rows->nelts > 0) {
+            last_flush = now; /* an idle tick is no batch: the next row goes at once */
+        }
         if (stopping || now - last_sweep >= CS_SETTLE_TICK || now < last_sweep) {
             cs_leases_sweep(cs_q.leases, now, stopping, b.rets);
             last_sweep = now;

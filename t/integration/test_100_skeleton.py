@@ -367,8 +367,8 @@ class TestLedgerJournal:
         spool = os.path.join(env.logs_dir, 'claude-spend.journal.spool')
         assert post(env.port, '/v1/messages', message_body(),
                     headers={'x-client-request-id': 'kill-0'}).status == 200
-        assert pg.wait_value("SELECT count(*) FROM claude_ledger WHERE request_id = 'kill-0'") \
-            == '1'
+        assert pg.wait_value("SELECT string_agg(request_id, ',') FROM claude_ledger "
+                             "WHERE request_id = 'kill-0'") == 'kill-0'
         # hold the ledger so the writers block on it
         locker = subprocess.Popen(
             ['psql', '-X', '-q', '-d', pg.conninfo, '-c',
@@ -474,8 +474,8 @@ class TestLedgerJournal:
         try:
             assert post(env.port, '/v1/messages', message_body(),
                         headers={'x-client-request-id': 'clash-1'}).status == 200
-            assert pg.wait_value("SELECT count(*) FROM claude_ledger "
-                                 "WHERE request_id = 'clash-1'", timeout=10) == '1'
+            assert pg.wait_value("SELECT string_agg(request_id, ',') FROM claude_ledger "
+                                 "WHERE request_id = 'clash-1'", timeout=10) == 'clash-1'
             assert pg.psql("SELECT last_value FROM clash_once") == '2'
             assert env.error_log.scan_recent(r'CS0313.*settled row by row') is not None
         finally:

@@ -26,8 +26,12 @@ message_start, N deltas and message_delta with usage):
               managed policies, telemetry when ours has it. Skipped, saying
               why, when it cannot run.
 
-For each: requests/s and latency p50/p99 (wrk, whole response, so the whole
-stream for SSE) at concurrency 1, 16 and 64 for JSON and SSE, latency added
+All targets are started first and stay up; every (mode, concurrency) cell
+is then run on each target in turn, --rounds times (full: 3) with the order
+rotating, and the median run is reported, so a VM that slows down for a
+while weighs on every target alike rather than on whichever was measured
+then. For each: requests/s and latency p50/p99 (wrk, whole response, so the
+whole stream for SSE) at concurrency 1, 16 and 64 for JSON and SSE, latency added
 over the upstream alone, the server's CPU per request, and resident memory
 (VmRSS summed over the httpd children, or of the reference process) after
 start, before and after a soak of 100k requests (--quick: 10k), half JSON
@@ -77,10 +81,11 @@ TICK = os.sysconf('SC_CLK_TCK')
 
 PROFILES = {
     # duration of each wrk run (s), concurrencies, soak requests, warm-up (s),
-    # per-run request cap (0: none)
-    'full': dict(duration=5, conns=[1, 16, 64], soak=100000, warmup=2, limit=0),
-    'quick': dict(duration=2, conns=[1, 16, 64], soak=10000, warmup=1, limit=0),
-    'smoke': dict(duration=1, conns=[16], soak=100, warmup=0, limit=40),
+    # per-run request cap (0: none), rounds (runs per target and cell; the
+    # median is reported)
+    'full': dict(duration=5, conns=[1, 16, 64], soak=100000, warmup=2, limit=0, rounds=3),
+    'quick': dict(duration=2, conns=[1, 16, 64], soak=10000, warmup=1, limit=0, rounds=1),
+    'smoke': dict(duration=1, conns=[16], soak=100, warmup=0, limit=40, rounds=1),
 }
 
 
@@ -243,6 +248,20 @@ BENCH_MODULES = [
 ]
 
 
+class Target:
+    """A server under measurement: where to send requests, which processes
+    are its CPU (pids) and its memory (rss), and how to stop it."""
+
+    def __init__(self, name, url, pids, rss, stop=None):
+        self.name, self.url, self.pids, self.rss = name, url, pids, rss
+        self._stop = stop
+
+    def stop(self):
+        if self._stop:
+            stop, self._stop = self._stop, None
+            stop()
+
+
 class BenchPg(PgCluster):
     """The harness's throwaway cluster (fsync off, as the tests run it), with
     room for extra server options (bench/profile.py: pg_stat_statements)."""
@@ -361,6 +380,8 @@ class Bench:
             self.prof['soak'] = args.soak
         if args.conns:
             self.prof['conns'] = [int(x) for x in args.conns.split(',')]
+        if args.rounds:
+            self.prof['rounds'] = args.rounds
         self.gen = tempfile.mkdtemp(prefix='mod_claude-bench-')
         os.chmod(self.gen, 0o755)
         self.secret = secrets.token_urlsafe(40)
@@ -486,32 +507,53 @@ class Bench:
         res['other_cpu_cores'] = round(other / secs, 2) if secs else 0.0
         return res
 
-    # --- one target -------------------------------------------------------------
-    def run_target(self, name, url, pids_fn, rss_fn):
+    # --- measuring ------------------------------------------------------------
+    def measure(self, live):
+        """Every (mode, concurrency) cell is run on every live target in turn,
+        prof['rounds'] times, the order rotating each round, and the median
+        run (by req/s) is kept: a machine that slows down or speeds up for a
+        while (a VM's neighbours) then weighs on every target alike instead
+        of on whichever was measured at that moment."""
         prof = self.prof
-        log(f'== {name}: {url}')
-        up0 = self.upstream.stats()
-        rows = []
-        mem = {'boot_kb': rss_fn()}
-        if prof['warmup']:
-            for mode in ('json', 'sse'):
-                self.wrk(url, mode, 16, prof['warmup'], pids_fn=pids_fn)
-        elif prof['limit']:
-            self.wrk(url, 'mix', 4, 1, limit=20, pids_fn=pids_fn)
+        rounds = max(1, prof.get('rounds', 1))
+        for t in live:
+            self.results[t.name] = []
+            if prof['warmup']:
+                for mode in ('json', 'sse'):
+                    self.wrk(t.url, mode, 16, prof['warmup'], pids_fn=t.pids)
+            elif prof['limit']:
+                self.wrk(t.url, 'mix', 4, 1, limit=20, pids_fn=t.pids)
         for mode in ('json', 'sse'):
             for c in prof['conns']:
-                r = self.wrk(url, mode, c, prof['duration'], limit=prof['limit'],
-                             pids_fn=pids_fn)
-                r['target'] = name
-                rows.append(r)
-                log(f'   {mode:4s} c={c:<3d} {r["rps"]:9.1f} req/s  p50 {r["p50_ms"]:7.2f} ms  '
-                    f'p99 {r["p99_ms"]:7.2f} ms  errors {r["errors"]}  '
-                    f'server {r["server_cpu_us_per_req"]:.0f} us/req  '
-                    f'other load {r["other_cpu_cores"]:.2f} cores')
-                if r['requests'] == 0 or r['errors'] > 0.01 * max(1, r['requests']):
-                    self.failures.append(f'{name} {mode} c={c}: {r["errors"]} errors of '
-                                         f'{r["requests"]} ({r["errors_detail"]})')
-        mem['before_soak_kb'] = rss_fn()
+                runs = {t.name: [] for t in live}
+                for k in range(rounds):
+                    for t in live[k % len(live):] + live[:k % len(live)]:
+                        r = self.wrk(t.url, mode, c, prof['duration'], limit=prof['limit'],
+                                     pids_fn=t.pids)
+                        r['target'] = t.name
+                        runs[t.name].append(r)
+                        if r['requests'] == 0 or r['errors'] > 0.01 * max(1, r['requests']):
+                            self.failures.append(
+                                f'{t.name} {mode} c={c}: {r["errors"]} errors of '
+                                f'{r["requests"]} ({r["errors_detail"]})')
+                for t in live:
+                    rs = sorted(runs[t.name], key=lambda x: x['rps'])
+                    r = dict(rs[len(rs) // 2])
+                    r['rounds_rps'] = [x['rps'] for x in runs[t.name]]
+                    self.results[t.name].append(r)
+                    spread = (f'  rounds {"/".join(f"{x:.0f}" for x in r["rounds_rps"])}'
+                              if rounds > 1 else '')
+                    log(f'   {t.name:9s} {mode:4s} c={c:<3d} {r["rps"]:9.1f} req/s  '
+                        f'p50 {r["p50_ms"]:7.2f} ms  p99 {r["p99_ms"]:7.2f} ms  '
+                        f'errors {r["errors"]}  server {r["server_cpu_us_per_req"]:.0f} us/req  '
+                        f'other load {r["other_cpu_cores"]:.2f} cores{spread}')
+
+    def soak(self, t):
+        """RSS of the target before and after prof['soak'] requests (half SSE)."""
+        prof = self.prof
+        mem = self.memory.setdefault(t.name, {})
+        up0 = self.upstream.stats()
+        mem['before_soak_kb'] = t.rss()
         # wrk runs for a duration, so the soak is a series of runs sized from
         # the rate seen so far, until the count is reached (or the bound)
         n, done, errs = prof['soak'], 0, 0
@@ -519,11 +561,11 @@ class Bench:
         t0 = time.monotonic()
         chunk = 1
         while done < n and time.monotonic() - t0 < self.args.soak_timeout:
-            s = self.wrk(url, 'mix', 16, chunk, limit=(n - done) if prof['limit'] else 0,
-                         pids_fn=pids_fn)
+            s = self.wrk(t.url, 'mix', 16, chunk, limit=(n - done) if prof['limit'] else 0,
+                         pids_fn=t.pids)
             done += s['requests']
             errs += s['errors']
-            trace.append((done, rss_fn()))
+            trace.append((done, t.rss()))
             rate = max(1.0, s['rps'])
             chunk = int(min(10, max(1, math.ceil((n - done) / rate))))
             if s['requests'] == 0:
@@ -532,28 +574,27 @@ class Bench:
         mem['soak_rss_trace_kb'] = trace
         mem['soak_errors'] = errs
         mem['soak_seconds'] = round(time.monotonic() - t0, 1)
-        mem['after_soak_kb'] = rss_fn()
-        log(f'   soak: {done} requests (half SSE) in {mem["soak_seconds"]} s, '
+        mem['after_soak_kb'] = t.rss()
+        log(f'== {t.name}: soak: {done} requests (half SSE) in {mem["soak_seconds"]} s, '
             f'{errs} errors; RSS {mem["boot_kb"] / 1024:.1f} MB at start, '
             f'{mem["before_soak_kb"] / 1024:.1f} MB before, '
             f'{mem["after_soak_kb"] / 1024:.1f} MB after')
         if errs > 0.01 * max(1, done) or done == 0:
-            self.failures.append(f'{name} soak: {errs} errors of {done}')
-        self.results[name] = rows
-        self.memory[name] = mem
+            self.failures.append(f'{t.name} soak: {errs} errors of {done}')
         up1 = self.upstream.stats()
         served = (up1['json'] + up1['sse']) - (up0['json'] + up0['sse'])
         opened = up1['connections'] - up0['connections']
         mem['upstream_connections'] = opened
-        if name != 'upstream':
-            log(f'   upstream connections opened: {opened} for {served} requests')
+        if t.name != 'upstream':
+            log(f'   upstream connections opened during the soak: {opened} for {served} '
+                'requests')
 
     # --- targets ----------------------------------------------------------------
-    def target_upstream(self):
+    def start_upstream(self):
         u = self.upstream
-        self.run_target('upstream', u.url + '/v1/messages', u.pids, u.rss_kb)
+        return Target('upstream', u.url + '/v1/messages', u.pids, u.rss_kb)
 
-    def target_bare(self):
+    def start_bare(self):
         env = BenchHttpd(os.path.join(self.gen, 'bare'), self.args.modules, with_claude=False)
         env.install(f"""ProxyAddHeaders Off
 LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\"" combined
@@ -568,9 +609,10 @@ CustomLog "{env.logs_dir}/access_log" combined
             raise RuntimeError('bare httpd did not start: ' + getattr(env, 'last_output', ''))
         try:
             self.check_ok(env.url + '/v1/messages', 'bare')
-            self.run_target('bare', env.url + '/v1/messages', env.pids, env.rss_kb)
-        finally:
+        except Exception:
             env.stop()
+            raise
+        return Target('bare', env.url + '/v1/messages', env.pids, env.rss_kb, env.stop)
 
     def policy_file(self, name, telemetry=True):
         path = os.path.join(self.gen, f'{name}-policy.yaml')
@@ -659,28 +701,30 @@ ClaudeGatewaySessionSecret env:BENCH_SESSION_SECRET
             raise
         return env
 
-    def target_gateway(self, name='gateway', route=False):
+    def start_gateway_target(self, name='gateway', route=False):
         env = self.start_gateway(name, route)
+        db = self.db
         otlp0 = self.upstream.stats()['otlp']
-        try:
-            self.run_target(name, env.url + '/v1/messages',
-                            lambda: env.pids() + self.pg_pids(), env.rss_kb)
-            self.check_ledger(name)
-        finally:
+
+        def stop():
+            self.check_ledger(name, db)
             env.stop()
             if self.telemetry:
-                log(f'   OTLP exports received by the sink: {self.upstream.stats()["otlp"] - otlp0}')
+                log(f'   {name}: OTLP exports received by the sink (all targets meanwhile): '
+                    f'{self.upstream.stats()["otlp"] - otlp0}')
             errs = [x for x in open(env.error_log.path, errors='replace').read().splitlines()
                     if re.search(r'\[(\w+:)?(emerg|alert|crit|error)\]', x)]
             if errs:
                 log(f'   {name}: {len(errs)} error lines in the error log, e.g. {errs[0][:300]}')
+        return Target(name, env.url + '/v1/messages', lambda: env.pids() + self.pg_pids(),
+                      env.rss_kb, stop)
 
-    def check_ledger(self, name):
+    def check_ledger(self, name, db):
         try:
-            n = int(self.pg.psql('SELECT count(*) FROM claude_ledger', db=self.db))
-            log(f'   ledger rows so far: {n}')
+            n = int(self.pg.psql('SELECT count(*) FROM claude_ledger', db=db))
+            log(f'   {name}: ledger rows: {n}')
         except Exception as e:  # noqa: BLE001 - informative only
-            log(f'   ledger count failed: {e}')
+            log(f'   {name}: ledger count failed: {e}')
 
     def reference_status(self):
         """(True, '') when the reference gateway can run here, else (False, why)."""
@@ -700,12 +744,12 @@ ClaudeGatewaySessionSecret env:BENCH_SESSION_SECRET
                            f'{(r.stdout + r.stderr).strip()[:200]}')
         return True, ''
 
-    def target_reference(self):
+    def start_reference(self):
         ok, why = self.reference_status()
         if not ok:
             log(f'== reference: skipped: {why}')
             self.skipped['reference'] = why
-            return
+            return None
         from fakes.idp import IdpFake
         client_secret = secrets.token_urlsafe(32)
         self.idp = IdpFake(client_id='claude-gateway', client_secret=client_secret).start()
@@ -743,13 +787,23 @@ upstreams:
         proc = subprocess.Popen([REF_BIN, 'gateway', '--config', yaml_path], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         base = f'http://127.0.0.1:{port}'
+
+        def stop():
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            out.close()
         try:
             if not wait_port(port, timeout=60) or proc.poll() is not None:
                 out.flush()
                 why = 'did not start: ' + open(out.name, errors='replace').read()[-800:]
                 log(f'== reference: skipped: {why}')
                 self.skipped['reference'] = why
-                return
+                stop()
+                return None
             for u in self.users:
                 r = requests.post(base + '/v1/organizations/spend_limits',
                                   headers={'x-api-key': self.admin_key},
@@ -771,15 +825,10 @@ upstreams:
 
             def rss():
                 return vmrss_kb(proc.pid) + sum(vmrss_kb(c) for c in children(proc.pid))
-            self.run_target('reference', url, pids, rss)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            out.close()
+        except BaseException:
+            stop()
+            raise
+        return Target('reference', url, pids, rss, stop)
 
     # --- checks -----------------------------------------------------------------
     def post(self, url, stream, session=True):
@@ -892,23 +941,37 @@ upstreams:
             f'SSE {self.args.sse_deltas + 6} events, {self.args.sse_delay_ms} ms apart; '
             f'telemetry {"on" if self.telemetry else "not in this build: off"}')
         t0 = time.monotonic()
+        live = []
         try:
             self.start_common()
+            # every target is started first and stays up (idle when another
+            # is measured), so the runs can be interleaved (measure())
             targets = self.args.targets.split(',')
-            if 'upstream' in targets:
-                self.target_upstream()
-            if 'bare' in targets:
-                self.target_bare()
-            if 'gateway' in targets:
-                self.target_gateway()
-            if 'route' in targets:
-                if route_built(self.args.modules):
-                    self.target_gateway('route', route=True)
-                else:
+            for name in ('upstream', 'bare', 'gateway', 'route', 'reference'):
+                if name not in targets:
+                    continue
+                if name == 'route' and not route_built(self.args.modules):
                     self.skipped['route'] = 'ClaudeGatewayRoute not in this build'
-            if 'reference' in targets:
-                self.target_reference()
+                    continue
+                log(f'== starting {name}')
+                t = {'upstream': self.start_upstream, 'bare': self.start_bare,
+                     'gateway': self.start_gateway_target,
+                     'route': lambda: self.start_gateway_target('route', route=True),
+                     'reference': self.start_reference}[name]()
+                if t is not None:
+                    live.append(t)
+                    self.memory[t.name] = {'boot_kb': t.rss()}
+                    log(f'   {t.url}')
+            if live:
+                self.measure(live)
+                for t in live:
+                    self.soak(t)
         finally:
+            for t in live:
+                try:
+                    t.stop()
+                except Exception as e:  # noqa: BLE001 - the others still stop
+                    log(f'   stopping {t.name}: {e}')
             self.stop_common()
         elapsed = time.monotonic() - t0
         text = self.table()
@@ -962,6 +1025,9 @@ def parse_args(argv=None):
     ap.add_argument('--targets', default='upstream,bare,gateway,route,reference')
     ap.add_argument('--duration', type=int, help='seconds per wrk run')
     ap.add_argument('--conns', help='concurrencies, e.g. 16,64')
+    ap.add_argument('--rounds', type=int,
+                    help='runs per target and cell, interleaved across the targets; the '
+                         'median is reported (full: 3)')
     ap.add_argument('--soak', type=int, help='requests in the memory soak')
     ap.add_argument('--soak-timeout', type=int, default=300, help='bound of the soak (s)')
     ap.add_argument('--users', type=int, default=16, help='distinct session users (16)')

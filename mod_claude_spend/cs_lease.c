@@ -1,4 +1,6 @@
 /* cs_lease: per-child spend leases, see cs_lease.h. */
+#include <string.h>
+
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -77,7 +79,9 @@ static void cs_return_copy(apr_pool_t *p, cs_lease_return_t *ret)
 }
 
 /* Deep copy: the lease's strings may be freed before the request ends. */
-static apr_table_t *cs_headers_copy(apr_pool_t *p, const apr_table_t *h)
+/* The verdict's headers, for a new lease: set one by one, so a key given
+ * twice ends up once (first position, last value). */
+static apr_table_t *cs_headers_merge(apr_pool_t *p, const apr_table_t *h)
 {
     const apr_array_header_t *arr = apr_table_elts(h);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
@@ -86,6 +90,35 @@ static apr_table_t *cs_headers_copy(apr_pool_t *p, const apr_table_t *h)
 
     for (i = 0; i < arr->nelts; i++) {
         apr_table_set(out, e[i].key, e[i].val);
+    }
+    return out;
+}
+
+/* A lease's headers for one request it admits: a deep copy in one block,
+ * with no search, since cs_headers_merge left the keys unique. */
+static apr_table_t *cs_headers_copy(apr_pool_t *p, const apr_table_t *h)
+{
+    const apr_array_header_t *arr = apr_table_elts(h);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_table_t *out = apr_table_make(p, arr->nelts);
+    apr_size_t total = 0, kl, vl;
+    char *d;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        total += strlen(e[i].key) + strlen(e[i].val) + 2;
+    }
+    d = apr_palloc(p, total ? total : 1);
+    for (i = 0; i < arr->nelts; i++) {
+        char *k = d, *v;
+
+        kl = strlen(e[i].key) + 1;
+        memcpy(d, e[i].key, kl);
+        v = d += kl;
+        vl = strlen(e[i].val) + 1;
+        memcpy(d, e[i].val, vl);
+        d += vl;
+        apr_table_addn(out, k, v);
     }
     return out;
 }
@@ -169,7 +202,8 @@ void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, ap
     l->key = apr_pstrdup(lp, key);
     l->id = uncapped ? NULL : apr_pstrdup(lp, lease_id);
     l->remaining = uncapped ? 0 : granted;
-    l->headers = uncapped || headers == NULL ? apr_table_make(lp, 1) : cs_headers_copy(lp, headers);
+    l->headers =
+        uncapped || headers == NULL ? apr_table_make(lp, 1) : cs_headers_merge(lp, headers);
     l->created = l->last_used = now;
     l->size = granted > 0 && estimate > 0 ? (int)((granted + estimate - 1) / estimate) : 1;
     if (l->size < CS_LEASE_FIRST) {

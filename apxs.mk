@@ -42,6 +42,9 @@ CG_OTLP_GEN := $(patsubst %.proto,%.pb-c.c,$(wildcard $(CG_DIR)/otlp/*.proto))
 CG_PURE += $(CG_DIR)/cg_otlp.c $(CG_DIR)/cg_metrics.c $(CG_OTLP_GEN)
 CG_GLUE += $(CG_DIR)/cg_telemetry.c
 
+# the claude_json audit line, rendered in one pass over the notes
+CG_PURE += $(CG_DIR)/cg_audit.c
+
 CG_SRCS := $(CG_GLUE) $(CG_PURE)
 CS_SRCS := $(CS_GLUE) $(CS_PURE)
 CG_HDRS := $(filter-out $(CG_DIR)/cg_schema.h,$(wildcard $(CG_DIR)/*.h))

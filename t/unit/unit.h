@@ -35,5 +35,6 @@ Suite *unit_suite_cs_limits(void);
 Suite *unit_suite_cs_lease(void);
 Suite *unit_suite_cs_journal(void);
 Suite *unit_suite_cs_batch(void);
+Suite *unit_suite_cg_audit(void);
 
 #endif

@@ -42,8 +42,10 @@ CG_OTLP_GEN := $(patsubst %.proto,%.pb-c.c,$(wildcard $(CG_DIR)/otlp/*.proto))
 CG_PURE += $(CG_DIR)/cg_otlp.c $(CG_DIR)/cg_metrics.c $(CG_OTLP_GEN)
 CG_GLUE += $(CG_DIR)/cg_telemetry.c
 
-# the claude_json audit line, rendered in one pass over the notes
+# the claude_json audit line, rendered in one pass over the notes; the
+# mod_log_config item %^CJ that prints it
 CG_PURE += $(CG_DIR)/cg_audit.c
+CG_GLUE += $(CG_DIR)/cg_auditlog.c
 
 CG_SRCS := $(CG_GLUE) $(CG_PURE)
 CS_SRCS := $(CS_GLUE) $(CS_PURE)

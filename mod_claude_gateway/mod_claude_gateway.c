@@ -24,6 +24,7 @@
 #include "cg_private.h"
 #include "cg_config.h"
 #include "cg_admin.h"
+#include "cg_auditlog.h"
 #include "cg_body.h"
 #include "cg_db.h"
 #include "cg_handler.h"
@@ -759,6 +760,8 @@ static void cg_register_hooks(apr_pool_t *p)
     ap_hook_child_init(cg_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* OTLP ingest and relay, own metrics, the managed settings' OTEL env */
     cg_telemetry_register_hooks(p);
+    /* the claude_json audit line as one mod_log_config item, %^CJ */
+    cg_auditlog_register_hooks(p);
     ap_hook_check_authn(cg_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(cg_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_filter(cg_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);

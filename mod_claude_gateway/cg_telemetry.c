@@ -29,6 +29,7 @@
 #include <curl/curl.h>
 
 #include "cg_private.h"
+#include "cg_audit.h"
 #include "cg_config.h"
 #include "cg_handler.h"
 #include "cg_metrics.h"
@@ -523,10 +524,8 @@ static int cg_telemetry_handler(request_rec *r)
 
 /* --- own metrics: log_transaction ----------------------------------------- */
 
-static apr_int64_t cg_tel_note_int(const request_rec *r, const char *name)
+static apr_int64_t cg_tel_note_int(const char *v)
 {
-    const char *v = apr_table_get(r->notes, name);
-
     return v != NULL && *v != '\0' ? apr_atoi64(v) : -1;
 }
 
@@ -538,6 +537,7 @@ static int cg_tel_log_transaction(request_rec *r)
     const cg_dir_conf_t *dc;
     const request_rec *last = r;
     cg_metrics_req_t mr;
+    cg_notes_t n;
 
     if (!cg_tel.running || (sink = cg_tel_sink_of(r->server)) == NULL || sink->mlock == NULL ||
         (rq = cg_req_find(r)) == NULL) {
@@ -547,26 +547,24 @@ static int cg_tel_log_transaction(request_rec *r)
         last = last->next;
     }
     dc = cg_dir_get(r);
+    cg_notes_read(r->notes, &n); /* one pass: every note key starts "clau" */
     memset(&mr, 0, sizeof(mr));
     mr.status = last->status;
-    mr.model = apr_table_get(r->notes, "claude-model-served");
-    if (mr.model == NULL) {
-        mr.model = apr_table_get(r->notes, "claude-model");
-    }
-    mr.upstream = apr_table_get(r->notes, "claude-upstream"); /* the router's choice */
+    mr.model = n.model_served != NULL ? n.model_served : n.model;
+    mr.upstream = n.upstream; /* the router's choice */
     if (mr.upstream == NULL) {
         mr.upstream = cg_dir_enabled(dc) ? cg_dir_upstream_name(dc) : NULL;
     }
-    mr.failovers = (int)cg_tel_note_int(r, "claude-failovers");
-    mr.ttfb = cg_tel_note_int(r, "claude-upstream-ttfb-us");
-    mr.decision = apr_table_get(r->notes, "claude-decision");
+    mr.failovers = (int)cg_tel_note_int(n.failovers);
+    mr.ttfb = cg_tel_note_int(n.upstream_ttfb_us);
+    mr.decision = n.decision;
     mr.user_id = rq->identity.sub;
     mr.user_email = rq->identity.email;
-    mr.input_tokens = cg_tel_note_int(r, "claude-usage-in");
-    mr.output_tokens = cg_tel_note_int(r, "claude-usage-out");
-    mr.cache_read_tokens = cg_tel_note_int(r, "claude-usage-cache-read");
-    mr.cache_write_tokens = cg_tel_note_int(r, "claude-usage-cache-write");
-    mr.cost_micro_usd = cg_tel_note_int(r, "claude-cost-micro-usd");
+    mr.input_tokens = cg_tel_note_int(n.usage_in);
+    mr.output_tokens = cg_tel_note_int(n.usage_out);
+    mr.cache_read_tokens = cg_tel_note_int(n.usage_cache_read);
+    mr.cache_write_tokens = cg_tel_note_int(n.usage_cache_write);
+    mr.cost_micro_usd = cg_tel_note_int(n.cost_micro_usd);
     mr.duration = apr_time_now() - r->request_time;
     apr_thread_mutex_lock(sink->mlock);
     if (sink->m != NULL) { /* NULL: no metrics destination, or the child is ending */

@@ -2,7 +2,9 @@
  *
  * The gateway reads the body once, checks it here, and replays the original
  * bytes to the upstream. The messages are the reference gateway's, so clients
- * see the same errors whichever gateway they talk to. */
+ * see the same errors whichever gateway they talk to. The check is a scanner
+ * that accepts exactly what jansson 2.14's json_loadb() with
+ * JSON_REJECT_DUPLICATES accepts, without building a tree. */
 #ifndef CG_BODY_H
 #define CG_BODY_H
 
@@ -17,13 +19,15 @@ typedef struct cg_body_info_t {
 
 /**
  * Check a Messages API request body.
- * Rejects invalid JSON (including duplicate keys, which would let our parse
- * and the upstream's disagree about the model), a non-object body, a missing
- * or non-string model.
- * @param p pool for info->model and the message
+ * Rejects invalid JSON anywhere in the body (including duplicate keys at any
+ * depth, which would let our parse and the upstream's disagree about the
+ * model), then a non-object body, a missing or non-string model.
+ * @param p pool for info->model (and short-lived scratch for bodies with big
+ *        objects)
  * @param buf the body bytes (need not be NUL-terminated)
  * @param len their length
- * @param info receives the model and stream flag when valid; may be NULL
+ * @param info receives the model, stream and max_tokens when valid, is left
+ *        alone otherwise; may be NULL
  * @return NULL when valid, else the client-facing message (static or owned by p)
  */
 const char *cg_body_check(apr_pool_t *p, const char *buf, apr_size_t len, cg_body_info_t *info);

@@ -10,13 +10,11 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_time.h>
-#include <jansson.h>
 
 #include "cg_body.h"
 
@@ -942,6 +940,53 @@ static apr_size_t cg_skip_value(const char *b, apr_size_t i, apr_size_t len)
     return i;
 }
 
+/* model as a JSON string, escaped as json_dumps() does (short escapes where
+ * JSON has them, else \u00XX), or NULL when it is not valid UTF-8 */
+static char *cg_json_quote(apr_pool_t *p, const char *model, apr_size_t *out_len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)model;
+    apr_size_t n = strlen(model), i, k, o = 0;
+    char *out = apr_palloc(p, 6 * n + 3), c;
+
+    out[o++] = '"';
+    for (i = 0; i < n; i++) {
+        if (s[i] >= 0x80) {
+            if ((k = cg_utf8_len(s + i, n - i)) == 0) {
+                return NULL;
+            }
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k - 1;
+            continue;
+        }
+        c = s[i] == '"' || s[i] == '\\' ? (char)s[i]
+            : s[i] == '\b'              ? 'b'
+            : s[i] == '\f'              ? 'f'
+            : s[i] == '\n'              ? 'n'
+            : s[i] == '\r'              ? 'r'
+            : s[i] == '\t'              ? 't'
+                                        : 0;
+        if (c != 0) {
+            out[o++] = '\\';
+            out[o++] = c;
+        }
+        else if (s[i] < 0x20) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[s[i] >> 4];
+            out[o + 5] = hex[s[i] & 0xF];
+            o += 6;
+        }
+        else {
+            out[o++] = (char)s[i];
+        }
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
 const char *cg_body_set_model(apr_pool_t *p, const char *buf, apr_size_t len, const char *model,
                               apr_size_t *out_len)
 {
@@ -953,8 +998,6 @@ const char *cg_body_set_model(apr_pool_t *p, const char *buf, apr_size_t len, co
     i++;
     for (;;) {
         apr_size_t ks, ke, vs, ve;
-        json_t *key;
-        int is_model;
 
         i = cg_skip_ws(buf, i, len);
         if (i >= len || buf[i] != '"') {
@@ -962,34 +1005,30 @@ const char *cg_body_set_model(apr_pool_t *p, const char *buf, apr_size_t len, co
         }
         ks = i;
         ke = cg_skip_string(buf, i, len);
-        /* decode the key: "mod\u0065l" is the model key too */
-        key = json_loadb(buf + ks, ke - ks, JSON_DECODE_ANY, NULL);
-        is_model = json_is_string(key) && strcmp(json_string_value(key), "model") == 0;
-        json_decref(key);
+        if (ke > len) {
+            return NULL; /* unterminated */
+        }
         i = cg_skip_ws(buf, ke, len);
         if (i >= len || buf[i] != ':') {
             return NULL;
         }
         vs = cg_skip_ws(buf, i + 1, len);
         ve = cg_skip_value(buf, vs, len);
-        if (is_model) {
-            json_t *s = json_string(model);
-            char *enc = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
-            char *out;
+        /* the decoded key: "mod\u0065l" is the model key too */
+        if (CG_IS((const unsigned char *)buf, ks + 1, ke - 1, 1, "model")) {
             apr_size_t elen;
+            const char *enc = cg_json_quote(p, model, &elen);
+            char *out;
 
-            json_decref(s);
             if (enc == NULL) {
                 return NULL;
             }
-            elen = strlen(enc);
             *out_len = vs + elen + (len - ve);
             out = apr_palloc(p, *out_len + 1);
             memcpy(out, buf, vs);
             memcpy(out + vs, enc, elen);
             memcpy(out + vs + elen, buf + ve, len - ve);
             out[*out_len] = '\0';
-            free(enc);
             return out;
         }
         i = cg_skip_ws(buf, ve, len);

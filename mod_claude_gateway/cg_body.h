@@ -1,4 +1,4 @@
-/* cg_body: validation of a Messages API request body (PURE: APR + jansson).
+/* cg_body: validation of a Messages API request body (PURE: APR only).
  *
  * The gateway reads the body once, checks it here, and replays the original
  * bytes to the upstream. The messages are the reference gateway's, so clients
@@ -37,9 +37,10 @@ const char *cg_body_check(apr_pool_t *p, const char *buf, apr_size_t len, cg_bod
  * @param p pool for the result
  * @param buf a body cg_body_check accepted
  * @param len its length
- * @param model the new model id
+ * @param model the new model id, written as json_dumps() would quote it
  * @param out_len receives the new length
- * @return the new body (NUL-terminated), or NULL if buf has no model key
+ * @return the new body (NUL-terminated), or NULL if buf has no model key or
+ *         model is not valid UTF-8
  */
 const char *cg_body_set_model(apr_pool_t *p, const char *buf, apr_size_t len, const char *model,
                               apr_size_t *out_len);

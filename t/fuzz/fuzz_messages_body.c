@@ -4,13 +4,19 @@
  * input. Besides not crashing: a body accepted must yield a model, a NUL-free
  * non-empty string, and the check must not depend on whether info is asked
  * for; an accepted body's model can be replaced without touching anything
- * else. Each input gets its own APR subpool. */
+ * else. And every answer must be jansson's: cg_body_check is a scanner that
+ * replaced json_loadb(JSON_REJECT_DUPLICATES), so the old jansson check runs
+ * beside it as the oracle, and any difference in the verdict, the message or
+ * the model, stream and max_tokens aborts. Each input gets its own APR
+ * subpool. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <apr_general.h>
 #include <apr_pools.h>
+#include <apr_strings.h>
+#include <jansson.h>
 
 #include "cg_body.h"
 
@@ -29,33 +35,95 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* What cg_body_check did with jansson, word for word: the oracle. */
+static const char *fuzz_oracle(apr_pool_t *p, const char *buf, apr_size_t len, cg_body_info_t *info)
+{
+    json_error_t jerr;
+    json_t *root, *model, *stream;
+    const char *msg = NULL;
+
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        return "invalid JSON";
+    }
+    if (!json_is_object(root)) {
+        msg = "request body must be a JSON object";
+        goto leave;
+    }
+    model = json_object_get(root, "model");
+    if (model == NULL || json_is_null(model)) {
+        msg = "model is required";
+        goto leave;
+    }
+    if (!json_is_string(model)) {
+        msg = "model must be a string";
+        goto leave;
+    }
+    if (json_string_length(model) == 0 ||
+        strlen(json_string_value(model)) != json_string_length(model)) {
+        msg = "model is required";
+        goto leave;
+    }
+    if (info != NULL) {
+        stream = json_object_get(root, "stream");
+        info->model = apr_pstrmemdup(p, json_string_value(model), json_string_length(model));
+        info->stream = json_is_true(stream);
+        stream = json_object_get(root, "max_tokens");
+        info->max_tokens = json_is_integer(stream) && json_integer_value(stream) >= 0
+                               ? (long long)json_integer_value(stream)
+                               : -1;
+    }
+leave:
+    json_decref(root);
+    return msg;
+}
+
+/* cg_body_check and the oracle agree on everything; returns the answer */
+static const char *fuzz_check_as_jansson(apr_pool_t *p, const char *buf, apr_size_t len,
+                                         cg_body_info_t *info)
+{
+    cg_body_info_t want = {NULL, -1, -2};
+    const char *err = cg_body_check(p, buf, len, info);
+    const char *oracle = fuzz_oracle(p, buf, len, &want);
+
+    if ((err == NULL) != (oracle == NULL) || (err != NULL && strcmp(err, oracle) != 0)) {
+        abort();
+    }
+    if (err == NULL && (strcmp(info->model, want.model) != 0 || info->stream != want.stream ||
+                        info->max_tokens != want.max_tokens)) {
+        abort();
+    }
+    return err;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p;
-    cg_body_info_t info = {NULL, -1};
+    cg_body_info_t info = {NULL, -1, -2};
     const char *err, *err2;
 
     apr_pool_create(&p, fuzz_pool);
-    err = cg_body_check(p, (const char *)data, size, &info);
+    err = fuzz_check_as_jansson(p, (const char *)data, size, &info);
     err2 = cg_body_check(p, (const char *)data, size, NULL);
     if ((err == NULL) != (err2 == NULL)) {
         abort();
     }
-    if (err == NULL &&
-        (info.model == NULL || info.model[0] == '\0' || (info.stream != 0 && info.stream != 1))) {
+    if (err == NULL && (info.model == NULL || info.model[0] == '\0' ||
+                        (info.stream != 0 && info.stream != 1) || info.max_tokens < -1)) {
         abort();
     }
-    if (err != NULL && err[0] == '\0') {
-        abort();
+    if (err != NULL && (err[0] == '\0' || info.model != NULL || info.max_tokens != -2)) {
+        abort(); /* a refusal leaves info alone */
     }
     if (err == NULL) {
         /* the model can always be swapped, and only the model changes */
-        cg_body_info_t again = {NULL, -1};
+        cg_body_info_t again = {NULL, -1, -2};
         apr_size_t len;
         const char *swapped =
             cg_body_set_model(p, (const char *)data, size, "claude-x-\"quoted\"", &len);
-        if (swapped == NULL || cg_body_check(p, swapped, len, &again) != NULL ||
-            strcmp(again.model, "claude-x-\"quoted\"") != 0 || again.stream != info.stream) {
+        if (swapped == NULL || fuzz_check_as_jansson(p, swapped, len, &again) != NULL ||
+            strcmp(again.model, "claude-x-\"quoted\"") != 0 || again.stream != info.stream ||
+            again.max_tokens != info.max_tokens) {
             abort();
         }
     }

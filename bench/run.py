@@ -666,7 +666,7 @@ CustomLog "{env.logs_dir}/access_log" combined
         identity = '' if session else \
             '    ClaudeGatewayDevIdentity user-bench00 user-bench00@example.com eng\n'
         conf = f"""ProxyAddHeaders Off
-Include "{TOP}/conf/claude-gateway-log.conf"
+Include "{self.args.modules}/conf/claude-gateway-log.conf"
 {'' if audit else '# '}CustomLog "{env.logs_dir}/audit.json" claude_json
 ClaudeGatewayDatabase "{self.new_db(name)}"
 ClaudeGatewayDatabasePool {self.args.db_pool} 2000

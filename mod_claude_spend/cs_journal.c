@@ -71,7 +71,20 @@ char *cs_journal_line(apr_pool_t *p, const char *const *values, int n, apr_size_
         left = strlen((const char *)s);
         *d++ = '"';
         while (left > 0) {
+            const unsigned char *run = s;
             apr_size_t k;
+
+            /* printable ASCII other than quote and backslash, the bulk of a
+             * row, goes over in runs */
+            while (left > 0 && *s >= 0x20 && *s < 0x7f && *s != '"' && *s != '\\') {
+                s++;
+                left--;
+            }
+            if (s > run) {
+                memcpy(d, run, (apr_size_t)(s - run));
+                d += s - run;
+                continue;
+            }
             if (*s == '"' || *s == '\\') {
                 *d++ = '\\';
                 *d++ = (char)*s++;

@@ -7,10 +7,10 @@
 
 #include "cs_lease.h"
 
-/* A lease's first size in estimates; it doubles while leases run out
- * faster than CS_LEASE_GROW_UNDER, up to max_requests. */
+/* A lease's first size in estimates; it doubles while leases run out in
+ * less than half the longest a lease lives (conf.max_age), so a doubled one
+ * still runs out before it gets too old, up to max_requests. */
 #define CS_LEASE_FIRST 8
-#define CS_LEASE_GROW_UNDER apr_time_from_sec(1)
 
 struct cs_lease_t {
     apr_pool_t *pool; /* the lease's own subpool: key, id, headers */
@@ -164,7 +164,7 @@ int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_ti
     if (l != NULL) {
         /* a lease used up quickly asks for twice as much next time */
         size = l->size;
-        if (l->id != NULL && now - l->created < CS_LEASE_GROW_UNDER) {
+        if (l->id != NULL && now - l->created < t->conf.max_age / 2) {
             size *= 2;
         }
         cs_lease_retire(t, l, ret);

@@ -64,12 +64,37 @@ START_TEST(admits_locally_while_the_lease_has_room)
     /* the lease retires, its unused 50 go back with the next admission */
     ck_assert_str_eq(ret.lease_id, "L1");
     ck_assert_int_eq(ret.micro, 50);
-    /* used up within a second: the next lease asks for twice as many */
+    /* used up within half the lease lifetime: the next asks for twice as many */
     ck_assert_int_eq(want, 1600);
     ck_assert_int_eq(cs_leases_count(t), 0);
     /* the first request still holds its part of the retired lease */
     cs_leases_done(t, &take);
     ck_assert_ptr_null(take.lease);
+}
+END_TEST
+
+/* A lease used up in less than half its lifetime (5 s here) doubles the
+ * next one; one that lasted longer keeps the size. */
+START_TEST(growth_follows_the_lease_lifetime)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take, a;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+
+    cs_leases_install(t, "k", "L1", 800, 0, 100, headers("allowed"), T0, unit_pool, &take, &ret);
+    cs_leases_done(t, &take);
+    while (cs_leases_take(t, "k", 100, T0 + MS(2400), unit_pool, &a, &want, &ret)) {
+        cs_leases_done(t, &a);
+    }
+    ck_assert_int_eq(want, 1600);
+    cs_leases_install(t, "k", "L2", 1600, 0, 100, headers("allowed"), T0 + MS(2400), unit_pool,
+                      &take, &ret);
+    cs_leases_done(t, &take);
+    while (cs_leases_take(t, "k", 100, T0 + MS(2400) + MS(2600), unit_pool, &a, &want, &ret)) {
+        cs_leases_done(t, &a);
+    }
+    ck_assert_int_eq(want, 1600);
 }
 END_TEST
 
@@ -269,6 +294,7 @@ Suite *unit_suite_cs_lease(void)
     tcase_add_checked_fixture(tc, unit_setup, unit_teardown);
     tcase_add_test(tc, first_request_asks_the_database);
     tcase_add_test(tc, admits_locally_while_the_lease_has_room);
+    tcase_add_test(tc, growth_follows_the_lease_lifetime);
     tcase_add_test(tc, size_is_capped_by_max_requests);
     tcase_add_test(tc, keys_are_separate);
     tcase_add_test(tc, a_concurrent_install_displaces_the_older_lease);

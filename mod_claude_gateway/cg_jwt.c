@@ -24,22 +24,29 @@
 #define CG_JWT_SIG_LEN 32 /* HMAC-SHA256 */
 #define CG_JWT_RANDOM_MAX 1024
 
-/* The verified-token cache of a prepared key: direct-mapped slots, each the
- * exact bytes of a token this key verified and its parsed payload. */
-#define CG_JWT_CACHE_SLOTS 128
+/* The verified-token cache of a prepared key: sets of a few slots, each the
+ * exact bytes of a token this key verified and its parsed payload. A set
+ * per token hash rather than one slot: with one, two live tokens that
+ * share a slot evicted each other on every request (16 users in 128 slots
+ * collide more often than not). */
+#define CG_JWT_CACHE_SETS 256
+#define CG_JWT_CACHE_WAYS 4
+#define CG_JWT_CACHE_SLOTS (CG_JWT_CACHE_SETS * CG_JWT_CACHE_WAYS)
 #define CG_JWT_CACHE_TOKEN_MAX 2048 /* longer tokens are verified in full every time */
 
 typedef struct cg_jwt_cached_t {
-    char *token;     /* CG_JWT_CACHE_TOKEN_MAX bytes from the cache's pool, or NULL */
-    apr_size_t len;  /* 0: empty */
-    json_t *payload; /* the payload object, one reference held by the slot */
-    int kidless;     /* its header had no kid (the key was chosen as the first one) */
+    char *token;       /* CG_JWT_CACHE_TOKEN_MAX bytes from the cache's pool, or NULL */
+    apr_size_t len;    /* 0: empty */
+    apr_uint32_t hash; /* cg_jwt_cache_hash of the token: most misses end here */
+    json_t *payload;   /* the payload object, one reference held by the slot */
+    int kidless;       /* its header had no kid (the key was chosen as the first one) */
 } cg_jwt_cached_t;
 
 typedef struct cg_jwt_cache_t {
     apr_thread_mutex_t *lock; /* guards everything below */
     apr_pool_t *pool;         /* the slots' buffers, allocated only under lock; unmanaged */
     cg_jwt_cached_t slots[CG_JWT_CACHE_SLOTS];
+    unsigned char next[CG_JWT_CACHE_SETS]; /* per set: the way the next new token takes */
 } cg_jwt_cache_t;
 
 /* What cg_jwt_key_prepare() does once per key. */
@@ -284,18 +291,23 @@ apr_status_t cg_jwt_key_prepare(apr_pool_t *p, cg_jwt_key_t *key)
     return APR_SUCCESS;
 }
 
-/* The slot index a token would live in, in every key's cache: a hash of its
- * signature characters (the token's end); anyone may choose them, which only
- * decides who evicts whom. */
-static apr_uint32_t cg_jwt_cache_index(const char *token, apr_size_t len)
+/* A hash of a token's signature characters (its end); anyone may choose
+ * them, which only decides who evicts whom and which slots are compared in
+ * full. The set a token lives in, in every key's cache, is taken from it. */
+static apr_uint32_t cg_jwt_cache_hash(const char *token, apr_size_t len)
 {
     apr_uint32_t h = 2166136261u; /* FNV-1a */
-    apr_size_t i = len > 16 ? len - 16 : 0;
+    apr_size_t i = len > 32 ? len - 32 : 0;
 
     for (; i < len; i++) {
         h = (h ^ (unsigned char)token[i]) * 16777619u;
     }
-    return h % CG_JWT_CACHE_SLOTS;
+    return h;
+}
+
+static cg_jwt_cached_t *cg_jwt_cache_set(const cg_jwt_cache_t *c, apr_uint32_t hash)
+{
+    return (cg_jwt_cached_t *)&c->slots[(hash % CG_JWT_CACHE_SETS) * CG_JWT_CACHE_WAYS];
 }
 
 /* The payload of a token this key verified earlier, byte for byte the same
@@ -304,20 +316,27 @@ static apr_uint32_t cg_jwt_cache_index(const char *token, apr_size_t len)
  * payload is shared and never modified: jansson's reference counts are atomic
  * here (JSON_HAVE_ATOMIC_BUILTINS). */
 static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_size_t len,
-                                apr_uint32_t index, int *kidless)
+                                apr_uint32_t hash, int *kidless)
 {
-    cg_jwt_cached_t *slot;
+    cg_jwt_cached_t *set;
     json_t *payload = NULL;
+    int w;
 
     if (m->cache == NULL || len > CG_JWT_CACHE_TOKEN_MAX) {
         return NULL;
     }
-    slot = &m->cache->slots[index];
+    set = cg_jwt_cache_set(m->cache, hash);
     apr_thread_mutex_lock(m->cache->lock);
-    if (slot->len == len && CRYPTO_memcmp(slot->token, token, len) == 0) {
-        payload = json_incref(slot->payload);
-        if (kidless != NULL) {
-            *kidless = slot->kidless;
+    for (w = 0; w < CG_JWT_CACHE_WAYS; w++) {
+        /* length and hash are no secret of the cached token's; its bytes
+         * are compared in constant time */
+        if (set[w].len == len && set[w].hash == hash &&
+            CRYPTO_memcmp(set[w].token, token, len) == 0) {
+            payload = json_incref(set[w].payload);
+            if (kidless != NULL) {
+                *kidless = set[w].kidless;
+            }
+            break;
         }
     }
     apr_thread_mutex_unlock(m->cache->lock);
@@ -330,19 +349,34 @@ static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_si
 static void cg_jwt_cache_put(const cg_jwt_mac_t *m, const char *token, apr_size_t len,
                              json_t *payload, int kidless)
 {
-    cg_jwt_cached_t *slot;
+    cg_jwt_cached_t *set, *slot = NULL;
+    apr_uint32_t hash = cg_jwt_cache_hash(token, len);
     json_t *old;
+    int w;
 
     if (m->cache == NULL || len > CG_JWT_CACHE_TOKEN_MAX) {
         return;
     }
-    slot = &m->cache->slots[cg_jwt_cache_index(token, len)];
+    set = cg_jwt_cache_set(m->cache, hash);
     apr_thread_mutex_lock(m->cache->lock);
+    for (w = 0; w < CG_JWT_CACHE_WAYS && slot == NULL; w++) {
+        if (set[w].len == len && set[w].hash == hash &&
+            CRYPTO_memcmp(set[w].token, token, len) == 0) {
+            slot = &set[w]; /* verified again meanwhile by another thread */
+        }
+    }
+    if (slot == NULL) {
+        /* the ways in turn: the oldest entry of the set goes */
+        unsigned char *next = &m->cache->next[(hash % CG_JWT_CACHE_SETS)];
+        slot = &set[*next % CG_JWT_CACHE_WAYS];
+        *next = (unsigned char)((*next + 1) % CG_JWT_CACHE_WAYS);
+    }
     if (slot->token == NULL) {
         slot->token = apr_palloc(m->cache->pool, CG_JWT_CACHE_TOKEN_MAX);
     }
     memcpy(slot->token, token, len);
     slot->len = len;
+    slot->hash = hash;
     slot->kidless = kidless;
     old = slot->payload;
     slot->payload = json_incref(payload);
@@ -446,7 +480,7 @@ static json_t *cg_jwt_cache_find(const cg_jwt_key_t *keys, int nkeys, const char
     if (keys == NULL || len > CG_JWT_CACHE_TOKEN_MAX) {
         return NULL;
     }
-    index = cg_jwt_cache_index(token, len);
+    index = cg_jwt_cache_hash(token, len);
     for (i = 0; i < nkeys; i++) {
         if (!cg_jwt_key_usable(&keys[i]) || (m = cg_jwt_mac_of(&keys[i])) == NULL) {
             continue;
@@ -616,7 +650,7 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
      * looked up in every key's cache before it is decoded. */
     key = cg_jwt_key_by_header(keys, nkeys, token, (apr_size_t)(dot1 - token));
     payload = key != NULL
-                  ? cg_jwt_cache_get(key->mac, token, len, cg_jwt_cache_index(token, len), NULL)
+                  ? cg_jwt_cache_get(key->mac, token, len, cg_jwt_cache_hash(token, len), NULL)
                   : cg_jwt_cache_find(keys, nkeys, token, len);
     if (payload != NULL) {
         st = cg_jwt_check_claims(payload, want, &why);

@@ -833,6 +833,37 @@ START_TEST(test_prepare_cache)
 }
 END_TEST
 
+START_TEST(test_prepare_cache_many_tokens)
+{
+    /* many live tokens stay cached side by side: on a second round each one
+     * answers with the payload object its first verification cached */
+    enum { N = 64 };
+    cg_jwt_expect_t w = expect_default();
+    json_error_t err;
+    json_t *claims = json_loads(CLAIMS, 0, &err), *first[N], *again;
+    const char *tokens[N];
+    int i, hits = 0;
+
+    ck_assert_ptr_nonnull(claims);
+    for (i = 0; i < N; i++) {
+        json_object_set_new(claims, "jti", json_integer(i));
+        tokens[i] = cg_jwt_sign(unit_pool, &key1, claims);
+        ck_assert_jwt(cg_jwt_verify(unit_pool, tokens[i], &key1, 1, &w, &first[i], NULL),
+                      CG_JWT_OK);
+    }
+    json_decref(claims);
+    for (i = 0; i < N; i++) {
+        ck_assert_jwt(cg_jwt_verify(unit_pool, tokens[i], &key1, 1, &w, &again, NULL), CG_JWT_OK);
+        hits += again == first[i];
+        json_decref(again);
+        json_decref(first[i]);
+    }
+    /* 64 tokens in 256 sets of 4 (these fixed tokens put at most four in a
+     * set); 128 direct-mapped slots, as before, lost some to collisions */
+    ck_assert_int_eq(hits, N);
+}
+END_TEST
+
 START_TEST(test_prepare_cache_other_headers)
 {
     /* a token with another header is parsed, and the key parsing chooses
@@ -1048,6 +1079,7 @@ Suite *unit_suite_cg_jwt(void)
     tcase_add_test(prep, test_prepare_stale_copy);
     tcase_add_test(prep, test_prepare_same_key_choice);
     tcase_add_test(prep, test_prepare_cache);
+    tcase_add_test(prep, test_prepare_cache_many_tokens);
     tcase_add_test(prep, test_prepare_cache_other_headers);
     tcase_add_test(prep, test_prepare_cache_foreign_header);
     tcase_add_test(prep, test_prepare_threads_share);

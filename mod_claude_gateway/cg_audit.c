@@ -124,6 +124,14 @@ static apr_size_t cg_audit_utf8_len(const unsigned char *s)
 
 /* Writes s JSON-escaped (no quotes) to out, or only counts when out is NULL:
  * the same walk sizes the line and then fills it. Returns the length. */
+/* Bytes that go into a JSON string as they are: printable ASCII but the
+ * quote and the backslash (NUL is not one, so a run stops at the end). */
+static const unsigned char cg_audit_plain[256] = {
+    [0x20 ... 0x21] = 1, /* then 0x22, the quote */
+    [0x23 ... 0x5b] = 1, /* then 0x5c, the backslash */
+    [0x5d ... 0x7e] = 1,
+};
+
 static apr_size_t cg_audit_escape(char *out, const char *str)
 {
     static const char hex[] = "0123456789abcdef";
@@ -131,16 +139,22 @@ static apr_size_t cg_audit_escape(char *out, const char *str)
     apr_size_t o = 0, n;
 
     while (*s != '\0') {
-        unsigned char c = *s;
+        const unsigned char *run = s;
+        unsigned char c;
 
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            if (out != NULL) {
-                out[o] = (char)c;
-            }
-            o++;
+        /* the bulk of every value: copied in runs */
+        while (cg_audit_plain[*s]) {
             s++;
         }
-        else if (c == '"' || c == '\\') {
+        if (s > run) {
+            if (out != NULL) {
+                memcpy(out + o, run, (apr_size_t)(s - run));
+            }
+            o += (apr_size_t)(s - run);
+            continue;
+        }
+        c = *s;
+        if (c == '"' || c == '\\') {
             if (out != NULL) {
                 out[o] = '\\';
                 out[o + 1] = (char)c;

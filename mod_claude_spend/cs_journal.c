@@ -43,6 +43,14 @@ apr_size_t cs_utf8_len(const unsigned char *s, apr_size_t left)
     return n;
 }
 
+/* Bytes a JSON string takes as they are: printable ASCII but the quote and
+ * the backslash. */
+static const unsigned char cs_journal_plain[256] = {
+    [0x20 ... 0x21] = 1, /* then 0x22, the quote */
+    [0x23 ... 0x5b] = 1, /* then 0x5c, the backslash */
+    [0x5d ... 0x7e] = 1,
+};
+
 char *cs_journal_line(apr_pool_t *p, const char *const *values, int n, apr_size_t *len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -76,7 +84,7 @@ char *cs_journal_line(apr_pool_t *p, const char *const *values, int n, apr_size_
 
             /* printable ASCII other than quote and backslash, the bulk of a
              * row, goes over in runs */
-            while (left > 0 && *s >= 0x20 && *s < 0x7f && *s != '"' && *s != '\\') {
+            while (left > 0 && cs_journal_plain[*s]) {
                 s++;
                 left--;
             }

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cg_body.h"
+#include "body_oracle.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,56 +36,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* What cg_body_check did with jansson, word for word: the oracle. */
-static const char *fuzz_oracle(apr_pool_t *p, const char *buf, apr_size_t len, cg_body_info_t *info)
-{
-    json_error_t jerr;
-    json_t *root, *model, *stream;
-    const char *msg = NULL;
-
-    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        return "invalid JSON";
-    }
-    if (!json_is_object(root)) {
-        msg = "request body must be a JSON object";
-        goto leave;
-    }
-    model = json_object_get(root, "model");
-    if (model == NULL || json_is_null(model)) {
-        msg = "model is required";
-        goto leave;
-    }
-    if (!json_is_string(model)) {
-        msg = "model must be a string";
-        goto leave;
-    }
-    if (json_string_length(model) == 0 ||
-        strlen(json_string_value(model)) != json_string_length(model)) {
-        msg = "model is required";
-        goto leave;
-    }
-    if (info != NULL) {
-        stream = json_object_get(root, "stream");
-        info->model = apr_pstrmemdup(p, json_string_value(model), json_string_length(model));
-        info->stream = json_is_true(stream);
-        stream = json_object_get(root, "max_tokens");
-        info->max_tokens = json_is_integer(stream) && json_integer_value(stream) >= 0
-                               ? (long long)json_integer_value(stream)
-                               : -1;
-    }
-leave:
-    json_decref(root);
-    return msg;
-}
-
 /* cg_body_check and the oracle agree on everything; returns the answer */
 static const char *fuzz_check_as_jansson(apr_pool_t *p, const char *buf, apr_size_t len,
                                          cg_body_info_t *info)
 {
     cg_body_info_t want = {NULL, -1, -2};
     const char *err = cg_body_check(p, buf, len, info);
-    const char *oracle = fuzz_oracle(p, buf, len, &want);
+    const char *oracle = body_oracle_check(p, buf, len, &want);
 
     if ((err == NULL) != (oracle == NULL) || (err != NULL && strcmp(err, oracle) != 0)) {
         abort();

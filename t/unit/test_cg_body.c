@@ -15,6 +15,7 @@
 
 #include "unit.h"
 #include "cg_body.h"
+#include "../fuzz/body_oracle.h"
 
 static const char *check(const char *body, cg_body_info_t *info)
 {
@@ -91,50 +92,6 @@ END_TEST
 
 /* --- jansson as the oracle -------------------------------------------------- */
 
-/* What cg_body_check did before the scanner, word for word: the oracle. */
-static const char *oracle_check(apr_pool_t *p, const char *buf, apr_size_t len,
-                                cg_body_info_t *info)
-{
-    json_error_t jerr;
-    json_t *root, *model, *stream;
-    const char *msg = NULL;
-
-    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        return "invalid JSON";
-    }
-    if (!json_is_object(root)) {
-        msg = "request body must be a JSON object";
-        goto leave;
-    }
-    model = json_object_get(root, "model");
-    if (model == NULL || json_is_null(model)) {
-        msg = "model is required";
-        goto leave;
-    }
-    if (!json_is_string(model)) {
-        msg = "model must be a string";
-        goto leave;
-    }
-    if (json_string_length(model) == 0 ||
-        strlen(json_string_value(model)) != json_string_length(model)) {
-        msg = "model is required";
-        goto leave;
-    }
-    if (info != NULL) {
-        stream = json_object_get(root, "stream");
-        info->model = apr_pstrmemdup(p, json_string_value(model), json_string_length(model));
-        info->stream = json_is_true(stream);
-        stream = json_object_get(root, "max_tokens");
-        info->max_tokens = json_is_integer(stream) && json_integer_value(stream) >= 0
-                               ? (long long)json_integer_value(stream)
-                               : -1;
-    }
-leave:
-    json_decref(root);
-    return msg;
-}
-
 /* the body, escaped and cut short, for a failure message */
 static const char *shown(apr_pool_t *p, const char *buf, apr_size_t len)
 {
@@ -159,7 +116,7 @@ static int same_as_jansson(apr_pool_t *p, const char *buf, apr_size_t len)
 {
     cg_body_info_t a = {"unset", 7, 7}, b = {"unset", 7, 7};
     const char *ea = cg_body_check(p, buf, len, &a);
-    const char *eb = oracle_check(p, buf, len, &b);
+    const char *eb = body_oracle_check(p, buf, len, &b);
 
     if ((ea == NULL) != (eb == NULL) || (ea != NULL && strcmp(ea, eb) != 0)) {
         ck_abort_msg("scanner says %s, jansson %s, on %s (%lu bytes)", ea ? ea : "valid",
@@ -500,7 +457,7 @@ START_TEST(table_as_jansson)
     for (k = 0; k < sizeof(body_cases) / sizeof(body_cases[0]); k++) {
         const body_case_t *c = &body_cases[k];
         const char *got = cg_body_check(unit_pool, c->body, c->len, NULL);
-        const char *jansson = oracle_check(unit_pool, c->body, c->len, NULL);
+        const char *jansson = body_oracle_check(unit_pool, c->body, c->len, NULL);
 
         /* the expectation is checked on jansson too: the table says what it does */
         if ((got == NULL) != (c->expect == NULL) || (got && strcmp(got, c->expect) != 0) ||

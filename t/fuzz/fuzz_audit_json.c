@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cg_audit.h"
+#include "notes_names.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,32 +27,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MAX_VALUES 64
 
 static apr_pool_t *fuzz_pool;
-
-static const struct {
-    const char *name;
-    size_t off;
-} fuzz_names[] = {
-    {"claude-request-id", offsetof(cg_notes_t, request_id)},
-    {"claude-admin-request-id", offsetof(cg_notes_t, admin_request_id)},
-    {"claude-user", offsetof(cg_notes_t, user)},
-    {"claude-email", offsetof(cg_notes_t, email)},
-    {"claude-groups", offsetof(cg_notes_t, groups)},
-    {"claude-model", offsetof(cg_notes_t, model)},
-    {"claude-model-served", offsetof(cg_notes_t, model_served)},
-    {"claude-model-upstream", offsetof(cg_notes_t, model_upstream)},
-    {"claude-upstream", offsetof(cg_notes_t, upstream)},
-    {"claude-decision", offsetof(cg_notes_t, decision)},
-    {"claude-reason", offsetof(cg_notes_t, reason)},
-    {"claude-usage-in", offsetof(cg_notes_t, usage_in)},
-    {"claude-usage-out", offsetof(cg_notes_t, usage_out)},
-    {"claude-usage-cache-read", offsetof(cg_notes_t, usage_cache_read)},
-    {"claude-usage-cache-write", offsetof(cg_notes_t, usage_cache_write)},
-    {"claude-usage-partial", offsetof(cg_notes_t, usage_partial)},
-    {"claude-cost-micro-usd", offsetof(cg_notes_t, cost_micro_usd)},
-    {"claude-failovers", offsetof(cg_notes_t, failovers)},
-    {"claude-upstream-ttfb-us", offsetof(cg_notes_t, upstream_ttfb_us)},
-    {"claude-max-tokens", offsetof(cg_notes_t, max_tokens)},
-};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -106,10 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memset(&rec, 0, sizeof(rec));
     cg_notes_read(notes, &rec.notes);
-    for (i = 0; i < sizeof(fuzz_names) / sizeof(fuzz_names[0]); i++) {
-        const char *got = *(const char *const *)((const char *)&rec.notes + fuzz_names[i].off);
+    for (i = 0; i < sizeof(notes_names) / sizeof(notes_names[0]); i++) {
+        const char *got = *(const char *const *)((const char *)&rec.notes + notes_names[i].off);
 
-        if (got != apr_table_get(notes, fuzz_names[i].name)) {
+        if (got != apr_table_get(notes, notes_names[i].name)) {
             abort();
         }
     }

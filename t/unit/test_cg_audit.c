@@ -14,39 +14,13 @@
 
 #include "unit.h"
 #include "cg_audit.h"
+#include "../fuzz/notes_names.h"
 
-/* Every note name, with where cg_notes_read puts it. */
-static const struct {
-    const char *name;
-    apr_size_t off;
-} names[] = {
-    {"claude-request-id", offsetof(cg_notes_t, request_id)},
-    {"claude-admin-request-id", offsetof(cg_notes_t, admin_request_id)},
-    {"claude-user", offsetof(cg_notes_t, user)},
-    {"claude-email", offsetof(cg_notes_t, email)},
-    {"claude-groups", offsetof(cg_notes_t, groups)},
-    {"claude-model", offsetof(cg_notes_t, model)},
-    {"claude-model-served", offsetof(cg_notes_t, model_served)},
-    {"claude-model-upstream", offsetof(cg_notes_t, model_upstream)},
-    {"claude-upstream", offsetof(cg_notes_t, upstream)},
-    {"claude-decision", offsetof(cg_notes_t, decision)},
-    {"claude-reason", offsetof(cg_notes_t, reason)},
-    {"claude-usage-in", offsetof(cg_notes_t, usage_in)},
-    {"claude-usage-out", offsetof(cg_notes_t, usage_out)},
-    {"claude-usage-cache-read", offsetof(cg_notes_t, usage_cache_read)},
-    {"claude-usage-cache-write", offsetof(cg_notes_t, usage_cache_write)},
-    {"claude-usage-partial", offsetof(cg_notes_t, usage_partial)},
-    {"claude-cost-micro-usd", offsetof(cg_notes_t, cost_micro_usd)},
-    {"claude-failovers", offsetof(cg_notes_t, failovers)},
-    {"claude-upstream-ttfb-us", offsetof(cg_notes_t, upstream_ttfb_us)},
-    {"claude-max-tokens", offsetof(cg_notes_t, max_tokens)},
-};
-
-#define NNAMES (sizeof(names) / sizeof(names[0]))
+#define NNAMES (sizeof(notes_names) / sizeof(notes_names[0]))
 
 static const char *field(const cg_notes_t *n, apr_size_t i)
 {
-    return *(const char *const *)((const char *)n + names[i].off);
+    return *(const char *const *)((const char *)n + notes_names[i].off);
 }
 
 /* cg_notes_read must give, for every name, what apr_table_get gives. */
@@ -57,9 +31,9 @@ static void assert_like_table_get(const apr_table_t *t)
 
     cg_notes_read(t, &n);
     for (i = 0; i < NNAMES; i++) {
-        const char *want = apr_table_get(t, names[i].name);
+        const char *want = apr_table_get(t, notes_names[i].name);
 
-        ck_assert_msg(field(&n, i) == want, "%s: got %s, apr_table_get %s", names[i].name,
+        ck_assert_msg(field(&n, i) == want, "%s: got %s, apr_table_get %s", notes_names[i].name,
                       field(&n, i) ? field(&n, i) : "(null)", want ? want : "(null)");
     }
 }
@@ -72,7 +46,7 @@ START_TEST(notes_read_every_name)
 
     apr_table_setn(t, "proxy-noquery", "1"); /* other modules' notes are skipped */
     for (i = 0; i < NNAMES; i++) {
-        apr_table_setn(t, names[i].name, apr_psprintf(unit_pool, "v%d", (int)i));
+        apr_table_setn(t, notes_names[i].name, apr_psprintf(unit_pool, "v%d", (int)i));
     }
     apr_table_setn(t, "claude-unknown", "x");
     apr_table_setn(t, "claude-", "x");
@@ -151,7 +125,7 @@ START_TEST(notes_read_random_tables)
                 key = apr_psprintf(unit_pool, "other-%d", r % 5);
             }
             else {
-                key = apr_pstrdup(unit_pool, names[(apr_size_t)r % NNAMES].name);
+                key = apr_pstrdup(unit_pool, notes_names[(apr_size_t)r % NNAMES].name);
                 for (j = 0; key[j] != '\0'; j++) {
                     if (rand_r(&seed) % 3 == 0) {
                         key[j] = (char)apr_toupper(key[j]);

@@ -170,8 +170,8 @@ static int cg_admin_refused(request_rec *r, const char *why)
 {
     /* why is a static reason, never key or token bytes */
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "admin request refused: %s", why);
-    apr_table_setn(r->notes, "claude-decision", "auth_failed");
-    apr_table_setn(r->notes, "claude-reason", why);
+    cg_note_set(r, "claude-decision", "auth_failed");
+    cg_note_set(r, "claude-reason", why);
     return HTTP_UNAUTHORIZED;
 }
 
@@ -226,7 +226,7 @@ int cg_admin_auth(request_rec *r, const char **actor, int *can_write)
 
 const char *cg_admin_request_id(request_rec *r)
 {
-    const char *id = apr_table_get(r->notes, CG_ADMIN_REQUEST_ID_NOTE);
+    const char *id = cg_note_get(r, CG_ADMIN_REQUEST_ID_NOTE);
     unsigned char b[16];
     char *hex;
     int i;
@@ -242,7 +242,7 @@ const char *cg_admin_request_id(request_rec *r)
     for (i = 0; i < (int)sizeof(b); i++) {
         apr_snprintf(hex + 4 + 2 * i, 3, "%02x", b[i]);
     }
-    apr_table_setn(r->notes, CG_ADMIN_REQUEST_ID_NOTE, hex);
+    cg_note_set(r, CG_ADMIN_REQUEST_ID_NOTE, hex);
     apr_table_setn(r->err_headers_out, "request-id", hex);
     return hex;
 }

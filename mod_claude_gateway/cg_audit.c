@@ -85,6 +85,19 @@ void cg_notes_read(const apr_table_t *notes, cg_notes_t *out)
     }
 }
 
+const char **cg_notes_slot(cg_notes_t *n, const char *name)
+{
+    apr_size_t len = strlen(name), j;
+
+    /* the names are our own literals: lengths first, then one memcmp */
+    for (j = 0; j < CG_NOTE_COUNT; j++) {
+        if (cg_note_names[j].len == len && memcmp(name, cg_note_names[j].name, len) == 0) {
+            return (const char **)((char *)n + cg_note_names[j].off);
+        }
+    }
+    return NULL;
+}
+
 /* --- JSON ----------------------------------------------------------------- */
 
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629 table 3-7), 0 if

@@ -65,6 +65,13 @@ typedef struct cg_audit_rec_t {
 void cg_notes_read(const apr_table_t *notes, cg_notes_t *out);
 
 /**
+ * Where a note goes in cg_notes_t, by its name exactly as the two modules
+ * write it (lower case).
+ * @return the field's slot in n, or NULL when name is none of the fields
+ */
+const char **cg_notes_slot(cg_notes_t *n, const char *name);
+
+/**
  * The claude_json audit line, without the newline:
  * {"request_id":"..","time":N,"client":"..","user":"..","email":"..",
  *  "groups":"..","method":"..","path":"..","model":"..","model_served":"..",

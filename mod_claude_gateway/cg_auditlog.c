@@ -10,7 +10,7 @@
 #include <http_core.h>
 #include <mod_log_config.h>
 
-#include "cg_audit.h"
+#include "cg_private.h"
 #include "cg_auditlog.h"
 
 /* mod_log_config keeps the pointer as the hash key: static storage */
@@ -23,7 +23,8 @@ static char cg_auditlog_tag[] = CG_AUDITLOG_TAG;
  * final one. Both ends are found here, so "%<^CJ" or "%>^CJ" print the same. */
 static const char *cg_auditlog_item(request_rec *r, char *arg)
 {
-    const request_rec *orig = r, *last = r;
+    request_rec *orig = r;
+    const request_rec *last = r;
     cg_audit_rec_t rec;
 
     (void)arg;
@@ -33,7 +34,7 @@ static const char *cg_auditlog_item(request_rec *r, char *arg)
     while (last->next != NULL) {
         last = last->next;
     }
-    cg_notes_read(orig->notes, &rec.notes);
+    cg_notes_get_all(orig, &rec.notes);
     rec.time = last->request_time;
     rec.client_ip = last->useragent_ip;
     rec.method = last->method;

@@ -26,11 +26,11 @@ int cg_error_set(request_rec *r, int status, const char *type, const char *msg)
     cg_req_t *rq = cg_req_get(r);
 
     /* for the audit log: what the gateway decided, and the client-facing why */
-    apr_table_setn(r->notes, "claude-decision",
-                   status == HTTP_NOT_FOUND                  ? "not_found"
-                   : status == HTTP_REQUEST_ENTITY_TOO_LARGE ? "too_large"
-                                                             : "invalid_request");
-    apr_table_setn(r->notes, "claude-reason", msg);
+    cg_note_set(r, "claude-decision",
+                status == HTTP_NOT_FOUND                  ? "not_found"
+                : status == HTTP_REQUEST_ENTITY_TOO_LARGE ? "too_large"
+                                                          : "invalid_request");
+    cg_note_set(r, "claude-reason", msg);
     rq->err_status = status;
     rq->err_type = type;
     rq->err_msg = msg;
@@ -191,10 +191,10 @@ static int cg_managed_settings(request_rec *r)
         apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
         cg_error_set(r, HTTP_NOT_FOUND, "not_found_error",
                      pol != NULL && pol->configured ? "no policy matched" : "not configured");
-        apr_table_setn(r->notes, "claude-decision", "allowed");
+        cg_note_set(r, "claude-decision", "allowed");
         return cg_error_answer(r, rq);
     }
-    apr_table_setn(r->notes, "claude-decision", "allowed");
+    cg_note_set(r, "claude-decision", "allowed");
     etag = apr_pstrcat(r->pool, "\"", s->checksum, "\"", NULL);
     if (cg_etag_listed(r, etag)) {
         return HTTP_NOT_MODIFIED;
@@ -232,7 +232,7 @@ static int cg_models(request_rec *r)
     }
     body = apr_pstrdup(r->pool, dump);
     free(dump);
-    apr_table_setn(r->notes, "claude-decision", "allowed");
+    cg_note_set(r, "claude-decision", "allowed");
     return cg_reply_json(r, HTTP_OK, body, 0);
 }
 

@@ -274,7 +274,7 @@ static int cg_key_create(request_rec *r, const char *actor)
     out = cg_key_json(res, 0);
     /* the secret, once: only its hash is kept */
     json_object_set_new(out, "secret", json_string(secret));
-    apr_table_setn(r->notes, "claude-decision", "service_key_created");
+    cg_note_set(r, "claude-decision", "service_key_created");
     return cg_key_reply(r, out);
 }
 
@@ -365,7 +365,7 @@ static int cg_key_rotate(request_rec *r, const char *actor, const char *id)
     }
     out = cg_key_json(res, 0);
     json_object_set_new(out, "secret", json_string(secret));
-    apr_table_setn(r->notes, "claude-decision", "service_key_rotated");
+    cg_note_set(r, "claude-decision", "service_key_rotated");
     return cg_key_reply(r, out);
 }
 
@@ -386,7 +386,7 @@ static int cg_key_revoke(request_rec *r, const char *actor, const char *id)
     if (!cg_key_audit(r, actor, "service_key.revoke", id)) {
         return cg_admin_error(r, HTTP_INTERNAL_SERVER_ERROR, "api_error", "internal server error");
     }
-    apr_table_setn(r->notes, "claude-decision", "service_key_revoked");
+    cg_note_set(r, "claude-decision", "service_key_revoked");
     return cg_key_one(r, id);
 }
 
@@ -399,7 +399,7 @@ int cg_keys_handler(request_rec *r)
         return cg_admin_error(r, HTTP_UNAUTHORIZED, "authentication_error",
                               "missing or invalid admin credentials");
     }
-    apr_table_setn(r->notes, "claude-user", actor);
+    cg_note_set(r, "claude-user", actor);
     /* the path below .../service_keys: "", "/<id>", "/<id>/rotate", "/<id>/revoke" */
     rest = strstr(r->uri, "/service_keys");
     rest = rest ? rest + sizeof("/service_keys") - 1 : "";

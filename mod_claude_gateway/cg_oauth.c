@@ -61,15 +61,15 @@ static int cg_json_reply(request_rec *r, int status, json_t *j, int no_store)
 static void cg_audit(request_rec *r, const char *decision, const char *reason, const char *sub,
                      const char *email)
 {
-    apr_table_setn(r->notes, "claude-decision", decision);
+    cg_note_set(r, "claude-decision", decision);
     if (reason != NULL) {
-        apr_table_setn(r->notes, "claude-reason", apr_pstrdup(r->pool, reason));
+        cg_note_set(r, "claude-reason", apr_pstrdup(r->pool, reason));
     }
     if (sub != NULL && *sub != '\0') {
-        apr_table_setn(r->notes, "claude-user", apr_pstrdup(r->pool, sub));
+        cg_note_set(r, "claude-user", apr_pstrdup(r->pool, sub));
     }
     if (email != NULL && *email != '\0') {
-        apr_table_setn(r->notes, "claude-email", apr_pstrdup(r->pool, email));
+        cg_note_set(r, "claude-email", apr_pstrdup(r->pool, email));
     }
 }
 
@@ -78,7 +78,7 @@ static int cg_oauth_fail(request_rec *r, int status, const char *error, const ch
     json_t *j = json_object();
 
     /* callers that know more (who, which code) set the decision first */
-    if (apr_table_get(r->notes, "claude-decision") == NULL) {
+    if (cg_note_get(r, "claude-decision") == NULL) {
         int token = strcmp(r->handler, CG_HANDLER_TOKEN) == 0;
         cg_audit(r,
                  !strcmp(error, "temporarily_unavailable") || !strcmp(error, "server_error")

@@ -10,6 +10,7 @@
 #include <http_log.h>
 
 #include "mod_claude_gateway.h"
+#include "cg_audit.h"
 
 extern module AP_MODULE_DECLARE_DATA claude_gateway_module;
 APLOG_USE_MODULE(claude_gateway);
@@ -56,6 +57,7 @@ typedef struct cg_req_t {
     const char *err_msg;
     int err_plain;         /* text/plain answer (the reference's 404 "not found") */
     int err_no_request_id; /* envelope without request_id (the reference's spend 429) */
+    cg_notes_t notes;      /* the initial request's claude-* notes, see cg_note_set */
 } cg_req_t;
 
 /**
@@ -66,6 +68,23 @@ cg_req_t *cg_req_get(request_rec *r);
 
 /** The state if it exists, without creating it. */
 cg_req_t *cg_req_find(request_rec *r);
+
+/**
+ * apr_table_setn(r->notes, name, value), for the claude-* notes both modules
+ * write. The initial request's are also kept in its cg_req_t, so reading one
+ * is a field and writing one the first time an apr_table_addn: apr_table
+ * checksums a key's first four characters only, all "clau", so its get and
+ * set compare against every claude-* note. Every write of ours goes through
+ * here; a note another module wrote directly is still in r->notes for the
+ * access log, but cg_note_get does not see it.
+ */
+void cg_note_set(request_rec *r, const char *name, const char *value);
+
+/** apr_table_get(r->notes, name), from cg_req_t for the claude-* notes. */
+const char *cg_note_get(request_rec *r, const char *name);
+
+/** Every claude-* note of r in one go (the audit line, the own metrics). */
+void cg_notes_get_all(request_rec *r, cg_notes_t *out);
 
 /**
  * Set the headers every gateway answer carries (the reference's security

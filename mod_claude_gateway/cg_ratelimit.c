@@ -240,7 +240,7 @@ int cg_ratelimit_check(request_rec *r, const cg_identity_t *id)
                                   " requests and %" APR_INT64_T_FMT
                                   " tokens per minute); retry in %d s",
                                   scope, it->rpm, it->tpm, wait));
-        apr_table_setn(r->notes, "claude-decision", "rate_limited");
+        cg_note_set(r, "claude-decision", "rate_limited");
     }
     return OK;
 }
@@ -248,8 +248,8 @@ int cg_ratelimit_check(request_rec *r, const cg_identity_t *id)
 void cg_ratelimit_account(request_rec *r, const cg_identity_t *id)
 {
     const cg_policy_t *pol = cg_srv_get(r->server)->policy;
-    const char *in = apr_table_get(r->notes, "claude-usage-in");
-    const char *out = apr_table_get(r->notes, "claude-usage-out");
+    const char *in = cg_note_get(r, "claude-usage-in");
+    const char *out = cg_note_get(r, "claude-usage-out");
     apr_int64_t tokens = (in ? apr_atoi64(in) : 0) + (out ? apr_atoi64(out) : 0);
     apr_array_header_t *items;
     int i;

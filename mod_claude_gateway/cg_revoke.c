@@ -165,12 +165,12 @@ int cg_revoked(request_rec *r, const cg_identity_t *id)
 static void cg_revoke_audit(request_rec *r, const char *decision, const char *reason,
                             const char *sub)
 {
-    apr_table_setn(r->notes, "claude-decision", decision);
+    cg_note_set(r, "claude-decision", decision);
     if (reason != NULL) {
-        apr_table_setn(r->notes, "claude-reason", apr_pstrdup(r->pool, reason));
+        cg_note_set(r, "claude-reason", apr_pstrdup(r->pool, reason));
     }
     if (sub != NULL) {
-        apr_table_setn(r->notes, "claude-user", apr_pstrdup(r->pool, sub));
+        cg_note_set(r, "claude-user", apr_pstrdup(r->pool, sub));
     }
 }
 

@@ -456,7 +456,7 @@ static int cg_telemetry_handler(request_rec *r)
         if (ap_discard_request_body(r) != OK) {
             r->connection->keepalive = AP_CONN_CLOSE;
         }
-        apr_table_setn(r->notes, "claude-decision", "not_found");
+        cg_note_set(r, "claude-decision", "not_found");
         return cg_tel_text(r, HTTP_NOT_FOUND, "not found");
     }
     if (rq->identity.sub == NULL) {
@@ -464,20 +464,20 @@ static int cg_telemetry_handler(request_rec *r)
         if (ap_discard_request_body(r) != OK) {
             r->connection->keepalive = AP_CONN_CLOSE;
         }
-        apr_table_setn(r->notes, "claude-decision", "auth_failed");
-        apr_table_setn(r->notes, "claude-reason", "no session");
+        cg_note_set(r, "claude-decision", "auth_failed");
+        cg_note_set(r, "claude-reason", "no session");
         return cg_reply_json(
             r, HTTP_UNAUTHORIZED,
             cg_error_envelope(r->pool, "authentication_error", "invalid token", rq->request_id), 0);
     }
     sink = cg_tel_sink_of(r->server);
-    apr_table_setn(r->notes, "claude-reason", cg_otlp_signal_name((cg_otlp_signal_e)sig));
+    cg_note_set(r, "claude-reason", cg_otlp_signal_name((cg_otlp_signal_e)sig));
     if (!cg_tel.running || !cg_tel_wanted(sink, (cg_otlp_signal_e)sig)) {
         /* accepted and discarded, as the reference does without a destination */
         if (ap_discard_request_body(r) != OK) {
             r->connection->keepalive = AP_CONN_CLOSE;
         }
-        apr_table_setn(r->notes, "claude-decision", "telemetry_discarded");
+        cg_note_set(r, "claude-decision", "telemetry_discarded");
         r->status = HTTP_OK;
         ap_set_content_length(r, 0);
         return OK;
@@ -489,8 +489,8 @@ static int cg_telemetry_handler(request_rec *r)
     if (body == NULL) {
         apr_pool_destroy(p);
         r->connection->keepalive = AP_CONN_CLOSE;
-        apr_table_setn(r->notes, "claude-decision",
-                       status == HTTP_REQUEST_ENTITY_TOO_LARGE ? "too_large" : "invalid_request");
+        cg_note_set(r, "claude-decision",
+                    status == HTTP_REQUEST_ENTITY_TOO_LARGE ? "too_large" : "invalid_request");
         return cg_tel_text(r, status,
                            status == HTTP_REQUEST_ENTITY_TOO_LARGE ? "payload too large"
                                                                    : "bad request");
@@ -511,11 +511,11 @@ static int cg_telemetry_handler(request_rec *r)
         apr_pstrcat(p, "mod_claude-", rq->identity.source ? rq->identity.source : "session", NULL);
     it->request_id = apr_pstrdup(p, rq->request_id);
     if (cg_tel_push(it)) {
-        apr_table_setn(r->notes, "claude-decision", "telemetry_accepted");
+        cg_note_set(r, "claude-decision", "telemetry_accepted");
     }
     else {
         apr_pool_destroy(p);
-        apr_table_setn(r->notes, "claude-decision", "telemetry_dropped");
+        cg_note_set(r, "claude-decision", "telemetry_dropped");
     }
     r->status = HTTP_OK;
     ap_set_content_length(r, 0);
@@ -547,7 +547,7 @@ static int cg_tel_log_transaction(request_rec *r)
         last = last->next;
     }
     dc = cg_dir_get(r);
-    cg_notes_read(r->notes, &n); /* one pass: every note key starts "clau" */
+    cg_notes_get_all(r, &n);
     memset(&mr, 0, sizeof(mr));
     mr.status = last->status;
     mr.model = n.model_served != NULL ? n.model_served : n.model;

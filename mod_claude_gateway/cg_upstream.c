@@ -276,8 +276,8 @@ static void cg_attempt_commit(cg_attempt_t *a)
     a->committed = 1;
     a->last_out = apr_time_now();
     /* for the gateway's own metrics (cg_telemetry.c) */
-    apr_table_setn(r->notes, "claude-upstream-ttfb-us",
-                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT, a->last_out - a->started));
+    cg_note_set(r, "claude-upstream-ttfb-us",
+                apr_psprintf(r->pool, "%" APR_TIME_T_FMT, a->last_out - a->started));
     a->at_boundary = 1;
     r->status = a->status;
     for (i = 0; i < arr->nelts; i++) {
@@ -876,11 +876,11 @@ static int cg_relay_failure(request_rec *r, cg_attempt_t **tried, int n, int con
         statuses[i] = tried[i]->status;
     }
     pick = cg_route_pick(statuses, n);
-    apr_table_setn(r->notes, "claude-decision", "upstream_failed");
+    cg_note_set(r, "claude-decision", "upstream_failed");
     if (pick < 0) {
         cg_error_set(r, HTTP_BAD_GATEWAY, "api_error",
                      apr_psprintf(r->pool, "all upstreams failed (%d attempted)", configured));
-        apr_table_setn(r->notes, "claude-decision", "upstream_failed");
+        cg_note_set(r, "claude-decision", "upstream_failed");
         return cg_error_reply(r);
     }
     /* relayed as it came, as the reference relays the last 429 (a cloud's
@@ -934,16 +934,16 @@ int cg_upstream_handler(request_rec *r)
         if (!cg_breaker_try(r, u->name)) {
             continue;
         }
-        apr_table_setn(r->notes, "claude-upstream", u->name);
+        cg_note_set(r, "claude-upstream", u->name);
         a = cg_attempt(r, rq, u, target);
         tried[n++] = a;
         if (n > 1) {
-            apr_table_setn(r->notes, "claude-failovers", apr_itoa(r->pool, n - 1));
+            cg_note_set(r, "claude-failovers", apr_itoa(r->pool, n - 1));
         }
         cg_breaker_note(r, u->name, !cg_route_fails_over(a->status));
         if (a->committed) {
             if (strcmp(target, rq->model) != 0) {
-                apr_table_setn(r->notes, "claude-model-upstream", target);
+                cg_note_set(r, "claude-model-upstream", target);
             }
             return OK;
         }

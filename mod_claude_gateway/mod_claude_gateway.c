@@ -76,10 +76,54 @@ cg_req_t *cg_req_get(request_rec *r)
         if (rq->request_id == NULL) {
             rq->request_id = apr_pstrdup(ir->pool, ir->log_id ? ir->log_id : "-");
         }
-        apr_table_setn(ir->notes, "claude-request-id", rq->request_id);
         ap_set_module_config(ir->request_config, &claude_gateway_module, rq);
+        rq->notes.request_id = rq->request_id;
+        apr_table_addn(ir->notes, "claude-request-id", rq->request_id);
     }
     return rq;
+}
+
+/* Only the initial request's notes are mirrored: an internal redirect or a
+ * subrequest has a table of its own, read and written as it is. */
+void cg_note_set(request_rec *r, const char *name, const char *value)
+{
+    const char **slot;
+
+    if (r->main == NULL && r->prev == NULL &&
+        (slot = cg_notes_slot(&cg_req_get(r)->notes, name)) != NULL) {
+        if (*slot == NULL) {
+            apr_table_addn(r->notes, name, value); /* none yet: no search */
+        }
+        else {
+            apr_table_setn(r->notes, name, value);
+        }
+        *slot = value;
+        return;
+    }
+    apr_table_setn(r->notes, name, value);
+}
+
+const char *cg_note_get(request_rec *r, const char *name)
+{
+    cg_req_t *rq;
+    const char **slot;
+
+    if (r->main == NULL && r->prev == NULL && (rq = cg_req_find(r)) != NULL &&
+        (slot = cg_notes_slot(&rq->notes, name)) != NULL) {
+        return *slot;
+    }
+    return apr_table_get(r->notes, name);
+}
+
+void cg_notes_get_all(request_rec *r, cg_notes_t *out)
+{
+    cg_req_t *rq;
+
+    if (r->main == NULL && r->prev == NULL && (rq = cg_req_find(r)) != NULL) {
+        *out = rq->notes;
+        return;
+    }
+    cg_notes_read(r->notes, out);
 }
 
 void cg_response_headers(request_rec *r)
@@ -121,6 +165,16 @@ static void claude_gateway_db_release(server_rec *s, struct pg_conn *conn, int b
     cg_db_release(s, conn, broken);
 }
 
+static void claude_gateway_note_set(request_rec *r, const char *name, const char *value)
+{
+    cg_note_set(r, name, value);
+}
+
+static const char *claude_gateway_note_get(request_rec *r, const char *name)
+{
+    return cg_note_get(r, name);
+}
+
 static int claude_gateway_admin_auth(request_rec *r, const char **actor, int *can_write)
 {
     return cg_admin_auth(r, actor, can_write);
@@ -132,7 +186,7 @@ static void claude_gateway_pricing(request_rec *r, const char *served, claude_ga
 {
     const cg_policy_t *pol = cg_srv_get(r->server)->policy;
     const cg_price_row_t *row = cg_policy_price(pol, cg_dir_upstream_name(cg_dir_get(r)),
-                                                apr_table_get(r->notes, "claude-model"), served);
+                                                cg_note_get(r, "claude-model"), served);
 
     memset(out, 0, sizeof(*out));
     out->multiplier_ppm = pol ? pol->multiplier_ppm : 1000000;
@@ -158,8 +212,8 @@ static int claude_gateway_refuse(request_rec *r, int status, const char *type, c
 static int cg_auth_fail(request_rec *r, cg_req_t *rq, const char *why)
 {
     /* for the audit log: why is a static reason, never token bytes */
-    apr_table_setn(r->notes, "claude-decision", "auth_failed");
-    apr_table_setn(r->notes, "claude-reason", why);
+    cg_note_set(r, "claude-decision", "auth_failed");
+    cg_note_set(r, "claude-reason", why);
     rq->err_status = HTTP_UNAUTHORIZED;
     rq->err_type = "authentication_error";
     rq->err_msg = "invalid token";
@@ -173,11 +227,11 @@ static void cg_identity_set(request_rec *r, cg_req_t *rq, const cg_identity_t *i
 {
     rq->identity = *id;
     r->user = apr_pstrdup(r->pool, id->sub);
-    apr_table_setn(r->notes, "claude-user", rq->identity.sub);
+    cg_note_set(r, "claude-user", rq->identity.sub);
     if (id->email != NULL) {
-        apr_table_setn(r->notes, "claude-email", id->email);
+        cg_note_set(r, "claude-email", id->email);
     }
-    apr_table_setn(r->notes, "claude-groups", apr_array_pstrcat(r->pool, id->groups, ','));
+    cg_note_set(r, "claude-groups", apr_array_pstrcat(r->pool, id->groups, ','));
 }
 
 static int cg_check_authn(request_rec *r)
@@ -262,8 +316,8 @@ static authz_status cg_authz_group(request_rec *r, const char *require_args,
     rq->err_type = "permission_error";
     rq->err_msg = "you aren't in a group that can use this gateway. Ask your administrator to "
                   "add you to one";
-    apr_table_setn(r->notes, "claude-decision", "group_denied");
-    apr_table_setn(r->notes, "claude-reason", require_args);
+    cg_note_set(r, "claude-decision", "group_denied");
+    cg_note_set(r, "claude-reason", require_args);
     /* mod_authz_core answers 401 unless AuthzSendForbiddenOnFailure is on;
      * either way our handler writes the 403 */
     ap_custom_response(r, HTTP_FORBIDDEN, CG_ERROR_URI);
@@ -415,7 +469,7 @@ static int cg_apply_policy(request_rec *r, const cg_dir_conf_t *dc, cg_req_t *rq
                      apr_psprintf(r->pool,
                                   "model %s is not in your role's availableModels allowlist",
                                   rq->model));
-        apr_table_setn(r->notes, "claude-decision", "policy_denied");
+        cg_note_set(r, "claude-decision", "policy_denied");
         return OK;
     }
     if (cg_dir_route(dc)) {
@@ -432,7 +486,7 @@ static int cg_apply_policy(request_rec *r, const cg_dir_conf_t *dc, cg_req_t *rq
                       CG_LOGNO(0110) "model %s has no upstream_model for upstream %s", rq->model,
                       upstream);
         cg_error_set(r, HTTP_BAD_GATEWAY, "api_error", "all upstreams failed (1 attempted)");
-        apr_table_setn(r->notes, "claude-decision", "no_upstream");
+        cg_note_set(r, "claude-decision", "no_upstream");
         return OK;
     }
     if (strcmp(target, rq->model) != 0) {
@@ -443,7 +497,7 @@ static int cg_apply_policy(request_rec *r, const cg_dir_conf_t *dc, cg_req_t *rq
         }
         rq->body = body;
         rq->body_len = len;
-        apr_table_setn(r->notes, "claude-model-upstream", target);
+        cg_note_set(r, "claude-model-upstream", target);
     }
     return OK;
 }
@@ -481,11 +535,10 @@ static int cg_fixups(request_rec *r)
     }
     rq->model = info.model;
     rq->stream = info.stream;
-    apr_table_setn(r->notes, "claude-model", rq->model);
+    cg_note_set(r, "claude-model", rq->model);
     if (info.max_tokens >= 0) {
         /* for mod_claude_spend's cost estimate */
-        apr_table_setn(r->notes, "claude-max-tokens",
-                       apr_off_t_toa(r->pool, (apr_off_t)info.max_tokens));
+        cg_note_set(r, "claude-max-tokens", apr_off_t_toa(r->pool, (apr_off_t)info.max_tokens));
     }
     if (cg_apply_policy(r, dc, rq) != OK || rq->err_status != 0) {
         return OK;
@@ -495,7 +548,7 @@ static int cg_fixups(request_rec *r)
          rq->err_status != 0)) {
         return OK;
     }
-    apr_table_setn(r->notes, "claude-decision", "allowed");
+    cg_note_set(r, "claude-decision", "allowed");
     cg_headers_upstream(r, dc, rq);
     return OK;
 }
@@ -727,7 +780,7 @@ static int cg_log_transaction(request_rec *r)
     cg_req_t *rq = cg_req_find(r);
 
     if (rq != NULL && rq->identity.sub != NULL && rq->err_status == 0 &&
-        apr_table_get(r->notes, "claude-usage-in") != NULL) {
+        cg_note_get(r, "claude-usage-in") != NULL) {
         cg_ratelimit_account(r, &rq->identity);
     }
     return DECLINED;
@@ -750,6 +803,8 @@ static void cg_register_hooks(apr_pool_t *p)
     APR_REGISTER_OPTIONAL_FN(claude_gateway_admin_auth);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_refuse);
     APR_REGISTER_OPTIONAL_FN(claude_gateway_pricing);
+    APR_REGISTER_OPTIONAL_FN(claude_gateway_note_set);
+    APR_REGISTER_OPTIONAL_FN(claude_gateway_note_get);
 
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "claude-group", AUTHZ_PROVIDER_VERSION,
                               &cg_authz_group_provider, AP_AUTH_INTERNAL_PER_CONF);

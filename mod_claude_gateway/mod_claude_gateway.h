@@ -105,4 +105,15 @@ APR_DECLARE_OPTIONAL_FN(int, claude_gateway_refuse,
                         (request_rec * r, int status, const char *type, const char *message,
                          int with_request_id));
 
+/**
+ * Set a note of r (apr_table_setn(r->notes, name, value): value is not
+ * copied). mod_claude_spend writes its claude-* notes through this, so the
+ * gateway's copy of the initial request's notes stays whole.
+ */
+APR_DECLARE_OPTIONAL_FN(void, claude_gateway_note_set,
+                        (request_rec * r, const char *name, const char *value));
+
+/** A note of r, as apr_table_get(r->notes, name), the claude-* ones from the gateway's copy. */
+APR_DECLARE_OPTIONAL_FN(const char *, claude_gateway_note_get, (request_rec * r, const char *name));
+
 #endif

@@ -62,7 +62,7 @@ static void cs_admin_set(cs_admin_t *a, int status, const char *body, int no_sto
 
 static const char *cs_admin_request_id(request_rec *r)
 {
-    const char *id = apr_table_get(r->notes, "claude-admin-request-id");
+    const char *id = cs_note_get(r, "claude-admin-request-id");
 
     return id ? id : "req_00000000000000000000000000000000";
 }
@@ -918,7 +918,7 @@ static int cs_admin_api(request_rec *r)
     if (a.status != HTTP_OK && r->method_number == M_POST && ap_discard_request_body(r) != OK) {
         r->connection->keepalive = AP_CONN_CLOSE;
     }
-    apr_table_setn(r->notes, "claude-decision", a.status == HTTP_OK ? "allowed" : "admin_refused");
+    cs_note_set(r, "claude-decision", a.status == HTTP_OK ? "allowed" : "admin_refused");
     return cs_admin_write(r, a.status, a.body, a.no_store);
 }
 
@@ -988,7 +988,7 @@ static int cs_usage_report(request_rec *r)
     if (a.status != 0) {
         return cs_usage_fail(r, HTTP_SERVICE_UNAVAILABLE, "api_error", "spend status unavailable");
     }
-    apr_table_setn(r->notes, "claude-decision", "allowed");
+    cs_note_set(r, "claude-decision", "allowed");
     return cs_admin_write(r, HTTP_OK,
                           cs_limits_dump(r->pool, cs_limits_usage_json(r->pool, caps, n, now)), 1);
 }

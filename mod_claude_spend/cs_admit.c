@@ -53,9 +53,9 @@ static const char *cs_pg_array(apr_pool_t *p, const apr_array_header_t *items)
 
 static apr_int64_t cs_estimate(request_rec *r, cs_req_t *rq)
 {
-    const char *model = apr_table_get(r->notes, "claude-model-upstream");
+    const char *model = cs_note_get(r, "claude-model-upstream");
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    const char *mt = apr_table_get(r->notes, "claude-max-tokens");
+    const char *mt = cs_note_get(r, "claude-max-tokens");
     cs_price_t price;
     apr_int64_t ppm, max_tokens = mt ? apr_atoi64(mt) : -1;
 
@@ -75,8 +75,8 @@ static int cs_refuse(request_rec *r, const cs_caps_verdict_t *v, const char *rea
     cs_refuse_fn(r, HTTP_TOO_MANY_REQUESTS, "billing_error", v->message, 0);
     /* after the refusal, which notes the client-facing message: the audit
      * log gets a plain ASCII reason (mod_log_config \x-escapes other bytes) */
-    apr_table_setn(r->notes, "claude-decision", "spend_blocked");
-    apr_table_setn(r->notes, "claude-reason", reason);
+    cs_note_set(r, "claude-decision", "spend_blocked");
+    cs_note_set(r, "claude-reason", reason);
     return OK;
 }
 
@@ -209,7 +209,7 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
         /* the retired lease's unused part goes back with the writer's next batch */
         cs_settle_return(r, ret.lease_id, ret.micro);
         if (cs_srv_fail_open(sc)) {
-            apr_table_setn(r->notes, "claude-reason", "spend caps unavailable: let through");
+            cs_note_set(r, "claude-reason", "spend caps unavailable: let through");
             return DECLINED;
         }
         cs_caps_unavailable(r->pool, &v);

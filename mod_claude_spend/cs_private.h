@@ -73,6 +73,8 @@ extern APR_OPTIONAL_FN_TYPE(claude_gateway_db_acquire) * cs_db_acquire;
 extern APR_OPTIONAL_FN_TYPE(claude_gateway_db_release) * cs_db_release;
 extern APR_OPTIONAL_FN_TYPE(claude_gateway_refuse) * cs_refuse_fn;
 extern APR_OPTIONAL_FN_TYPE(claude_gateway_pricing) * cs_pricing_fn;
+extern APR_OPTIONAL_FN_TYPE(claude_gateway_note_set) * cs_note_set;
+extern APR_OPTIONAL_FN_TYPE(claude_gateway_note_get) * cs_note_get;
 
 /**
  * The price of a request's tokens: the site's override for the model, else

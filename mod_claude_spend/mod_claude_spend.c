@@ -39,6 +39,8 @@ APR_OPTIONAL_FN_TYPE(claude_gateway_db_release) * cs_db_release;
 APR_OPTIONAL_FN_TYPE(claude_gateway_refuse) * cs_refuse_fn;
 APR_OPTIONAL_FN_TYPE(claude_gateway_admin_auth) * cs_admin_auth_fn;
 APR_OPTIONAL_FN_TYPE(claude_gateway_pricing) * cs_pricing_fn;
+APR_OPTIONAL_FN_TYPE(claude_gateway_note_set) * cs_note_set;
+APR_OPTIONAL_FN_TYPE(claude_gateway_note_get) * cs_note_get;
 
 static int cs_price_compute(void *ctx, const char *model, cs_price_t *price,
                             apr_int64_t *multiplier_ppm)
@@ -360,13 +362,12 @@ cs_req_t *cs_req_get(request_rec *r)
 
 const char *cs_req_model(request_rec *r, cs_req_t *rq)
 {
-    /* every lookup compares the key with each "claude-*" note (they share
-     * apr_table's checksum of the first four bytes): read it once */
+    /* read once: cs_price_for asks for it several times */
     if (r->main != NULL || r->prev != NULL) {
-        return apr_table_get(r->notes, "claude-model"); /* another request's notes */
+        return cs_note_get(r, "claude-model"); /* another request's notes */
     }
     if (!rq->model_req_read) {
-        rq->model_req = apr_table_get(r->notes, "claude-model");
+        rq->model_req = cs_note_get(r, "claude-model");
         rq->model_req_read = 1;
     }
     return rq->model_req;
@@ -381,19 +382,15 @@ void cs_usage_publish(request_rec *r, cs_req_t *rq)
     }
     rq->finished = 1;
     cs_usage_parser_finish(rq->parser, &rq->usage);
-    /* notes, so `LogFormat %{claude-usage-in}n` gives auditors the figures.
-     * Added, not set: they are written here only, once per request (the
-     * finished flag), so there is no old value to replace, and setn would
-     * compare each key with every "claude-*" note to find none. */
-    apr_table_addn(r->notes, "claude-usage-in", apr_off_t_toa(r->pool, u->input_tokens));
-    apr_table_addn(r->notes, "claude-usage-out", apr_off_t_toa(r->pool, u->output_tokens));
-    apr_table_addn(r->notes, "claude-usage-cache-read",
-                   apr_off_t_toa(r->pool, u->cache_read_tokens));
-    apr_table_addn(r->notes, "claude-usage-cache-write",
-                   apr_off_t_toa(r->pool, u->cache_creation_tokens));
-    apr_table_addn(r->notes, "claude-usage-partial", u->complete ? "0" : "1");
+    /* notes, so `LogFormat %{claude-usage-in}n` gives auditors the figures;
+     * through the gateway, which keeps a copy for the audit line */
+    cs_note_set(r, "claude-usage-in", apr_off_t_toa(r->pool, u->input_tokens));
+    cs_note_set(r, "claude-usage-out", apr_off_t_toa(r->pool, u->output_tokens));
+    cs_note_set(r, "claude-usage-cache-read", apr_off_t_toa(r->pool, u->cache_read_tokens));
+    cs_note_set(r, "claude-usage-cache-write", apr_off_t_toa(r->pool, u->cache_creation_tokens));
+    cs_note_set(r, "claude-usage-partial", u->complete ? "0" : "1");
     if (u->model != NULL) {
-        apr_table_addn(r->notes, "claude-model-served", u->model);
+        cs_note_set(r, "claude-model-served", u->model);
     }
     {
         cs_price_t price;
@@ -409,7 +406,7 @@ void cs_usage_publish(request_rec *r, cs_req_t *rq)
                                          "rate ($5/$25 per MTok)",
                           u->model ? u->model : "(none)");
         }
-        apr_table_addn(r->notes, "claude-cost-micro-usd", apr_off_t_toa(r->pool, rq->cost));
+        cs_note_set(r, "claude-cost-micro-usd", apr_off_t_toa(r->pool, rq->cost));
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "usage in=%" APR_INT64_T_FMT " out=%" APR_INT64_T_FMT " cr=%" APR_INT64_T_FMT
@@ -435,7 +432,7 @@ static int cs_fixups(request_rec *r)
         return DECLINED;
     }
     /* a request the gateway refused is answered by it, not admitted here */
-    decision = apr_table_get(r->notes, "claude-decision");
+    decision = cs_note_get(r, "claude-decision");
     if (decision == NULL || strcmp(decision, "allowed") != 0) {
         return DECLINED;
     }
@@ -592,7 +589,7 @@ static void cs_ledger_write(request_rec *r, cs_req_t *rq)
     v[CS_COL_GROUPS] = cs_groups_json(r->pool, id->groups);
     v[CS_COL_MODEL_REQ] = cs_req_model(r, rq);
     v[CS_COL_MODEL_SRV] = u->model;
-    up = apr_table_get(r->notes, "claude-upstream"); /* the gateway's router: by name */
+    up = cs_note_get(r, "claude-upstream"); /* the gateway's router: by name */
     if (up == NULL) {
         up = r->filename && strncmp(r->filename, "proxy:", 6) == 0 ? r->filename + 6 : NULL;
     }
@@ -655,6 +652,8 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     cs_refuse_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_refuse);
     cs_admin_auth_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_admin_auth);
     cs_pricing_fn = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_pricing);
+    cs_note_set = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_note_set);
+    cs_note_get = APR_RETRIEVE_OPTIONAL_FN(claude_gateway_note_get);
     cs_journal_defaults(pconf, s);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         /* made here, by root, and handed to the user the children run as */
@@ -691,7 +690,8 @@ static int cs_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         }
     }
     if (cs_identity == NULL || cs_request_id == NULL || cs_db_acquire == NULL ||
-        cs_db_release == NULL || cs_refuse_fn == NULL || cs_admin_auth_fn == NULL) {
+        cs_db_release == NULL || cs_refuse_fn == NULL || cs_admin_auth_fn == NULL ||
+        cs_note_set == NULL || cs_note_get == NULL) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                      CS_LOGNO(0001) "mod_claude_spend needs mod_claude_gateway: LoadModule "
                                     "claude_gateway_module before claude_spend_module");

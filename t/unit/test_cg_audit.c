@@ -60,6 +60,25 @@ START_TEST(notes_read_every_name)
 }
 END_TEST
 
+/* cg_notes_slot names the field cg_notes_read fills, and nothing else. */
+START_TEST(notes_slot_every_name)
+{
+    cg_notes_t n;
+    apr_size_t i;
+
+    for (i = 0; i < NNAMES; i++) {
+        ck_assert_ptr_eq(cg_notes_slot(&n, notes_names[i].name),
+                         (const char **)((char *)&n + notes_names[i].off));
+    }
+    ck_assert_ptr_null(cg_notes_slot(&n, "claude-unknown"));
+    ck_assert_ptr_null(cg_notes_slot(&n, "claude-"));
+    ck_assert_ptr_null(cg_notes_slot(&n, "claude-use"));
+    ck_assert_ptr_null(cg_notes_slot(&n, "claude-users"));
+    ck_assert_ptr_null(cg_notes_slot(&n, "proxy-noquery"));
+    ck_assert_ptr_null(cg_notes_slot(&n, ""));
+}
+END_TEST
+
 START_TEST(notes_read_absent_and_null)
 {
     apr_table_t *t = apr_table_make(unit_pool, 4);
@@ -316,6 +335,7 @@ Suite *unit_suite_cg_audit(void)
     tcase_add_checked_fixture(c, unit_setup, unit_teardown);
     tcase_add_test(c, notes_read_every_name);
     tcase_add_test(c, notes_read_absent_and_null);
+    tcase_add_test(c, notes_slot_every_name);
     tcase_add_test(c, notes_read_mixed_case_and_duplicates);
     tcase_add_test(c, notes_read_random_tables);
     tcase_add_test(c, json_all_fields);

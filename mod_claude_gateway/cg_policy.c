@@ -7,6 +7,7 @@
  * ignored. */
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,11 +321,76 @@ static char *cg_model_norm(apr_pool_t *p, const char *id)
     return s;
 }
 
+/* The catalogue's ids in an open-addressing table, so a lookup (twice per
+ * request: allowlist and upstream id) hashes the id once instead of running
+ * strcasecmp on every id of every entry. Built once, at first use. */
+#define CG_CATALOG_SLOTS 256 /* a power of two, over twice the ids */
+
+typedef struct cg_catalog_slot_t {
+    const char *id; /* NULL: empty */
+    apr_uint32_t hash;
+    const cg_builtin_model_t *m;
+} cg_catalog_slot_t;
+
+static cg_catalog_slot_t cg_catalog_index[CG_CATALOG_SLOTS];
+static int cg_catalog_indexed; /* 0: a catalogue id is not lower case; lookups scan */
+static pthread_once_t cg_catalog_once = PTHREAD_ONCE_INIT;
+
+static apr_uint32_t cg_catalog_hash(const char *s, apr_size_t len)
+{
+    apr_uint32_t h = 2166136261u; /* FNV-1a */
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    }
+    return h;
+}
+
+static void cg_catalog_index_build(void)
+{
+    apr_size_t i, k, j;
+
+    for (i = 0; i < CG_CATALOG_N; i++) {
+        const cg_builtin_model_t *m = &cg_catalog[i];
+        const char *ids[] = {m->id, m->first_party, m->bedrock, m->vertex, m->foundry};
+
+        for (k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+            apr_size_t len;
+            apr_uint32_t h;
+
+            if (ids[k] == NULL) {
+                continue;
+            }
+            len = strlen(ids[k]);
+            for (j = 0; j < len; j++) {
+                /* lookups fold the id asked for, not the stored one */
+                if (tolower((unsigned char)ids[k][j]) != (unsigned char)ids[k][j]) {
+                    return;
+                }
+            }
+            h = cg_catalog_hash(ids[k], len);
+            for (j = h; cg_catalog_index[j % CG_CATALOG_SLOTS].id != NULL; j++) {
+                if (!strcmp(cg_catalog_index[j % CG_CATALOG_SLOTS].id, ids[k])) {
+                    break; /* the first entry naming an id keeps it, as the scan did */
+                }
+            }
+            if (cg_catalog_index[j % CG_CATALOG_SLOTS].id == NULL) {
+                cg_catalog_index[j % CG_CATALOG_SLOTS].id = ids[k];
+                cg_catalog_index[j % CG_CATALOG_SLOTS].hash = h;
+                cg_catalog_index[j % CG_CATALOG_SLOTS].m = m;
+            }
+        }
+    }
+    cg_catalog_indexed = 1;
+}
+
 /* strip_hint: ignore one trailing "[1m]" (callers that already did pass 0) */
 static const cg_builtin_model_t *cg_catalog_lookup(const char *id, int strip_hint)
 {
     char buf[256];
     apr_size_t len, i;
+    apr_uint32_t h;
 
     if (id == NULL) {
         return NULL;
@@ -336,16 +402,35 @@ static const cg_builtin_model_t *cg_catalog_lookup(const char *id, int strip_hin
     if (len == 0 || len >= sizeof(buf)) {
         return NULL;
     }
-    memcpy(buf, id, len);
+    pthread_once(&cg_catalog_once, cg_catalog_index_build);
+    if (!cg_catalog_indexed) {
+        memcpy(buf, id, len);
+        buf[len] = '\0';
+        for (i = 0; i < CG_CATALOG_N; i++) {
+            const cg_builtin_model_t *m = &cg_catalog[i];
+            if (cg_ieq(buf, m->id) || cg_ieq(buf, m->first_party) || cg_ieq(buf, m->bedrock) ||
+                cg_ieq(buf, m->vertex) || cg_ieq(buf, m->foundry)) {
+                return m;
+            }
+        }
+        return NULL;
+    }
+    /* the catalogue is lower case: strcasecmp against it is strcmp of the
+     * id folded by the same tolower() */
+    for (i = 0; i < len; i++) {
+        buf[i] = (char)tolower((unsigned char)id[i]);
+    }
     buf[len] = '\0';
-    for (i = 0; i < CG_CATALOG_N; i++) {
-        const cg_builtin_model_t *m = &cg_catalog[i];
-        if (cg_ieq(buf, m->id) || cg_ieq(buf, m->first_party) || cg_ieq(buf, m->bedrock) ||
-            cg_ieq(buf, m->vertex) || cg_ieq(buf, m->foundry)) {
-            return m;
+    h = cg_catalog_hash(buf, len);
+    for (i = h;; i++) {
+        const cg_catalog_slot_t *s = &cg_catalog_index[i % CG_CATALOG_SLOTS];
+        if (s->id == NULL) {
+            return NULL;
+        }
+        if (s->hash == h && !strcmp(s->id, buf)) {
+            return s->m;
         }
     }
-    return NULL;
 }
 
 const cg_builtin_model_t *cg_catalog_find(const char *id)

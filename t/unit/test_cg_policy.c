@@ -1,8 +1,10 @@
 /* Unit tests of cg_yaml (YAML into JSON with the reference's expansion rules)
  * and cg_policy (validation messages, merge rules, matchers, the canonical
  * JSON checksum, model allowlists and model resolution). */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
@@ -428,6 +430,58 @@ START_TEST(model_resolution)
 }
 END_TEST
 
+/* The catalogue's index answers as a scan with strcasecmp would: every id
+ * of every entry, in any case, with and without one "[1m]", finds the first
+ * entry naming it; anything else finds nothing. */
+START_TEST(catalog_find_every_id)
+{
+    json_t *list = cg_policy_models_list(NULL, NULL), *e;
+    const cg_builtin_model_t *all[64];
+    size_t n = 0, i, k, x, j;
+
+    json_array_foreach(json_object_get(list, "data"), i, e)
+    {
+        ck_assert_uint_lt(n, 64);
+        all[n] = cg_catalog_find(json_string_value(json_object_get(e, "id")));
+        ck_assert_ptr_nonnull(all[n]);
+        n++;
+    }
+    ck_assert_uint_gt(n, 20);
+    for (i = 0; i < n; i++) {
+        const char *ids[] = {all[i]->id, all[i]->first_party, all[i]->bedrock, all[i]->vertex,
+                             all[i]->foundry};
+        for (k = 0; k < 5; k++) {
+            const cg_builtin_model_t *want = NULL;
+            char *upper = apr_pstrdup(unit_pool, ids[k]);
+
+            for (x = 0; x < n && want == NULL; x++) {
+                const char *o[] = {all[x]->id, all[x]->first_party, all[x]->bedrock, all[x]->vertex,
+                                   all[x]->foundry};
+                for (j = 0; j < 5 && want == NULL; j++) {
+                    want = strcasecmp(o[j], ids[k]) == 0 ? all[x] : NULL;
+                }
+            }
+            for (j = 0; upper[j]; j++) {
+                upper[j] = (char)toupper((unsigned char)upper[j]);
+            }
+            ck_assert_ptr_eq(cg_catalog_find(ids[k]), want);
+            ck_assert_ptr_eq(cg_catalog_find(upper), want);
+            ck_assert_ptr_eq(cg_catalog_find(apr_pstrcat(unit_pool, ids[k], "[1m]", NULL)), want);
+            ck_assert_ptr_eq(cg_catalog_find(apr_pstrcat(unit_pool, upper, "[1M]", NULL)), want);
+            ck_assert_ptr_null(cg_catalog_find(apr_pstrcat(unit_pool, ids[k], "[1m][1m]", NULL)));
+            ck_assert_ptr_null(cg_catalog_find(apr_pstrcat(unit_pool, ids[k], "x", NULL)));
+            ck_assert_ptr_null(cg_catalog_find(apr_pstrcat(unit_pool, " ", ids[k], NULL)));
+            ck_assert_ptr_null(cg_catalog_find(apr_pstrmemdup(unit_pool, ids[k], 5)));
+        }
+    }
+    ck_assert_ptr_null(cg_catalog_find(NULL));
+    ck_assert_ptr_null(cg_catalog_find(""));
+    ck_assert_ptr_null(cg_catalog_find("[1m]"));
+    ck_assert_ptr_null(cg_catalog_find(apr_psprintf(unit_pool, "%0300d", 7)));
+    json_decref(list);
+}
+END_TEST
+
 START_TEST(models_list_filtered)
 {
     const cg_policy_t *pol = policy("models:\n  - {id: claude-custom-1, label: Custom One, "
@@ -514,6 +568,7 @@ Suite *unit_suite_cg_policy(void)
     tcase_add_test(tc, canonical_json_like_javascript);
     tcase_add_test(tc, model_allowlist);
     tcase_add_test(tc, model_resolution);
+    tcase_add_test(tc, catalog_find_every_id);
     tcase_add_test(tc, models_list_filtered);
     tcase_add_test(tc, pricing_rows_most_specific_first);
     suite_add_tcase(s, tc);

@@ -169,6 +169,28 @@ static const char *cg_jwt_json_dump(apr_pool_t *p, const json_t *json, apr_size_
     return buf;
 }
 
+int cg_jwt_ct_equal(const void *a, const void *b, apr_size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    apr_uint64_t acc = 0, u, v;
+    apr_size_t i;
+
+    for (i = 0; i + sizeof(u) <= n; i += sizeof(u)) {
+        memcpy(&u, x + i, sizeof(u)); /* any alignment */
+        memcpy(&v, y + i, sizeof(v));
+        acc |= u ^ v;
+#if defined(__GNUC__)
+        /* the compiler may not learn acc's value: no early exit once set */
+        __asm__("" : "+r"(acc));
+#endif
+    }
+    for (; i < n; i++) {
+        acc |= (apr_uint64_t)(x[i] ^ y[i]);
+    }
+    /* the top bit of (acc - 1) & ~acc is set exactly when acc is 0 */
+    return (int)(((acc - 1) & ~acc) >> 63);
+}
+
 static int cg_jwt_key_usable(const cg_jwt_key_t *key)
 {
     return key != NULL && key->secret != NULL && key->secret_len > 0 && key->secret_len <= INT_MAX;
@@ -330,8 +352,7 @@ static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_si
     for (w = 0; w < CG_JWT_CACHE_WAYS; w++) {
         /* length and hash are no secret of the cached token's; its bytes
          * are compared in constant time */
-        if (set[w].len == len && set[w].hash == hash &&
-            CRYPTO_memcmp(set[w].token, token, len) == 0) {
+        if (set[w].len == len && set[w].hash == hash && cg_jwt_ct_equal(set[w].token, token, len)) {
             payload = json_incref(set[w].payload);
             if (kidless != NULL) {
                 *kidless = set[w].kidless;
@@ -360,8 +381,7 @@ static void cg_jwt_cache_put(const cg_jwt_mac_t *m, const char *token, apr_size_
     set = cg_jwt_cache_set(m->cache, hash);
     apr_thread_mutex_lock(m->cache->lock);
     for (w = 0; w < CG_JWT_CACHE_WAYS && slot == NULL; w++) {
-        if (set[w].len == len && set[w].hash == hash &&
-            CRYPTO_memcmp(set[w].token, token, len) == 0) {
+        if (set[w].len == len && set[w].hash == hash && cg_jwt_ct_equal(set[w].token, token, len)) {
             slot = &set[w]; /* verified again meanwhile by another thread */
         }
     }

@@ -137,6 +137,17 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
 const char *cg_jwt_status_name(cg_jwt_status_e status);
 
 /**
+ * Whether two buffers hold the same bytes, in a time that depends on n only:
+ * a machine word at a time, no early exit, no branch on the contents. For
+ * secrets (tokens), where CRYPTO_memcmp's byte loop was the cost.
+ * @param a the first buffer; may be NULL when n is 0
+ * @param b the second buffer; may be NULL when n is 0
+ * @param n how many bytes to compare
+ * @return 1 when equal (always for n == 0), else 0
+ */
+int cg_jwt_ct_equal(const void *a, const void *b, apr_size_t n);
+
+/**
  * Random bytes from libcrypto's CSPRNG, base64url-encoded: refresh tokens,
  * device codes, CSRF values.
  * @param p pool for the result

@@ -1012,6 +1012,41 @@ START_TEST(test_prepare_threads_share)
 }
 END_TEST
 
+/* Word-at-a-time equality: every length up to 40 (whole words and every
+ * tail), a difference in each byte and each bit, at every alignment. */
+START_TEST(test_ct_equal)
+{
+    unsigned char a[64], b[64];
+    size_t n, i, bit, off;
+
+    ck_assert_int_eq(cg_jwt_ct_equal(NULL, NULL, 0), 1);
+    for (off = 0; off < 8; off++) {
+        for (n = 0; n <= 40; n++) {
+            for (i = 0; i < n; i++) {
+                a[off + i] = b[i] = (unsigned char)(i * 37 + n + 1);
+            }
+            ck_assert_int_eq(cg_jwt_ct_equal(a + off, b, n), 1);
+            for (i = 0; i < n; i++) {
+                for (bit = 0; bit < 8; bit++) {
+                    b[i] ^= (unsigned char)(1u << bit);
+                    ck_assert_msg(cg_jwt_ct_equal(a + off, b, n) == 0,
+                                  "len %zu, byte %zu, bit %zu, offset %zu", n, i, bit, off);
+                    ck_assert_int_eq(cg_jwt_ct_equal(b, a + off, n), 0);
+                    b[i] ^= (unsigned char)(1u << bit);
+                }
+                b[i] = (unsigned char)~b[i]; /* every bit of one byte at once */
+                ck_assert_int_eq(cg_jwt_ct_equal(a + off, b, n), 0);
+                b[i] = (unsigned char)~b[i];
+            }
+            /* bytes past n are not looked at */
+            a[off + n] = 1;
+            b[n] = 2;
+            ck_assert_int_eq(cg_jwt_ct_equal(a + off, b, n), 1);
+        }
+    }
+}
+END_TEST
+
 Suite *unit_suite_cg_jwt(void)
 {
     Suite *s = suite_create("cg_jwt");
@@ -1086,6 +1121,7 @@ Suite *unit_suite_cg_jwt(void)
     tcase_add_checked_fixture(util, unit_setup, unit_teardown);
     tcase_add_test(util, test_random);
     tcase_add_test(util, test_sha256_and_kid);
+    tcase_add_test(util, test_ct_equal);
     suite_add_tcase(s, util);
     return s;
 }

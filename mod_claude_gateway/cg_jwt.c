@@ -34,12 +34,25 @@
 #define CG_JWT_CACHE_SLOTS (CG_JWT_CACHE_SETS * CG_JWT_CACHE_WAYS)
 #define CG_JWT_CACHE_TOKEN_MAX 2048 /* longer tokens are verified in full every time */
 
+/* What verification and the session read from an authenticated payload,
+ * taken out once per payload: a cached token's claims are immutable, so a
+ * cache hit only compares times and strings instead of looking up every
+ * claim again. Pointers point into the payload. */
+typedef struct cg_jwt_facts_t {
+    int exp_has, nbf_has, iat_has; /* cg_jwt_time_claim(): 0 absent, 1 number, -1 other */
+    double exp, nbf, iat;
+    const char *iss;    /* NULL when absent or not a string */
+    const json_t *aud;  /* as found, or NULL */
+    cg_jwt_session_t s; /* sub, email, name, sid, groups, claims; s.iat from the above */
+} cg_jwt_facts_t;
+
 typedef struct cg_jwt_cached_t {
-    char *token;       /* CG_JWT_CACHE_TOKEN_MAX bytes from the cache's pool, or NULL */
-    apr_size_t len;    /* 0: empty */
-    apr_uint32_t hash; /* cg_jwt_cache_hash of the token: most misses end here */
-    json_t *payload;   /* the payload object, one reference held by the slot */
-    int kidless;       /* its header had no kid (the key was chosen as the first one) */
+    char *token;          /* CG_JWT_CACHE_TOKEN_MAX bytes from the cache's pool, or NULL */
+    apr_size_t len;       /* 0: empty */
+    apr_uint32_t hash;    /* cg_jwt_cache_hash of the token: most misses end here */
+    json_t *payload;      /* the payload object, one reference held by the slot */
+    cg_jwt_facts_t facts; /* read from payload; copied out under the lock */
+    int kidless;          /* its header had no kid (the key was chosen as the first one) */
 } cg_jwt_cached_t;
 
 typedef struct cg_jwt_cache_t {
@@ -338,7 +351,7 @@ static cg_jwt_cached_t *cg_jwt_cache_set(const cg_jwt_cache_t *c, apr_uint32_t h
  * payload is shared and never modified: jansson's reference counts are atomic
  * here (JSON_HAVE_ATOMIC_BUILTINS). */
 static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_size_t len,
-                                apr_uint32_t hash, int *kidless)
+                                apr_uint32_t hash, int *kidless, cg_jwt_facts_t *facts)
 {
     cg_jwt_cached_t *set;
     json_t *payload = NULL;
@@ -354,6 +367,7 @@ static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_si
          * are compared in constant time */
         if (set[w].len == len && set[w].hash == hash && cg_jwt_ct_equal(set[w].token, token, len)) {
             payload = json_incref(set[w].payload);
+            *facts = set[w].facts; /* points into payload, which the caller now holds */
             if (kidless != NULL) {
                 *kidless = set[w].kidless;
             }
@@ -368,7 +382,7 @@ static json_t *cg_jwt_cache_get(const cg_jwt_mac_t *m, const char *token, apr_si
  * parsed payload (the slot takes a reference) and whether its header had a
  * kid. */
 static void cg_jwt_cache_put(const cg_jwt_mac_t *m, const char *token, apr_size_t len,
-                             json_t *payload, int kidless)
+                             json_t *payload, const cg_jwt_facts_t *facts, int kidless)
 {
     cg_jwt_cached_t *set, *slot = NULL;
     apr_uint32_t hash = cg_jwt_cache_hash(token, len);
@@ -400,6 +414,7 @@ static void cg_jwt_cache_put(const cg_jwt_mac_t *m, const char *token, apr_size_
     slot->kidless = kidless;
     old = slot->payload;
     slot->payload = json_incref(payload);
+    slot->facts = *facts;
     apr_thread_mutex_unlock(m->cache->lock);
     json_decref(old);
 }
@@ -490,7 +505,7 @@ static const cg_jwt_key_t *cg_jwt_key_by_header(const cg_jwt_key_t *keys, int nk
  * from the first usable one; any other hit is left to the slow path, which
  * gives the verdict it always gave. NULL when nothing counts. */
 static json_t *cg_jwt_cache_find(const cg_jwt_key_t *keys, int nkeys, const char *token,
-                                 apr_size_t len)
+                                 apr_size_t len, cg_jwt_facts_t *facts)
 {
     const cg_jwt_mac_t *m;
     apr_uint32_t index;
@@ -506,7 +521,7 @@ static json_t *cg_jwt_cache_find(const cg_jwt_key_t *keys, int nkeys, const char
             continue;
         }
         kidless = 0;
-        if ((payload = cg_jwt_cache_get(m, token, len, index, &kidless)) == NULL) {
+        if ((payload = cg_jwt_cache_get(m, token, len, index, &kidless, facts)) == NULL) {
             continue;
         }
         if ((kidless || keys[i].kid != NULL) &&
@@ -549,55 +564,67 @@ static int cg_jwt_aud_matches(const json_t *aud, const char *want)
     return 0;
 }
 
-/* The claim rules, on an authenticated payload. */
-static cg_jwt_status_e cg_jwt_check_claims(const json_t *payload, const cg_jwt_expect_t *want,
+/* Read the facts of an authenticated payload (once per payload). */
+static void cg_jwt_facts_read(const json_t *payload, cg_jwt_facts_t *f)
+{
+    const json_t *groups = json_object_get(payload, "groups");
+
+    memset(f, 0, sizeof(*f));
+    f->exp_has = cg_jwt_time_claim(payload, "exp", &f->exp);
+    f->nbf_has = cg_jwt_time_claim(payload, "nbf", &f->nbf);
+    f->iat_has = cg_jwt_time_claim(payload, "iat", &f->iat);
+    f->iss = json_string_value(json_object_get(payload, "iss"));
+    f->aud = json_object_get(payload, "aud");
+    f->s.sub = json_string_value(json_object_get(payload, "sub"));
+    f->s.email = json_string_value(json_object_get(payload, "email"));
+    f->s.name = json_string_value(json_object_get(payload, "name"));
+    f->s.sid = json_string_value(json_object_get(payload, "sid"));
+    f->s.groups = json_is_array(groups) ? groups : NULL;
+    f->s.has_iat = f->iat_has > 0;
+    f->s.iat = f->iat;
+}
+
+/* The claim rules, on the facts of an authenticated payload; the order
+ * decides which reason a token with several faults gets. */
+static cg_jwt_status_e cg_jwt_check_claims(const cg_jwt_facts_t *f, const cg_jwt_expect_t *want,
                                            const char **reason)
 {
-    const char *sub = json_string_value(json_object_get(payload, "sub"));
     double now = (double)apr_time_sec(want->now);
     double leeway = want->leeway > 0 ? (double)want->leeway : 0.0;
-    double exp = 0, nbf = 0, iat = 0;
-    int has;
 
-    has = cg_jwt_time_claim(payload, "exp", &exp);
-    if (has <= 0) {
-        *reason = has == 0 ? "exp missing" : "exp is not a number";
+    if (f->exp_has <= 0) {
+        *reason = f->exp_has == 0 ? "exp missing" : "exp is not a number";
         return CG_JWT_BAD_CLAIM;
     }
-    if (sub == NULL || *sub == '\0') {
+    if (f->s.sub == NULL || *f->s.sub == '\0') {
         *reason = "sub missing or not a string";
         return CG_JWT_BAD_CLAIM;
     }
-    if (now >= exp + leeway) {
+    if (now >= f->exp + leeway) {
         *reason = "token expired";
         return CG_JWT_EXPIRED;
     }
-    has = cg_jwt_time_claim(payload, "nbf", &nbf);
-    if (has < 0) {
+    if (f->nbf_has < 0) {
         *reason = "nbf is not a number";
         return CG_JWT_BAD_CLAIM;
     }
-    if (has > 0 && nbf > now + leeway) {
+    if (f->nbf_has > 0 && f->nbf > now + leeway) {
         *reason = "token not valid yet (nbf)";
         return CG_JWT_NOT_YET_VALID;
     }
-    has = cg_jwt_time_claim(payload, "iat", &iat);
-    if (has < 0) {
+    if (f->iat_has < 0) {
         *reason = "iat is not a number";
         return CG_JWT_BAD_CLAIM;
     }
-    if (has > 0 && iat > now + leeway) {
+    if (f->iat_has > 0 && f->iat > now + leeway) {
         *reason = "token issued in the future (iat)";
         return CG_JWT_NOT_YET_VALID;
     }
-    if (want->iss != NULL) {
-        const char *iss = json_string_value(json_object_get(payload, "iss"));
-        if (iss == NULL || strcmp(iss, want->iss) != 0) {
-            *reason = "wrong or missing issuer";
-            return CG_JWT_BAD_ISSUER;
-        }
+    if (want->iss != NULL && (f->iss == NULL || strcmp(f->iss, want->iss) != 0)) {
+        *reason = "wrong or missing issuer";
+        return CG_JWT_BAD_ISSUER;
     }
-    if (want->aud != NULL && !cg_jwt_aud_matches(json_object_get(payload, "aud"), want->aud)) {
+    if (want->aud != NULL && !cg_jwt_aud_matches(f->aud, want->aud)) {
         *reason = "wrong or missing audience";
         return CG_JWT_BAD_AUDIENCE;
     }
@@ -635,8 +662,12 @@ static cg_jwt_status_e cg_jwt_check_header(const json_t *header, const char **ki
     return CG_JWT_OK;
 }
 
-cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key_t *keys, int nkeys,
-                              const cg_jwt_expect_t *want, json_t **claims, const char **reason)
+/* cg_jwt_verify(), also giving the payload's facts (f->s.claims is the
+ * payload, kept by p, when claims is not NULL). */
+static cg_jwt_status_e cg_jwt_verify_facts(apr_pool_t *p, const char *token,
+                                           const cg_jwt_key_t *keys, int nkeys,
+                                           const cg_jwt_expect_t *want, json_t **claims,
+                                           cg_jwt_facts_t *f, const char **reason)
 {
     const char *why = "ok", *dot1, *dot2, *kid;
     unsigned char *hbuf, *pbuf, *sbuf, mac[CG_JWT_SIG_LEN];
@@ -670,10 +701,10 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
      * looked up in every key's cache before it is decoded. */
     key = cg_jwt_key_by_header(keys, nkeys, token, (apr_size_t)(dot1 - token));
     payload = key != NULL
-                  ? cg_jwt_cache_get(key->mac, token, len, cg_jwt_cache_hash(token, len), NULL)
-                  : cg_jwt_cache_find(keys, nkeys, token, len);
+                  ? cg_jwt_cache_get(key->mac, token, len, cg_jwt_cache_hash(token, len), NULL, f)
+                  : cg_jwt_cache_find(keys, nkeys, token, len, f);
     if (payload != NULL) {
-        st = cg_jwt_check_claims(payload, want, &why);
+        st = cg_jwt_check_claims(f, want, &why);
         goto leave;
     }
     if (cg_jwt_b64url_decode(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), &pbuf, &plen) !=
@@ -730,11 +761,12 @@ cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key
         why = "payload is not a JSON object";
         goto leave;
     }
-    st = cg_jwt_check_claims(payload, want, &why);
+    cg_jwt_facts_read(payload, f);
+    st = cg_jwt_check_claims(f, want, &why);
     if (st == CG_JWT_OK && cg_jwt_mac_of(key) != NULL) {
         /* exactly these bytes, under this key, are now known good up to the
          * claims: the cache keeps the token whole, never just its signature */
-        cg_jwt_cache_put(key->mac, token, len, payload, kidless);
+        cg_jwt_cache_put(key->mac, token, len, payload, f, kidless);
     }
 
 leave:
@@ -742,12 +774,38 @@ leave:
     if (st == CG_JWT_OK && claims != NULL) {
         apr_pool_cleanup_register(p, payload, cg_jwt_json_cleanup, apr_pool_cleanup_null);
         *claims = payload;
+        f->s.claims = payload;
     }
     else {
         json_decref(payload);
     }
     if (reason != NULL) {
         *reason = why;
+    }
+    return st;
+}
+
+cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key_t *keys, int nkeys,
+                              const cg_jwt_expect_t *want, json_t **claims, const char **reason)
+{
+    cg_jwt_facts_t f;
+
+    return cg_jwt_verify_facts(p, token, keys, nkeys, want, claims, &f, reason);
+}
+
+cg_jwt_status_e cg_jwt_verify_session(apr_pool_t *p, const char *token, const cg_jwt_key_t *keys,
+                                      int nkeys, const cg_jwt_expect_t *want,
+                                      cg_jwt_session_t *session, const char **reason)
+{
+    cg_jwt_facts_t f;
+    json_t *claims;
+    cg_jwt_status_e st = cg_jwt_verify_facts(p, token, keys, nkeys, want, &claims, &f, reason);
+
+    if (st == CG_JWT_OK) {
+        *session = f.s;
+    }
+    else {
+        memset(session, 0, sizeof(*session));
     }
     return st;
 }

@@ -130,6 +130,32 @@ const char *cg_jwt_sign(apr_pool_t *p, const cg_jwt_key_t *key, const json_t *cl
 cg_jwt_status_e cg_jwt_verify(apr_pool_t *p, const char *token, const cg_jwt_key_t *keys, int nkeys,
                               const cg_jwt_expect_t *want, json_t **claims, const char **reason);
 
+/** What a session reads from a verified token's claims, found once per token. */
+typedef struct cg_jwt_session_t {
+    const json_t *claims; /* the payload object: as cg_jwt_verify()'s claims */
+    const char *sub;      /* never NULL or empty */
+    const char *email;    /* each: the claim when it is a string, else NULL */
+    const char *name;
+    const char *sid;
+    const json_t *groups; /* the claim when it is an array (of anything), else NULL */
+    int has_iat;          /* iat is a number: then iat holds it */
+    double iat;
+} cg_jwt_session_t;
+
+/**
+ * cg_jwt_verify() for a session token, giving the claims a session reads.
+ * Verdict, reasons and checks (exp, nbf and iat against want->now on every
+ * call) are cg_jwt_verify()'s; a token a prepared key's cache holds has these
+ * read already, so a hit costs no claim lookups.
+ * @param session receives the claims on CG_JWT_OK, else zeroes; its strings
+ *        and JSON live in the claims object, which a cleanup on p releases
+ *        (never json_decref them); read only, shared with other threads
+ * @return as cg_jwt_verify()
+ */
+cg_jwt_status_e cg_jwt_verify_session(apr_pool_t *p, const char *token, const cg_jwt_key_t *keys,
+                                      int nkeys, const cg_jwt_expect_t *want,
+                                      cg_jwt_session_t *session, const char **reason);
+
 /**
  * A short name for a status ("ok", "expired", ...), for logs and tests.
  * @return a static string

@@ -332,8 +332,8 @@ int cg_session_verify(request_rec *r, const char *token, cg_identity_t *id, cons
 {
     const cg_srv_conf_t *sc = cg_srv_get(r->server);
     cg_jwt_expect_t want;
-    cg_jwt_status_e st;
-    json_t *claims, *groups, *v;
+    cg_jwt_session_t ses;
+    json_t *v;
     apr_array_header_t *g;
     size_t i;
 
@@ -345,23 +345,22 @@ int cg_session_verify(request_rec *r, const char *token, cg_identity_t *id, cons
     want.aud = CG_AUDIENCE;
     want.now = apr_time_now();
     want.leeway = 30;
-    st = cg_jwt_verify(r->pool, token, (const cg_jwt_key_t *)sc->session_keys->elts,
-                       sc->session_keys->nelts, &want, &claims, why);
-    if (st != CG_JWT_OK) {
+    /* the claims come read already for a token the key's cache holds */
+    if (cg_jwt_verify_session(r->pool, token, (const cg_jwt_key_t *)sc->session_keys->elts,
+                              sc->session_keys->nelts, &want, &ses, why) != CG_JWT_OK) {
         return 0;
     }
     memset(id, 0, sizeof(*id));
-    id->sub = apr_pstrdup(r->pool, json_string_value(json_object_get(claims, "sub")));
-    if ((v = json_object_get(claims, "email")) != NULL && json_is_string(v)) {
-        id->email = apr_pstrdup(r->pool, json_string_value(v));
+    id->sub = apr_pstrdup(r->pool, ses.sub);
+    if (ses.email != NULL) {
+        id->email = apr_pstrdup(r->pool, ses.email);
     }
-    if ((v = json_object_get(claims, "name")) != NULL && json_is_string(v)) {
-        id->name = apr_pstrdup(r->pool, json_string_value(v));
+    if (ses.name != NULL) {
+        id->name = apr_pstrdup(r->pool, ses.name);
     }
-    groups = json_object_get(claims, "groups");
     g = apr_array_make(r->pool, 4, sizeof(const char *));
-    if (json_is_array(groups)) {
-        json_array_foreach(groups, i, v)
+    if (ses.groups != NULL) {
+        json_array_foreach(ses.groups, i, v)
         {
             if (json_is_string(v)) {
                 APR_ARRAY_PUSH(g, const char *) = apr_pstrdup(r->pool, json_string_value(v));
@@ -370,11 +369,11 @@ int cg_session_verify(request_rec *r, const char *token, cg_identity_t *id, cons
     }
     id->groups = g;
     id->source = "session";
-    if ((v = json_object_get(claims, "sid")) != NULL && json_is_string(v)) {
-        id->session_id = apr_pstrdup(r->pool, json_string_value(v));
+    if (ses.sid != NULL) {
+        id->session_id = apr_pstrdup(r->pool, ses.sid);
     }
-    if ((v = json_object_get(claims, "iat")) != NULL && json_is_number(v)) {
-        id->issued_at = apr_time_from_sec((apr_int64_t)json_number_value(v));
+    if (ses.has_iat) {
+        id->issued_at = apr_time_from_sec((apr_int64_t)ses.iat);
     }
     if (id->sub == NULL) {
         *why = "no subject";

@@ -1047,6 +1047,88 @@ START_TEST(test_ct_equal)
 }
 END_TEST
 
+/* cg_jwt_verify_session: the claims a session reads, the same on the first
+ * verification and from a prepared key's cache, and the verdict and reason
+ * of cg_jwt_verify in every case. */
+START_TEST(test_verify_session)
+{
+    static const char full[] =
+        "{\"sub\":\"u1\",\"email\":\"u1@example.com\",\"name\":\"U One\",\"sid\":\"s-1\","
+        "\"groups\":[\"eng\",5,\"admins\"],\"aud\":[\"x\",\"claude-gateway\"],"
+        "\"iat\":1795451852.9,\"exp\":1795455452,\"iss\":\"http://127.0.0.1:18000\"}";
+    static const char sparse[] =
+        "{\"sub\":\"u2\",\"email\":7,\"sid\":null,\"groups\":\"eng,admins\","
+        "\"aud\":\"claude-gateway\",\"exp\":1795455452,\"iss\":\"http://127.0.0.1:18000\"}";
+    const char *tfull = mint(HDR_K1, full, SECRET), *tsparse = mint(HDR_K1, sparse, SECRET);
+    cg_jwt_expect_t w = expect_default();
+    cg_jwt_session_t ses;
+    const char *r1, *r2;
+    json_t *claims;
+    int round, k;
+
+    for (round = 0; round < 2; round++) { /* prepared: the second round hits the cache */
+        ck_assert_jwt(cg_jwt_verify_session(unit_pool, tfull, &key1, 1, &w, &ses, &r1), CG_JWT_OK);
+        ck_assert_str_eq(r1, "ok");
+        ck_assert_str_eq(ses.sub, "u1");
+        ck_assert_str_eq(ses.email, "u1@example.com");
+        ck_assert_str_eq(ses.name, "U One");
+        ck_assert_str_eq(ses.sid, "s-1");
+        ck_assert_int_eq(json_array_size(ses.groups), 3);
+        ck_assert_str_eq(json_string_value(json_array_get(ses.groups, 2)), "admins");
+        ck_assert_int_eq(ses.has_iat, 1);
+        ck_assert(ses.iat == 1795451852.9);
+        ck_assert_jwt(cg_jwt_verify(unit_pool, tfull, &key1, 1, &w, &claims, NULL), CG_JWT_OK);
+        ck_assert(json_equal(claims, ses.claims));
+
+        ck_assert_jwt(cg_jwt_verify_session(unit_pool, tsparse, &key1, 1, &w, &ses, NULL),
+                      CG_JWT_OK);
+        ck_assert_str_eq(ses.sub, "u2");
+        ck_assert_ptr_null(ses.email);
+        ck_assert_ptr_null(ses.name);
+        ck_assert_ptr_null(ses.sid);
+        ck_assert_ptr_null(ses.groups);
+        ck_assert_int_eq(ses.has_iat, 0);
+    }
+    /* what depends on the time or on want is judged on every call */
+    for (k = 0; k < 5; k++) {
+        cg_jwt_status_e st;
+
+        w = expect_default();
+        if (k == 0) {
+            w.now = apr_time_from_sec(1795455452);
+        }
+        else if (k == 1) {
+            w.now = apr_time_from_sec(T0 - 100);
+        }
+        else if (k == 2) {
+            w.iss = "https://elsewhere";
+        }
+        else if (k == 3) {
+            w.aud = "other";
+        }
+        else {
+            w.leeway = 200;
+            w.now = apr_time_from_sec(1795455452 + 150);
+        }
+        st = cg_jwt_verify(unit_pool, tfull, &key1, 1, &w, NULL, &r1);
+        ck_assert_jwt(cg_jwt_verify_session(unit_pool, tfull, &key1, 1, &w, &ses, &r2), st);
+        ck_assert_str_eq(r1, r2);
+        ck_assert(st == CG_JWT_OK ? ses.sub != NULL : ses.sub == NULL && ses.claims == NULL);
+        ck_assert_int_eq(st, k == 4   ? CG_JWT_OK
+                             : k == 0 ? CG_JWT_EXPIRED
+                             : k == 1 ? CG_JWT_NOT_YET_VALID
+                             : k == 2 ? CG_JWT_BAD_ISSUER
+                                      : CG_JWT_BAD_AUDIENCE);
+    }
+    /* a claim of the wrong type: the same reason either way */
+    w = expect_default();
+    tfull = mint(HDR_K1, "{\"sub\":\"u1\",\"exp\":1795455452,\"iat\":\"x\"}", SECRET);
+    ck_assert_jwt(cg_jwt_verify_session(unit_pool, tfull, &key1, 1, &w, &ses, &r1),
+                  CG_JWT_BAD_CLAIM);
+    ck_assert_str_eq(r1, "iat is not a number");
+}
+END_TEST
+
 Suite *unit_suite_cg_jwt(void)
 {
     Suite *s = suite_create("cg_jwt");
@@ -1084,6 +1166,7 @@ Suite *unit_suite_cg_jwt(void)
     tcase_add_test(jwt, test_sign_refuses);
     tcase_add_test(jwt, test_claims_owned_by_pool);
     tcase_add_test(jwt, test_status_names);
+    tcase_add_test(jwt, test_verify_session);
     suite_add_tcase(s, jwt);
 
     tcase_add_checked_fixture(prep, setup_prepared, teardown_prepared);
@@ -1108,6 +1191,7 @@ Suite *unit_suite_cg_jwt(void)
     tcase_add_test(prep, test_sign_refuses);
     tcase_add_test(prep, test_claims_owned_by_pool);
     tcase_add_test(prep, test_status_names);
+    tcase_add_test(prep, test_verify_session);
     tcase_add_test(prep, test_prepare_lifecycle);
     tcase_add_test(prep, test_prepare_stale_copy);
     tcase_add_test(prep, test_prepare_same_key_choice);

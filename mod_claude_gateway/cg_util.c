@@ -243,18 +243,21 @@ const char *cg_oauth_error(apr_pool_t *p, const char *error, const char *descrip
 
 int cg_header_forwardable(const char *name)
 {
-    static const char *const allowed[] = {
-        "content-type",      "content-length", "accept", "anthropic-beta",
-        "anthropic-version", "user-agent",     NULL};
-    int i;
-
     if (name == NULL) {
         return 0;
     }
-    for (i = 0; allowed[i] != NULL; i++) {
-        if (strcasecmp(name, allowed[i]) == 0) {
-            return 1;
-        }
+    /* by the first letter: this runs for every request header */
+    switch (name[0] | 0x20) {
+    case 'a':
+        return strcasecmp(name, "accept") == 0 || strcasecmp(name, "anthropic-beta") == 0 ||
+               strcasecmp(name, "anthropic-version") == 0;
+    case 'c':
+        return strcasecmp(name, "content-type") == 0 || strcasecmp(name, "content-length") == 0;
+    case 'u':
+        return strcasecmp(name, "user-agent") == 0;
+    case 'x':
+        return strncasecmp(name, "x-stainless-", 12) == 0;
+    default:
+        return 0;
     }
-    return strncasecmp(name, "x-stainless-", 12) == 0;
 }

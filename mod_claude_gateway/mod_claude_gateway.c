@@ -571,10 +571,36 @@ static int cg_header_private(void *rec, const char *key, const char *value)
 {
     apr_array_header_t *drop = rec;
 
+    int private;
+
     (void)value;
-    if (strncasecmp(key, "anthropic-ratelimit-", 20) == 0 || strcasecmp(key, "request-id") == 0 ||
-        strcasecmp(key, "anthropic-organization-id") == 0 || strcasecmp(key, "cf-ray") == 0 ||
-        strcasecmp(key, "via") == 0 || strncasecmp(key, "x-gateway-", 10) == 0) {
+    switch (key[0] | 0x20) { /* by the first letter: every answer header comes here */
+    case 'a':
+        private
+        = strncasecmp(key, "anthropic-ratelimit-", 20) == 0 ||
+          strcasecmp(key, "anthropic-organization-id") == 0;
+        break;
+    case 'c':
+        private
+        = strcasecmp(key, "cf-ray") == 0;
+        break;
+    case 'r':
+        private
+        = strcasecmp(key, "request-id") == 0;
+        break;
+    case 'v':
+        private
+        = strcasecmp(key, "via") == 0;
+        break;
+    case 'x':
+        private
+        = strncasecmp(key, "x-gateway-", 10) == 0;
+        break;
+    default:
+        private
+        = 0;
+    }
+    if (private) {
         APR_ARRAY_PUSH(drop, const char *) = key;
     }
     return 1;

@@ -303,6 +303,16 @@ START_TEST(header_allowlist)
     ck_assert(!cg_header_forwardable("Accept-Encoding"));
     ck_assert(!cg_header_forwardable("x-stainless"));
     ck_assert(!cg_header_forwardable(NULL));
+    /* each name of the list, in any case, and near misses around it */
+    ck_assert(cg_header_forwardable("ACCEPT"));
+    ck_assert(cg_header_forwardable("content-LENGTH"));
+    ck_assert(cg_header_forwardable("User-Agent"));
+    ck_assert(cg_header_forwardable("X-Stainless-Os"));
+    ck_assert(!cg_header_forwardable(""));
+    ck_assert(!cg_header_forwardable("accepts"));
+    ck_assert(!cg_header_forwardable("content"));
+    ck_assert(!cg_header_forwardable("user-agent2"));
+    ck_assert(!cg_header_forwardable("anthropic-dangerous-direct-browser-access"));
 }
 END_TEST
 

@@ -593,10 +593,13 @@ typedef struct cs_scan_t {
 } cs_scan_t;
 
 /* A string as far as we look at it: ASCII bytes as decoded, anything else as
- * one 0xFF (which no key, type or model accepts), up to cap bytes kept. */
+ * one 0xFF (which no key, type or model accepts). A plain string is read in
+ * place in the body; any other is decoded into buf, up to cap bytes kept. */
 typedef struct cs_str_t {
     char *buf;
     apr_size_t cap;
+    const char *str;   /* its bytes: in the body, or buf */
+    apr_size_t avail;  /* how many of them str holds: len, or at most cap */
     apr_size_t len;    /* decoded length in that sense, even past cap */
     apr_int64_t chars; /* code points */
 } cs_str_t;
@@ -614,8 +617,8 @@ static const apr_size_t cs_usage_key_lens[4] = {
     sizeof("input_tokens") - 1, sizeof("output_tokens") - 1, sizeof("cache_read_input_tokens") - 1,
     sizeof("cache_creation_input_tokens") - 1};
 
-/* The next byte (0-255), or -1 at the end of the body. */
-static int cs_scan_get(cs_scan_t *s)
+/* The next byte past the end of a block, or -1 at the end of the body. */
+static int cs_scan_get_next(cs_scan_t *s)
 {
     while (s->p == s->end) {
         if (s->block->next == NULL) {
@@ -626,6 +629,13 @@ static int cs_scan_get(cs_scan_t *s)
         s->end = s->p + s->block->len;
     }
     return (unsigned char)*s->p++;
+}
+
+/* The next byte (0-255), or -1 at the end of the body; inline, as the scan
+ * takes most bytes through here and a block ends once in 16 KiB. */
+static inline int cs_scan_get(cs_scan_t *s)
+{
+    return s->p != s->end ? (unsigned char)*s->p++ : cs_scan_get_next(s);
 }
 
 /* Give back the byte just read (never -1); it is in the current block. */
@@ -644,13 +654,13 @@ static void cs_scan_end_token(cs_scan_t *s, int c)
     }
 }
 
-static int cs_scan_ws(cs_scan_t *s)
+static inline int cs_scan_ws(cs_scan_t *s)
 {
     int c;
 
     do {
         c = cs_scan_get(s);
-    } while (c == ' ' || c == '\t' || c == '\n' || c == '\r');
+    } while (c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r'));
     return c;
 }
 
@@ -686,21 +696,93 @@ static void cs_str_put(cs_str_t *out, int byte)
     }
 }
 
-/* The rest of a string whose opening quote was read; 0 when invalid. */
+/* Bytes a string holds as they are, one code point each: ASCII from 0x20,
+ * but the quote and the backslash. */
+static const unsigned char cs_scan_plain[256] = {
+    [0x20 ... 0x21] = 1, /* then 0x22, the quote */
+    [0x23 ... 0x5b] = 1, /* then 0x5c, the backslash */
+    [0x5d ... 0x7f] = 1,
+};
+
+#define CS_ONES ((apr_uint64_t)0x0101010101010101ULL)
+#define CS_HIGHS ((apr_uint64_t)0x8080808080808080ULL)
+
+/* The end of the run of plain bytes from q (at most end), eight bytes a
+ * step: the high bit of a byte in m is set when the byte is below 0x20 or
+ * from 0x80, or is a quote or a backslash. A borrow only runs up from a byte
+ * so found, so the first byte flagged is the first special one: on a
+ * little-endian machine its lowest set bit. Texts are most of a large
+ * answer, and most strings end within their first word. */
+static inline const char *cs_scan_run(const char *q, const char *end)
+{
+    while (end - q >= 8) {
+        apr_uint64_t v, x, y, m;
+
+        memcpy(&v, q, 8);
+        x = v ^ (CS_ONES * '"');
+        y = v ^ (CS_ONES * '\\');
+        m = (v | ((v - CS_ONES * 0x20) & ~v) | ((x - CS_ONES) & ~x) | ((y - CS_ONES) & ~y)) &
+            CS_HIGHS;
+        if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return q + (__builtin_ctzll(m) >> 3);
+#else
+            break;
+#endif
+        }
+        q += 8;
+    }
+    while (q < end && cs_scan_plain[(unsigned char)*q]) {
+        q++;
+    }
+    return q;
+}
+
+static int cs_scan_string_slow(cs_scan_t *s, cs_str_t *out);
+
+/* The rest of a string whose opening quote was read; 0 when invalid. Most
+ * strings (every key of an answer) are plain up to their quote within the
+ * block: they are read in place, with no copy. */
 static int cs_scan_string(cs_scan_t *s, cs_str_t *out)
+{
+    const char *start = s->p;
+    const char *q = cs_scan_run(start, s->end);
+
+    if (q != s->end && *q == '"') {
+        s->p = q + 1;
+        if (out != NULL) {
+            out->str = start;
+            out->avail = out->len = (apr_size_t)(q - start);
+            out->chars = (apr_int64_t)out->len;
+        }
+        return 1;
+    }
+    if (out != NULL) {
+        out->str = out->buf;
+        out->len = 0;
+        out->chars = 0;
+    }
+    if (!cs_scan_string_slow(s, out)) {
+        return 0;
+    }
+    if (out != NULL) {
+        out->avail = out->len < out->cap ? out->len : out->cap;
+    }
+    return 1;
+}
+
+/* A string the fast path could not take, read from its start (s->p) byte by
+ * byte, but for its plain runs; out has str, len and chars set. */
+static int cs_scan_string_slow(cs_scan_t *s, cs_str_t *out)
 {
     int c, n, i, v;
     apr_int32_t cp;
 
     for (;;) {
-        /* a run of plain ASCII in this block costs a comparison a byte (long
-         * texts are most of a large answer; keys are all plain): what the
-         * byte-by-byte path below does with each, a code point put as is */
-        const char *q = s->p;
-        while (q < s->end && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 && *q != '"' &&
-               *q != '\\') {
-            q++;
-        }
+        /* what the byte-by-byte path below does with each byte of a plain
+         * run: a code point put as is */
+        const char *q = cs_scan_run(s->p, s->end);
+
         if (out != NULL && q > s->p) {
             apr_size_t run = (apr_size_t)(q - s->p);
             if (out->len < out->cap) {
@@ -1010,10 +1092,9 @@ static int cs_scan_object(cs_scan_t *s, int depth, cs_scan_member_fn member, voi
     if (c == '}') {
         return 1;
     }
+    key.buf = buf;
+    key.cap = sizeof(buf);
     for (;;) {
-        memset(&key, 0, sizeof(key));
-        key.buf = buf;
-        key.cap = sizeof(buf);
         if (c != '"' || !cs_scan_string(s, &key) || cs_scan_ws(s) != ':' ||
             !member(s, ctx, &key, cs_scan_ws(s), depth + 1)) {
             return 0;
@@ -1029,9 +1110,9 @@ static int cs_scan_object(cs_scan_t *s, int depth, cs_scan_member_fn member, voi
     }
 }
 
-static int cs_str_eq(const cs_str_t *str, const char *lit, apr_size_t n)
+static inline int cs_str_eq(const cs_str_t *str, const char *lit, apr_size_t n)
 {
-    return str->len == n && n <= str->cap && memcmp(str->buf, lit, n) == 0;
+    return str->len == n && n <= str->avail && memcmp(str->str, lit, n) == 0;
 }
 
 /* lit a string literal: its length is a constant */
@@ -1042,10 +1123,11 @@ static int cs_str_eq(const cs_str_t *str, const char *lit, apr_size_t n)
 static int cs_scan_short(cs_scan_t *s, int c, int depth, char *buf, apr_size_t cap, cs_str_t *out,
                          int *ok)
 {
-    memset(out, 0, sizeof(*out));
     out->buf = buf;
     out->cap = cap;
     if (c != '"') {
+        out->str = buf;
+        out->avail = out->len = 0;
         *ok = 0;
         return cs_scan_value(s, c, depth);
     }
@@ -1120,10 +1202,25 @@ static int cs_scan_usage_member(cs_scan_t *s, void *ctx, const cs_str_t *key, in
     int k, is_int;
     apr_int64_t v;
 
-    for (k = 0; k < 4 && !cs_str_eq(key, cs_usage_keys[k], cs_usage_key_lens[k]); k++) {
-        /* which of ours, if any */
+    /* which of ours, if any: the four lengths differ, so one comparison */
+    switch (key->len) {
+    case sizeof("input_tokens") - 1:
+        k = 0;
+        break;
+    case sizeof("output_tokens") - 1:
+        k = 1;
+        break;
+    case sizeof("cache_read_input_tokens") - 1:
+        k = 2;
+        break;
+    case sizeof("cache_creation_input_tokens") - 1:
+        k = 3;
+        break;
+    default:
+        k = 4;
+        break;
     }
-    if (k == 4) {
+    if (k == 4 || !cs_str_eq(key, cs_usage_keys[k], cs_usage_key_lens[k])) {
         return cs_scan_value(s, c, depth);
     }
     usage->has[k] = 0;
@@ -1142,7 +1239,8 @@ static int cs_scan_usage_member(cs_scan_t *s, void *ctx, const cs_str_t *key, in
 typedef struct cs_scan_root_t {
     int type_error;
     int model_ok;
-    char model[CS_MODEL_MAX];
+    char model[CS_MODEL_MAX]; /* a model that had to be decoded */
+    const char *model_str;
     apr_size_t model_len;
     cs_scan_usage_t usage;
     apr_int64_t content_chars;
@@ -1154,7 +1252,7 @@ static int cs_scan_root_member(cs_scan_t *s, void *ctx, const cs_str_t *key, int
     char buf[CS_SCAN_SHORT];
     cs_str_t str;
     apr_size_t i;
-    int ok;
+    int ok, model_ok;
 
     if (CS_STR_IS(key, "type")) {
         if (!cs_scan_short(s, c, depth, buf, sizeof(buf), &str, &ok)) {
@@ -1168,11 +1266,13 @@ static int cs_scan_root_member(cs_scan_t *s, void *ctx, const cs_str_t *key, int
             return 0;
         }
         /* what cs_take_model accepts */
-        root->model_ok = ok && str.len > 0 && str.len <= CS_MODEL_MAX;
-        for (i = 0; root->model_ok && i < str.len; i++) {
-            unsigned char b = (unsigned char)root->model[i];
-            root->model_ok = b >= 0x21 && b <= 0x7e;
+        model_ok = ok && str.len > 0 && str.len <= CS_MODEL_MAX && str.avail == str.len;
+        for (i = 0; model_ok && i < str.len; i++) {
+            unsigned char b = (unsigned char)str.str[i];
+            model_ok = b >= 0x21 && b <= 0x7e;
         }
+        root->model_ok = model_ok;
+        root->model_str = str.str; /* in the body, or model */
         root->model_len = str.len;
         return 1;
     }
@@ -1220,7 +1320,7 @@ static void cs_json_finish(cs_usage_parser_t *up)
         up->u.error_event = 1;
     }
     if (root.model_ok) {
-        up->u.model = apr_pstrmemdup(up->pool, root.model, root.model_len);
+        up->u.model = apr_pstrmemdup(up->pool, root.model_str, root.model_len);
     }
     if (root.usage.is_object) {
         up->u.seen_usage = 1;

@@ -51,16 +51,73 @@ static const unsigned char cs_journal_plain[256] = {
     [0x5d ... 0x7e] = 1,
 };
 
+/* Values whose lengths are kept from the sizing pass; a row has 21. */
+#define CS_JOURNAL_LENS 32
+
+#define CS_ONES ((apr_uint64_t)0x0101010101010101ULL)
+#define CS_HIGHS ((apr_uint64_t)0x8080808080808080ULL)
+
+/* The high bit of each byte of v that is not plain: from 0x80, from 0x7f,
+ * below 0x20, a quote or a backslash. Each test works on the low seven bits
+ * of a byte and cannot carry into the next, so on a little-endian machine
+ * the lowest set bit is the first such byte. */
+static inline apr_uint64_t cs_journal_special(apr_uint64_t v)
+{
+    apr_uint64_t a = v & (CS_ONES * 0x7f);
+    apr_uint64_t ok = (a + CS_ONES * 0x60) & ((a ^ (CS_ONES * '"')) + CS_ONES * 0x7f) &
+                      ((a ^ (CS_ONES * '\\')) + CS_ONES * 0x7f);
+
+    return (v | (a + CS_ONES) | ~ok) & CS_HIGHS;
+}
+
+/* Copy the run of plain bytes at the start of s (left bytes) to *d, eight
+ * at a time, and return its length. A word is stored before it is checked:
+ * the line has room for six bytes for each one left. */
+static apr_size_t cs_journal_run(const unsigned char *s, apr_size_t left, char **d)
+{
+    apr_size_t k = 0;
+
+    while (left - k >= 8) {
+        apr_uint64_t v, m;
+
+        memcpy(&v, s + k, 8);
+        memcpy(*d + k, &v, 8);
+        m = cs_journal_special(v);
+        if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            k += (apr_size_t)__builtin_ctzll(m) >> 3;
+            *d += k;
+            return k;
+#else
+            break;
+#endif
+        }
+        k += 8;
+    }
+    while (k < left && cs_journal_plain[s[k]]) {
+        (*d)[k] = (char)s[k];
+        k++;
+    }
+    *d += k;
+    return k;
+}
+
 char *cs_journal_line(apr_pool_t *p, const char *const *values, int n, apr_size_t *len)
 {
     static const char hex[] = "0123456789abcdef";
+    apr_size_t lens[CS_JOURNAL_LENS];
     apr_size_t size = 3;
     char *out, *d;
     int i;
 
     for (i = 0; i < n; i++) {
+        apr_size_t l = values[i] ? strlen(values[i]) : 0;
+
+        if (i < CS_JOURNAL_LENS) {
+            lens[i] = l;
+        }
         /* worst case: every byte a 6-byte escape */
-        size += values[i] ? strlen(values[i]) * 6 + 3 : 5;
+        size += values[i] ? l * 6 + 3 : 5;
     }
     d = out = apr_palloc(p, size);
     *d++ = '[';
@@ -76,22 +133,17 @@ char *cs_journal_line(apr_pool_t *p, const char *const *values, int n, apr_size_
             d += 4;
             continue;
         }
-        left = strlen((const char *)s);
+        left = i < CS_JOURNAL_LENS ? lens[i] : strlen((const char *)s);
         *d++ = '"';
-        while (left > 0) {
-            const unsigned char *run = s;
-            apr_size_t k;
-
+        for (;;) {
             /* printable ASCII other than quote and backslash, the bulk of a
              * row, goes over in runs */
-            while (left > 0 && cs_journal_plain[*s]) {
-                s++;
-                left--;
-            }
-            if (s > run) {
-                memcpy(d, run, (apr_size_t)(s - run));
-                d += s - run;
-                continue;
+            apr_size_t k = cs_journal_run(s, left, &d);
+
+            s += k;
+            left -= k;
+            if (left == 0) {
+                break;
             }
             if (*s == '"' || *s == '\\') {
                 *d++ = '\\';

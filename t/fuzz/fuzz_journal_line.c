@@ -3,8 +3,9 @@
  * The input is cut into values at 0x1e; a value that is exactly 0x1f is
  * NULL. Every line must be one line, parse back with jansson (as the
  * journal replay reads it) into as many elements, null where the value was
- * NULL, and the very value wherever that value is valid UTF-8. Each input
- * gets its own APR subpool. */
+ * NULL, and the very value wherever that value is valid UTF-8, and be byte
+ * for byte the line of the byte-by-byte renderer (journal_oracle.h). Each
+ * input gets its own APR subpool. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <jansson.h>
 
 #include "cs_journal.h"
+#include "journal_oracle.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -37,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p;
     const char *values[FUZZ_MAX_VALUES];
-    char *copy, *line;
-    apr_size_t len, start = 0, i;
+    char *copy, *line, *want_line;
+    apr_size_t len, want_len, start = 0, i;
     json_t *j;
     int n = 0, k;
 
@@ -53,6 +55,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     line = cs_journal_line(p, values, n, &len);
+    want_line = journal_oracle_line(p, values, n, &want_len);
+    if (len != want_len || memcmp(line, want_line, len + 1) != 0) {
+        abort();
+    }
     if (len == 0 || line[len - 1] != '\n' || memchr(line, '\n', len - 1) != NULL ||
         strlen(line) != len) {
         abort();

@@ -126,11 +126,112 @@ static const char *cs_lease_key(apr_pool_t *p, const cg_identity_t *id, const ch
     return out;
 }
 
-static void cs_admit_done(cs_req_t *rq, const cs_lease_take_t *take)
+/* claude_admit_lease: a row per period into caps (3 at most), the grant.
+ * @return 1 when it answered; else *err says why (in p) */
+static int cs_admit_query(apr_pool_t *p, PGconn *conn, const char *const *params, cs_cap_t *caps,
+                          int *n, apr_int64_t *granted, const char **err)
+{
+    PGresult *res = PQexecParams(conn, CS_ADMIT_SQL, CS_ADMIT_NPARAMS, NULL, params, NULL, NULL, 0);
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 6, i;
+
+    *n = 0;
+    if (!ok) {
+        const char *why = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        *err = apr_pstrdup(p, why ? why : PQerrorMessage(conn));
+    }
+    for (i = 0; ok && i < PQntuples(res) && *n < 3; i++) {
+        cs_cap_t *c = &caps[*n];
+        if (cs_period_parse(PQgetvalue(res, i, 0), &c->period) != 0) {
+            continue;
+        }
+        c->cap_cents = PQgetisnull(res, i, 1) ? -1 : apr_atoi64(PQgetvalue(res, i, 1));
+        c->spent_micro = apr_atoi64(PQgetvalue(res, i, 2));
+        c->reserved_micro = apr_atoi64(PQgetvalue(res, i, 3));
+        c->admitted = PQgetvalue(res, i, 4)[0] == 't';
+        *granted = apr_atoi64(PQgetvalue(res, i, 5));
+        (*n)++;
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* Note what was taken; when the lease is half used, queue its successor
+ * for the ledger writer to reserve (cs_admit_renew). */
+static void cs_admit_done(request_rec *r, cs_req_t *rq, const cs_lease_take_t *take,
+                          const char *lkey, const cg_identity_t *id, const char *keys,
+                          apr_int64_t estimate)
 {
     rq->take = *take;
     rq->reserved = take->lease_id != NULL;
     rq->cap_headers = take->headers;
+    if (take->renew > 0 && take->lease_id != NULL) {
+        const cs_srv_conf_t *sc = cs_srv_get(r->server);
+        cs_renew_t job;
+
+        job.key = lkey;
+        job.old_id = take->lease_id;
+        job.sub = id->sub;
+        job.groups = cs_pg_array(r->pool, id->groups);
+        job.keys = keys;
+        job.mode = cs_srv_group_mode(sc);
+        job.estimate = estimate;
+        job.want = take->renew;
+        job.ttl = cs_srv_reservation_ttl(sc);
+        cs_settle_renew(&job);
+    }
+}
+
+int cs_admit_renew(apr_pool_t *p, server_rec *s, struct pg_conn *conn, const cs_renew_t *job,
+                   cs_lease_return_t *ret)
+{
+    const char *params[CS_ADMIT_NPARAMS], *lease_id = cs_new_id(p), *err = NULL;
+    cs_leases_t *leases = cs_settle_leases();
+    cs_cap_t caps[3];
+    cs_caps_verdict_t v;
+    apr_int64_t granted = 0;
+    int n = 0;
+
+    ret->lease_id = NULL;
+    ret->micro = 0;
+    params[0] = job->sub;
+    params[1] = job->groups;
+    params[2] = job->keys;
+    params[3] = apr_psprintf(p, "%" APR_INT64_T_FMT, job->estimate);
+    params[4] = apr_psprintf(p, "%" APR_INT64_T_FMT, job->want);
+    params[5] = lease_id;
+    params[6] = apr_itoa(p, job->ttl);
+    params[7] = job->mode;
+    params[8] = NULL; /* the old lease is still in use: it gives back when it retires */
+    params[9] = "0";
+    if (!cs_admit_query(p, (PGconn *)conn, params, caps, &n, &granted, &err)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     CS_LOGNO(0403) "reserving the next spend lease of %s failed: %s", job->sub,
+                     err);
+        return 0;
+    }
+    cs_caps_verdict(p, caps, n, apr_time_now(), NULL, &v);
+    if (leases == NULL || v.blocked || !v.capped || granted < job->estimate) {
+        /* the old lease runs out, and the request after it is admitted as usual */
+        if (granted > 0) {
+            ret->lease_id = lease_id;
+            ret->micro = granted;
+        }
+        return 1;
+    }
+    cs_leases_renewed(leases, job->key, job->old_id, lease_id, granted, job->estimate, v.headers,
+                      apr_time_now(), p, ret);
+    if (ret->lease_id != NULL && strcmp(ret->lease_id, lease_id) == 0) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                     CS_LOGNO(0405) "the next spend lease of %s came too late: given back",
+                     job->sub);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                     CS_LOGNO(0404) "next spend lease of %s reserved ahead: %" APR_INT64_T_FMT
+                                    " micro-USD",
+                     job->sub, granted);
+    }
+    return 1;
 }
 
 int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
@@ -143,11 +244,10 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
     cs_caps_verdict_t v;
     cs_lease_take_t take;
     cs_lease_return_t ret = {NULL, 0}, displaced;
-    PGresult *res;
     apr_status_t rv;
     apr_time_t now = r->request_time;
     apr_int64_t estimate = cs_estimate(r, rq), want = estimate, granted = 0;
-    int n = 0, i, ok;
+    int n = 0, ok;
 
     rq->entry_id = cs_new_id(r->pool);
     cs_period_keys(r->pool, now, pk);
@@ -156,7 +256,7 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
     lkey = cs_lease_key(r->pool, id, cs_srv_group_mode(sc), keys);
     if (leases != NULL &&
         cs_leases_take(leases, lkey, estimate, apr_time_now(), r->pool, &take, &want, &ret)) {
-        cs_admit_done(rq, &take);
+        cs_admit_done(r, rq, &take, lkey, id, keys, estimate);
         return DECLINED; /* admitted from this child's lease: no round trip */
     }
     lease_id = cs_new_id(r->pool);
@@ -176,29 +276,12 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
     }
     ok = 0;
     if (rv == APR_SUCCESS) {
-        res = PQexecParams((PGconn *)conn, CS_ADMIT_SQL, CS_ADMIT_NPARAMS, NULL, params, NULL, NULL,
-                           0);
-        ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 6;
+        const char *err = NULL;
+        ok = cs_admit_query(r->pool, (PGconn *)conn, params, caps, &n, &granted, &err);
         if (!ok) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          CS_LOGNO(0401) "reading the spend caps of %s failed: %s", id->sub,
-                          PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                              ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                              : PQerrorMessage((PGconn *)conn));
+                          CS_LOGNO(0401) "reading the spend caps of %s failed: %s", id->sub, err);
         }
-        for (i = 0; ok && i < PQntuples(res) && n < 3; i++) {
-            cs_cap_t *c = &caps[n];
-            if (cs_period_parse(PQgetvalue(res, i, 0), &c->period) != 0) {
-                continue;
-            }
-            c->cap_cents = PQgetisnull(res, i, 1) ? -1 : apr_atoi64(PQgetvalue(res, i, 1));
-            c->spent_micro = apr_atoi64(PQgetvalue(res, i, 2));
-            c->reserved_micro = apr_atoi64(PQgetvalue(res, i, 3));
-            c->admitted = PQgetvalue(res, i, 4)[0] == 't';
-            granted = apr_atoi64(PQgetvalue(res, i, 5));
-            n++;
-        }
-        PQclear(res);
         cs_db_release(r->server, conn, !ok);
     }
     else {
@@ -229,12 +312,13 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
         take.lease_id = v.capped ? lease_id : NULL;
         take.held = v.capped ? estimate : 0;
         take.headers = v.capped ? v.headers : NULL;
-        cs_admit_done(rq, &take);
+        take.renew = 0;
+        cs_admit_done(r, rq, &take, lkey, id, keys, estimate);
         return DECLINED;
     }
     cs_leases_install(leases, lkey, lease_id, granted, !v.capped, estimate, v.headers,
                       apr_time_now(), r->pool, &take, &displaced);
     cs_settle_return(r, displaced.lease_id, displaced.micro);
-    cs_admit_done(rq, &take);
+    cs_admit_done(r, rq, &take, lkey, id, keys, estimate);
     return DECLINED;
 }

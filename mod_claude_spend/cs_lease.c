@@ -17,11 +17,13 @@ struct cs_lease_t {
     const char *key;
     const char *id;        /* NULL: uncapped entry */
     apr_int64_t remaining; /* micro-USD not yet held by a request */
+    apr_int64_t granted;   /* what the database reserved for it */
     apr_table_t *headers;  /* NULL: uncapped */
     apr_time_t created, last_used;
     int size;     /* estimates this lease was asked for */
     int inflight; /* requests holding part of it */
     int retired;  /* no longer in the table */
+    int renewing; /* its successor was asked for */
 };
 
 struct cs_leases_t {
@@ -123,10 +125,33 @@ static apr_table_t *cs_headers_copy(apr_pool_t *p, const apr_table_t *h)
     return out;
 }
 
-static void cs_take_from(cs_lease_t *l, apr_int64_t estimate, apr_time_t now, apr_pool_t *rp,
-                         cs_lease_take_t *take)
+/* How many estimates the lease after l asks for: twice l's while l is
+ * used up in less than half the longest a lease lives, so a doubled one
+ * still runs out before it gets too old; max_requests at most. Under the
+ * mutex. */
+static int cs_next_size(const cs_leases_t *t, const cs_lease_t *l, apr_time_t now)
+{
+    int size = l->size;
+
+    if (l->id != NULL && now - l->created < t->conf.max_age / 2) {
+        size *= 2;
+    }
+    return size > t->conf.max_requests ? t->conf.max_requests : size;
+}
+
+/* estimate * size, or estimate alone should that overflow */
+static apr_int64_t cs_want(apr_int64_t estimate, int size)
+{
+    apr_int64_t want = estimate > 0 ? estimate * size : 0;
+
+    return estimate > 0 && want / size != estimate ? estimate : want;
+}
+
+static void cs_take_from(const cs_leases_t *t, cs_lease_t *l, apr_int64_t estimate, apr_time_t now,
+                         apr_pool_t *rp, cs_lease_take_t *take)
 {
     l->last_used = now;
+    take->renew = 0;
     if (l->id == NULL) {
         take->lease = NULL; /* uncapped: nothing held, nothing to settle */
         take->lease_id = NULL;
@@ -140,6 +165,17 @@ static void cs_take_from(cs_lease_t *l, apr_int64_t estimate, apr_time_t now, ap
     take->lease_id = apr_pstrdup(rp, l->id);
     take->held = estimate;
     take->headers = cs_headers_copy(rp, l->headers);
+    if (!l->renewing && t->conf.max_requests > 1 &&
+        (l->remaining < l->granted / 2 || now - l->created >= t->conf.max_age / 4 * 3)) {
+        /* half used (at this rate, used up in the other half of its age
+         * doubles the next), or getting old: the next is asked for now */
+        int size = l->size;
+        if (now - l->created < t->conf.max_age / 4) {
+            size *= 2;
+        }
+        l->renewing = 1;
+        take->renew = cs_want(estimate, size > t->conf.max_requests ? t->conf.max_requests : size);
+    }
 }
 
 int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_time_t now,
@@ -157,16 +193,13 @@ int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_ti
     l = apr_hash_get(t->current, key, APR_HASH_KEY_STRING);
     if (l != NULL && now - l->created < t->conf.max_age && now >= l->created &&
         (l->id == NULL || l->remaining >= estimate)) {
-        cs_take_from(l, estimate, now, rp, take);
+        cs_take_from(t, l, estimate, now, rp, take);
         apr_thread_mutex_unlock(t->mutex);
         return 1;
     }
     if (l != NULL) {
         /* a lease used up quickly asks for twice as much next time */
-        size = l->size;
-        if (l->id != NULL && now - l->created < t->conf.max_age / 2) {
-            size *= 2;
-        }
+        size = cs_next_size(t, l, now);
         cs_lease_retire(t, l, ret);
         cs_return_copy(rp, ret);
         cs_lease_free_if_done(l);
@@ -175,11 +208,32 @@ int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_ti
         size = t->conf.max_requests;
     }
     apr_thread_mutex_unlock(t->mutex);
-    *want = estimate > 0 ? estimate * size : 0;
-    if (estimate > 0 && *want / size != estimate) {
-        *want = estimate; /* overflow: ask for this request only */
-    }
+    *want = cs_want(estimate, size);
     return 0;
+}
+
+/* A lease in its own subpool, not yet in the table. Under the mutex. */
+static cs_lease_t *cs_lease_new(cs_leases_t *t, const char *key, const char *lease_id,
+                                apr_int64_t granted, int uncapped, apr_int64_t estimate,
+                                const apr_table_t *headers, apr_time_t now)
+{
+    apr_pool_t *lp;
+    cs_lease_t *l;
+
+    apr_pool_create(&lp, t->pool);
+    l = apr_pcalloc(lp, sizeof(*l));
+    l->pool = lp;
+    l->key = apr_pstrdup(lp, key);
+    l->id = uncapped ? NULL : apr_pstrdup(lp, lease_id);
+    l->remaining = l->granted = uncapped ? 0 : granted;
+    l->headers =
+        uncapped || headers == NULL ? apr_table_make(lp, 1) : cs_headers_merge(lp, headers);
+    l->created = l->last_used = now;
+    l->size = granted > 0 && estimate > 0 ? (int)((granted + estimate - 1) / estimate) : 1;
+    if (l->size < CS_LEASE_FIRST) {
+        l->size = CS_LEASE_FIRST;
+    }
+    return l;
 }
 
 void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, apr_int64_t granted,
@@ -188,7 +242,6 @@ void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, ap
                        cs_lease_return_t *ret)
 {
     cs_lease_t *l, *old;
-    apr_pool_t *lp;
 
     ret->lease_id = NULL;
     ret->micro = 0;
@@ -196,19 +249,7 @@ void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, ap
         estimate = 0;
     }
     apr_thread_mutex_lock(t->mutex);
-    apr_pool_create(&lp, t->pool);
-    l = apr_pcalloc(lp, sizeof(*l));
-    l->pool = lp;
-    l->key = apr_pstrdup(lp, key);
-    l->id = uncapped ? NULL : apr_pstrdup(lp, lease_id);
-    l->remaining = uncapped ? 0 : granted;
-    l->headers =
-        uncapped || headers == NULL ? apr_table_make(lp, 1) : cs_headers_merge(lp, headers);
-    l->created = l->last_used = now;
-    l->size = granted > 0 && estimate > 0 ? (int)((granted + estimate - 1) / estimate) : 1;
-    if (l->size < CS_LEASE_FIRST) {
-        l->size = CS_LEASE_FIRST;
-    }
+    l = cs_lease_new(t, key, lease_id, granted, uncapped, estimate, headers, now);
     old = apr_hash_get(t->current, key, APR_HASH_KEY_STRING);
     if (old != NULL) {
         /* another thread asked at the same time: the newer lease wins */
@@ -220,7 +261,32 @@ void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, ap
         cs_lease_free_if_done(old);
     }
     apr_hash_set(t->current, l->key, APR_HASH_KEY_STRING, l);
-    cs_take_from(l, estimate, now, rp, take);
+    cs_take_from(t, l, estimate, now, rp, take);
+    apr_thread_mutex_unlock(t->mutex);
+}
+
+void cs_leases_renewed(cs_leases_t *t, const char *key, const char *old_id, const char *lease_id,
+                       apr_int64_t granted, apr_int64_t estimate, const apr_table_t *headers,
+                       apr_time_t now, apr_pool_t *p, cs_lease_return_t *ret)
+{
+    cs_lease_t *l, *old;
+
+    apr_thread_mutex_lock(t->mutex);
+    old = apr_hash_get(t->current, key, APR_HASH_KEY_STRING);
+    if (old == NULL || old->id == NULL || strcmp(old->id, old_id) != 0) {
+        apr_thread_mutex_unlock(t->mutex);
+        ret->lease_id = apr_pstrdup(p, lease_id); /* too late: all of it goes back */
+        ret->micro = granted;
+        return;
+    }
+    l = cs_lease_new(t, key, lease_id, granted, 0, estimate, headers, now);
+    if (l->size < old->size) {
+        l->size = old->size; /* a grant cut to the room left does not shrink the next ask */
+    }
+    cs_lease_retire(t, old, ret);
+    cs_return_copy(p, ret);
+    cs_lease_free_if_done(old);
+    apr_hash_set(t->current, l->key, APR_HASH_KEY_STRING, l);
     apr_thread_mutex_unlock(t->mutex);
 }
 

@@ -7,6 +7,10 @@
  * instead of one per request. Each admitted request holds its estimate out
  * of the lease until it settles; the part no request took goes back to the
  * database when the lease retires: replaced by a new one, idle, or too old.
+ * Once half a lease is taken, or three quarters of its lifetime are gone,
+ * the request that notices asks for the next one to be reserved in the
+ * background (cs_lease_take_t.renew), so a steady principal's requests do
+ * not wait for the database when a lease runs out.
  * A principal with no cap gets an "uncapped" entry, which admits without
  * any reservation until it is too old, so caps set later apply within the
  * lease lifetime.
@@ -37,6 +41,7 @@ typedef struct cs_lease_take_t {
     const char *lease_id; /* in the caller's pool; NULL: uncapped, nothing reserved */
     apr_int64_t held;     /* the estimate held out of the lease */
     apr_table_t *headers; /* the caps' headers, in the caller's pool; NULL: uncapped */
+    apr_int64_t renew;    /* > 0: ask now for a lease of this much to follow lease_id */
 } cs_lease_take_t;
 
 /** Unused micro-USD of a retired lease, to give back to the database. */
@@ -71,6 +76,18 @@ void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, ap
                        int uncapped, apr_int64_t estimate, const apr_table_t *headers,
                        apr_time_t now, apr_pool_t *rp, cs_lease_take_t *take,
                        cs_lease_return_t *ret);
+
+/**
+ * Install a lease the database granted to follow the one a take asked to
+ * renew (cs_lease_take_t.renew), if that one is still current: it retires
+ * and its unused part goes to ret. When it is not current any more (run
+ * out, replaced, swept), nothing is installed and ret holds the whole grant.
+ * @param headers the caps' headers for answers admitted from the new lease
+ * @param p pool for ret's strings
+ */
+void cs_leases_renewed(cs_leases_t *t, const char *key, const char *old_id, const char *lease_id,
+                       apr_int64_t granted, apr_int64_t estimate, const apr_table_t *headers,
+                       apr_time_t now, apr_pool_t *p, cs_lease_return_t *ret);
 
 /** The request that took take has settled or given its hold back. */
 void cs_leases_done(cs_leases_t *t, cs_lease_take_t *take);

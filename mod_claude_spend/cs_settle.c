@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "cs_private.h"
+#include "cs_admit.h"
 #include "cs_journal.h"
 #include "cs_period.h"
 #include "cs_settle.h"
@@ -93,9 +94,11 @@ typedef struct cs_row_t {
 
 typedef struct cs_batch_t {
     apr_pool_t *pool;
-    apr_array_header_t *rows; /* cs_row_t */
-    apr_array_header_t *rets; /* cs_lease_return_t */
-    int spool;                /* the spool file its rows are also in */
+    apr_array_header_t *rows;   /* cs_row_t */
+    apr_array_header_t *rets;   /* cs_lease_return_t */
+    apr_array_header_t *renews; /* cs_renew_t: leases to reserve ahead */
+    int renews_done;            /* of them, taken by the writer (under lock) */
+    int spool;                  /* the spool file its rows are also in */
 } cs_batch_t;
 
 static struct {
@@ -106,6 +109,8 @@ static struct {
     cs_batch_t fill, spare; /* fill: being queued into, under lock */
     apr_thread_t *thread;
     int running, stopping, waiting;
+    int gap_waiting;       /* between batches: only a renewal wakes the writer */
+    apr_pool_t *renewpool; /* the writer's, for renewals; cleared after each run */
     cs_leases_t *leases;
     apr_array_header_t *journals; /* distinct journal paths of all servers */
     const char *journal;          /* the main server's: where spools are recovered to */
@@ -183,6 +188,8 @@ static void cs_batch_reset(cs_batch_t *b)
     apr_pool_clear(b->pool);
     b->rows = apr_array_make(b->pool, 64, sizeof(cs_row_t));
     b->rets = apr_array_make(b->pool, 8, sizeof(cs_lease_return_t));
+    b->renews = apr_array_make(b->pool, 4, sizeof(cs_renew_t));
+    b->renews_done = 0;
 }
 
 /* A text[] (or number[]) literal of one column: elements quoted with
@@ -821,6 +828,49 @@ static void cs_journal_replay(apr_pool_t *p, const char *path)
     apr_file_close(f);
 }
 
+/* The lease renewals queued in b and not yet run, each on the writer's
+ * connection; what comes back (a grant too late to install) goes out with
+ * the next batch. b's strings live until the writer itself resets it.
+ * Writer thread only. */
+static void cs_settle_renewals(cs_batch_t *b)
+{
+    for (;;) {
+        cs_renew_t job;
+        cs_lease_return_t ret;
+        struct pg_conn *conn;
+        apr_status_t rv;
+        int ok;
+
+        apr_thread_mutex_lock(cs_q.lock);
+        if (b->renews_done == b->renews->nelts) {
+            apr_thread_mutex_unlock(cs_q.lock);
+            break;
+        }
+        job = APR_ARRAY_IDX(b->renews, b->renews_done, cs_renew_t);
+        b->renews_done++;
+        apr_thread_mutex_unlock(cs_q.lock);
+        if ((rv = cs_writer_conn(&conn)) != APR_SUCCESS) {
+            /* the old lease runs out, and the request after it waits for the database */
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, cs_q.s,
+                         CS_LOGNO(0315) "no database connection to reserve the next spend "
+                                        "lease of %s",
+                         job.sub);
+            continue;
+        }
+        ok = cs_admit_renew(cs_q.renewpool, cs_q.s, conn, &job, &ret);
+        cs_writer_conn_done(ok);
+        if (ret.lease_id != NULL && ret.micro > 0) {
+            cs_lease_return_t *out;
+            apr_thread_mutex_lock(cs_q.lock);
+            out = apr_array_push(cs_q.fill.rets);
+            out->lease_id = apr_pstrdup(cs_q.fill.pool, ret.lease_id);
+            out->micro = ret.micro;
+            apr_thread_mutex_unlock(cs_q.lock);
+        }
+        apr_pool_clear(cs_q.renewpool);
+    }
+}
+
 static void *APR_THREAD_FUNC cs_settle_run(apr_thread_t *thread, void *data)
 {
     apr_time_t last_sweep = 0, last_flush = 0;
@@ -834,23 +884,34 @@ static void *APR_THREAD_FUNC cs_settle_run(apr_thread_t *thread, void *data)
         apr_pool_t *tmp;
 
         apr_thread_mutex_lock(cs_q.lock);
-        if (!cs_q.stopping && cs_q.fill.rows->nelts == 0 && cs_q.fill.rets->nelts == 0) {
+        if (!cs_q.stopping && cs_q.fill.rows->nelts == 0 && cs_q.fill.rets->nelts == 0 &&
+            cs_q.fill.renews_done == cs_q.fill.renews->nelts) {
             cs_q.waiting = 1;
             apr_thread_cond_timedwait(cs_q.cond, cs_q.lock, CS_SETTLE_TICK);
             cs_q.waiting = 0;
         }
         now = apr_time_now();
-        if (!cs_q.stopping && cs_q.fill.rows->nelts < CS_SETTLE_FULL && now >= last_flush &&
-            now - last_flush < CS_SETTLE_GAP) {
-            /* a batch went out just now: let this one fill up a little */
-            apr_thread_mutex_unlock(cs_q.lock);
-            apr_sleep(last_flush + CS_SETTLE_GAP - now);
-            apr_thread_mutex_lock(cs_q.lock);
+        while (!cs_q.stopping && cs_q.fill.rows->nelts < CS_SETTLE_FULL && now >= last_flush &&
+               now - last_flush < CS_SETTLE_GAP) {
+            /* a batch went out just now: let this one fill up a little, but
+             * reserve the leases asked for meanwhile at once */
+            if (cs_q.fill.renews_done < cs_q.fill.renews->nelts) {
+                apr_thread_mutex_unlock(cs_q.lock);
+                cs_settle_renewals(&cs_q.fill);
+                apr_thread_mutex_lock(cs_q.lock);
+            }
+            else {
+                cs_q.gap_waiting = 1;
+                apr_thread_cond_timedwait(cs_q.cond, cs_q.lock, last_flush + CS_SETTLE_GAP - now);
+                cs_q.gap_waiting = 0;
+            }
+            now = apr_time_now();
         }
         stopping = cs_q.stopping;
         b = cs_q.fill;
         cs_q.fill = cs_q.spare;
         apr_thread_mutex_unlock(cs_q.lock);
+        cs_settle_renewals(&b);
 
         now = apr_time_now();
         if (b.rows->nelts > 0) {
@@ -958,6 +1019,7 @@ void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
     apr_pool_create(&cs_q.fill.pool, cs_q.pool);
     apr_pool_create(&cs_q.spare.pool, cs_q.pool);
     apr_pool_create(&cs_q.colpool, cs_q.pool);
+    apr_pool_create(&cs_q.renewpool, cs_q.pool);
     cs_batch_reset(&cs_q.fill);
     cs_batch_reset(&cs_q.spare);
     cs_q.fill.spool = 0;
@@ -1078,6 +1140,34 @@ void cs_settle_return(request_rec *r, const char *lease_id, apr_int64_t micro)
     ret->micro = micro;
     if (cs_q.waiting) {
         apr_thread_cond_signal(cs_q.cond);
+    }
+    apr_thread_mutex_unlock(cs_q.lock);
+}
+
+void cs_settle_renew(const cs_renew_t *job)
+{
+    cs_renew_t *j;
+    apr_pool_t *p;
+
+    if (!cs_q.running) {
+        return; /* the lease runs out, and the request after it is admitted as usual */
+    }
+    apr_thread_mutex_lock(cs_q.lock);
+    if (!cs_q.stopping) {
+        p = cs_q.fill.pool;
+        j = apr_array_push(cs_q.fill.renews);
+        j->key = apr_pstrdup(p, job->key);
+        j->old_id = apr_pstrdup(p, job->old_id);
+        j->sub = apr_pstrdup(p, job->sub);
+        j->groups = apr_pstrdup(p, job->groups);
+        j->keys = apr_pstrdup(p, job->keys);
+        j->mode = apr_pstrdup(p, job->mode);
+        j->estimate = job->estimate;
+        j->want = job->want;
+        j->ttl = job->ttl;
+        if (cs_q.waiting || cs_q.gap_waiting) {
+            apr_thread_cond_signal(cs_q.cond);
+        }
     }
     apr_thread_mutex_unlock(cs_q.lock);
 }

@@ -26,4 +26,12 @@ void cs_settle_row(request_rec *r, const char *const *values);
 /** Queue the return of micro-USD to a lease (a request that produced nothing). */
 void cs_settle_return(request_rec *r, const char *lease_id, apr_int64_t micro);
 
+struct cs_renew_t; /* cs_admit.h */
+
+/**
+ * Queue the reservation of a lease's successor (strings copied); the ledger
+ * writer runs it on its own connection before its next batch.
+ */
+void cs_settle_renew(const struct cs_renew_t *job);
+
 #endif

@@ -247,6 +247,23 @@ class TestCaps:
         assert pg.psql("SELECT count(*) FROM claude_reservations WHERE request_id = 'dead-1'") \
             == '0'
 
+    def test_cs_500_13_leases_are_reserved_ahead(self, env, pg, session_secret):
+        """A steady user's next lease is reserved by the ledger writer once half
+        of the current one is taken, so no request waits for it; the totals
+        stay exact and every unused micro-USD goes back."""
+        set_limit(pg, 'user', 'user-alice', 'daily', 1000000)
+        n = 48
+        for _ in range(n):
+            assert ask(env, session_secret).status == 200
+        line = env.error_log.scan_recent(r'CS0404: next spend lease of user-alice reserved '
+                                         r'ahead: \d+ micro-USD')
+        assert line is not None, 'no lease was reserved ahead'
+        wait_settled(pg, n)  # also: no reservation left once the leases are idle
+        assert settled(pg) == n * COST
+        day = pg.psql("SELECT micro_usd FROM claude_spend WHERE principal = 'user-alice' "
+                      "AND period_key = to_char(now() at time zone 'utc', 'YYYY-MM-DD')")
+        assert int(day) == n * COST
+
     def test_cs_500_12_fresh_batches_settle_as_row_by_row(self, env, pg):
         """The writer's own batches (rows appended, then claude_settle_sums
         with what cs_batch summed) leave totals, principals, reservations and

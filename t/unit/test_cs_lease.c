@@ -286,6 +286,114 @@ START_TEST(taken_headers_are_the_installed_ones)
 }
 END_TEST
 
+/* Half a lease taken: that request, and only that one, asks for the next;
+ * installed while the old one is current, the old retires with what it had
+ * left and the next requests take from the new one. */
+START_TEST(half_used_asks_for_the_next_once)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take, a;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+    int i, asked = 0;
+
+    cs_leases_install(t, "k", "L1", 800, 0, 100, headers("allowed"), T0, unit_pool, &take, &ret);
+    ck_assert_int_eq(take.renew, 0); /* 700 left of 800 */
+    cs_leases_done(t, &take);
+    for (i = 0; i < 6; i++) {
+        ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(10), unit_pool, &a, &want, &ret), 1);
+        if (a.renew > 0) {
+            /* 300 left after the fourth of seven: under half */
+            ck_assert_int_eq(i, 3);
+            /* half used in under a quarter of its lifetime: twice the size */
+            ck_assert_int_eq(a.renew, 1600);
+            ck_assert_str_eq(a.lease_id, "L1");
+            asked++;
+        }
+        cs_leases_done(t, &a);
+    }
+    ck_assert_int_eq(asked, 1);
+    /* 100 left; the successor arrives */
+    cs_leases_renewed(t, "k", "L1", "L2", 1600, 100, headers("allowed_warning"), T0 + MS(20),
+                      unit_pool, &ret);
+    ck_assert_str_eq(ret.lease_id, "L1");
+    ck_assert_int_eq(ret.micro, 100);
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(30), unit_pool, &a, &want, &ret), 1);
+    ck_assert_str_eq(a.lease_id, "L2");
+    ck_assert_int_eq(a.renew, 0);
+    ck_assert_str_eq(apr_table_get(a.headers, "anthropic-ratelimit-unified-status"),
+                     "allowed_warning");
+    cs_leases_done(t, &a);
+    ck_assert_int_eq(cs_leases_count(t), 1);
+}
+END_TEST
+
+/* A successor that arrives after its lease was used up, replaced or swept
+ * is not installed: the whole grant goes back. */
+START_TEST(a_late_successor_goes_back_whole)
+{
+    cs_leases_t *t = make(1024);
+    cs_lease_take_t take, a;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+
+    cs_leases_install(t, "k", "L1", 200, 0, 100, headers("allowed"), T0, unit_pool, &take, &ret);
+    cs_leases_done(t, &take);
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(1), unit_pool, &a, &want, &ret), 1);
+    ck_assert_int_gt(a.renew, 0);
+    cs_leases_done(t, &a);
+    /* used up: the next request asked the database itself and installed L3 */
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(2), unit_pool, &a, &want, &ret), 0);
+    cs_leases_install(t, "k", "L3", 1600, 0, 100, headers("allowed"), T0 + MS(3), unit_pool, &a,
+                      &ret);
+    cs_leases_done(t, &a);
+    cs_leases_renewed(t, "k", "L1", "L2", 1600, 100, headers("allowed"), T0 + MS(4), unit_pool,
+                      &ret);
+    ck_assert_str_eq(ret.lease_id, "L2");
+    ck_assert_int_eq(ret.micro, 1600);
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(5), unit_pool, &a, &want, &ret), 1);
+    ck_assert_str_eq(a.lease_id, "L3");
+    cs_leases_done(t, &a);
+    /* swept: no lease at all */
+    ck_assert_int_eq(
+        cs_leases_sweep(t, T0 + SEC(9), 1, apr_array_make(unit_pool, 2, sizeof(cs_lease_return_t))),
+        1);
+    cs_leases_renewed(t, "k", "L3", "L4", 800, 100, headers("allowed"), T0 + SEC(9), unit_pool,
+                      &ret);
+    ck_assert_str_eq(ret.lease_id, "L4");
+    ck_assert_int_eq(ret.micro, 800);
+    ck_assert_int_eq(cs_leases_count(t), 0);
+}
+END_TEST
+
+/* A lease three quarters through its lifetime asks for the next even with
+ * room left; with one estimate per lease (ClaudeSpendLease 1) none does. */
+START_TEST(an_old_lease_asks_for_the_next)
+{
+    cs_leases_t *t = make(1024), *one = make(1);
+    cs_lease_take_t take, a;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+
+    cs_leases_install(t, "k", "L1", 100000, 0, 100, headers("allowed"), T0, unit_pool, &take, &ret);
+    cs_leases_done(t, &take);
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(3700), unit_pool, &a, &want, &ret), 1);
+    ck_assert_int_eq(a.renew, 0);
+    cs_leases_done(t, &a);
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(3750), unit_pool, &a, &want, &ret), 1);
+    /* not used up quickly: the same size, 1000 estimates */
+    ck_assert_int_eq(a.renew, 100000);
+    cs_leases_done(t, &a);
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, T0 + MS(3800), unit_pool, &a, &want, &ret), 1);
+    ck_assert_int_eq(a.renew, 0);
+    cs_leases_done(t, &a);
+
+    cs_leases_install(one, "k", "M1", 100, 0, 100, headers("allowed"), T0, unit_pool, &take, &ret);
+    ck_assert_int_eq(take.renew, 0);
+    cs_leases_done(one, &take);
+}
+END_TEST
+
 Suite *unit_suite_cs_lease(void)
 {
     Suite *s = suite_create("cs_lease");
@@ -303,6 +411,9 @@ Suite *unit_suite_cs_lease(void)
     tcase_add_test(tc, uncapped_entries_hold_nothing);
     tcase_add_test(tc, headers_outlive_the_lease);
     tcase_add_test(tc, taken_headers_are_the_installed_ones);
+    tcase_add_test(tc, half_used_asks_for_the_next_once);
+    tcase_add_test(tc, a_late_successor_goes_back_whole);
+    tcase_add_test(tc, an_old_lease_asks_for_the_next);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -401,6 +401,241 @@ START_TEST(model_allowlist)
 }
 END_TEST
 
+/* Entries as compiled from a policy (lower case) and as a service key's own
+ * list carries them (as stored), against ids in every shape a client sends. */
+static const char *const allow_entries[] = {"opus",
+                                            "sonnet",
+                                            "haiku",
+                                            "fable",
+                                            "Opus",
+                                            "claude-opus-4",
+                                            "opus-4",
+                                            "opus-4-1",
+                                            "claude-opus-4-7",
+                                            "claude-Opus-4-7",
+                                            "claude-sonnet-4-5-20250929",
+                                            "claude-opus-5",
+                                            "claude-3-5",
+                                            "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+                                            "claude-haiku-4-5@20251001",
+                                            "anthropic/claude-x",
+                                            "claude-custom",
+                                            "custom",
+                                            "best",
+                                            "default",
+                                            "opusplan",
+                                            "",
+                                            "claude-sonnet-4-5[1m]",
+                                            "x",
+                                            "sonnet-4-5",
+                                            "4-5",
+                                            "claude-",
+                                            "claude",
+                                            "-",
+                                            "claude-opus-",
+                                            "claude-opus-4-7-aaaa",
+                                            "foo-bar",
+                                            "claude-foo"};
+
+static const char *const allow_models[] = {"claude-opus-4-7",
+                                           "CLAUDE-OPUS-4-7",
+                                           "Claude-Opus-4-7[1m]",
+                                           "claude-opus-4-7[1M]",
+                                           "claude-opus-4-7[1m][1m]",
+                                           "claude-opus-4-1-20250805",
+                                           "claude-opus-4-20250514",
+                                           "claude-opus-4",
+                                           "claude-opus-4-0",
+                                           "claude-opus-5",
+                                           "claude-opus-5-5",
+                                           "claude-opus-5-fast",
+                                           "claude-opus-5-20260101",
+                                           "claude-opus-5-20260101-v1",
+                                           "claude-opus-5@20260101",
+                                           "claude-opus-5-2026010",
+                                           "claude-sonnet-4-5",
+                                           "claude-sonnet-4-5-20250929",
+                                           "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                                           "claude-sonnet-4-5@20250929",
+                                           "claude-haiku-4-5",
+                                           "claude-3-5-haiku",
+                                           "claude-3-7-sonnet-latest",
+                                           "claude-custom-1",
+                                           "Claude-Custom-2",
+                                           "my-claude-custom-3",
+                                           "claude-foo-bar",
+                                           "foo-bar",
+                                           "claude-",
+                                           "claude",
+                                           "",
+                                           "[1m]",
+                                           "gpt-4",
+                                           "anthropic/claude-x",
+                                           "anthropic/claude-x-1",
+                                           "claude-9-9",
+                                           "opus",
+                                           "sonnet",
+                                           "SONNET",
+                                           "claude-sonnet-4-5-fast",
+                                           "claude-opus-4-7-aaaa"};
+
+/* one '0' or '1' per model, then the same ids padded to 255..260 bytes
+ * (either side of the 256 bytes the catalogue and a stack copy hold) */
+static const char *allow_row(const char *entry, int exact)
+{
+    cg_settings_t s = {0};
+    char *row = apr_pcalloc(unit_pool, 64 + 6 * 4);
+    const char *pads[] = {"claude-opus-4-7-", "claude-opus-", "claude-sonnet-4-5-20250929-",
+                          "CLAUDE-"};
+    char id[300];
+    size_t i, n = 0, k;
+
+    s.available_models = apr_array_make(unit_pool, 1, sizeof(const char *));
+    *(const char **)apr_array_push(s.available_models) = entry;
+    s.match_exact = exact;
+    for (i = 0; i < sizeof(allow_models) / sizeof(allow_models[0]); i++) {
+        row[n++] = cg_policy_model_allowed(&s, allow_models[i]) ? '1' : '0';
+    }
+    for (k = 0; k < 4; k++) {
+        row[n++] = ' ';
+        for (i = 255; i <= 260; i++) {
+            /* i bytes; from 257 on the last four are a "[1m]" */
+            size_t plen = strlen(pads[k]), body = i > 256 ? i - 4 : i;
+
+            memcpy(id, pads[k], plen);
+            memset(id + plen, 'z', body - plen);
+            strcpy(id + body, i > 256 ? "[1m]" : "");
+            ck_assert_uint_eq(strlen(id), i);
+            row[n++] = cg_policy_model_allowed(&s, id) ? '1' : '0';
+        }
+    }
+    return row;
+}
+
+/* What every entry allows, captured from the implementation that made a
+ * pool per call: the rewrite must answer the same, bit for bit. */
+START_TEST(model_allowlist_pinned)
+{
+    static const struct {
+        const char *entry, *plain, *exact;
+    } want[] = {
+        {"opus", "11111111111111110000000000000000000010001 111111 111111 000000 000000",
+         "11111111111111110000000000000000000010001 111111 111111 000000 000000"},
+        {"sonnet", "00000000000000001111001000000000000001110 000000 000000 111111 000000",
+         "00000000000000001111001000000000000001110 000000 000000 111111 000000"},
+        {"haiku", "00000000000000000000110000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000110000000000000000000 000000 000000 000000 000000"},
+        {"fable", "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"Opus", "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"claude-opus-4", "11111111100000000000000000000000000000001 111111 000000 000000 000000",
+         "00000011100000000000000000000000000000000 000000 000000 000000 000000"},
+        {"opus-4", "11111111100000000000000000000000000000001 111111 000000 000000 000000",
+         "00000011000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"opus-4-1", "00000100000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000100000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"claude-opus-4-7", "11110000000000000000000000000000000000001 111111 000000 000000 000000",
+         "11110000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"claude-Opus-4-7", "11110000000000000000000000000000000000000 000000 000000 000000 000000",
+         "11110000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"claude-sonnet-4-5-20250929",
+         "00000000000000001111000000000000000000000 000000 000000 111111 000000",
+         "00000000000000001111000000000000000000000 000000 000000 000000 000000"},
+        {"claude-opus-5", "00000000011111110000000000000000000000000 000000 000000 000000 000000",
+         "00000000010111100000000000000000000000000 000000 000000 000000 000000"},
+        {"claude-3-5", "00000000000000000000010000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"us.anthropic.claude-haiku-4-5-20251001-v1:0",
+         "00000000000000000000100000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000100000000000000000000 000000 000000 000000 000000"},
+        {"claude-haiku-4-5@20251001",
+         "00000000000000000000100000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000100000000000000000000 000000 000000 000000 000000"},
+        {"anthropic/claude-x",
+         "00000000000000000000000000000000011000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000010000000 000000 000000 000000 000000"},
+        {"claude-custom", "00000000000000000000000110000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"custom", "00000000000000000000000111000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000111000000000000000 000000 000000 000000 000000"},
+        {"best", "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"default", "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"opusplan", "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"", "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"claude-sonnet-4-5[1m]",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"x", "00000000000000000000000000000000011000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000011000000 000000 000000 000000 000000"},
+        {"sonnet-4-5", "00000000000000001111000000000000000000010 000000 000000 111111 000000",
+         "00000000000000001111000000000000000000010 000000 000000 111111 000000"},
+        {"4-5", "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"claude-", "00000000000000000000000000001000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000001000000000000 000000 000000 000000 000000"},
+        {"claude", "00000000000000000000000000000100000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000100000000000 000000 000000 000000 000000"},
+        {"-", "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"claude-opus-", "00000000000000000000000000000000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+        {"claude-opus-4-7-aaaa",
+         "00000000000000000000000000000000000000001 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000001 000000 000000 000000 000000"},
+        {"foo-bar", "00000000000000000000000000110000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000110000000000000 000000 000000 000000 000000"},
+        {"claude-foo", "00000000000000000000000000100000000000000 000000 000000 000000 000000",
+         "00000000000000000000000000000000000000000 000000 000000 000000 000000"},
+    };
+    const size_t n = sizeof(want) / sizeof(want[0]);
+    char id[301];
+    cg_settings_t s = {0};
+    size_t i;
+
+    ck_assert_uint_eq(n, sizeof(allow_entries) / sizeof(allow_entries[0]));
+    for (i = 0; i < n; i++) {
+        ck_assert_str_eq(want[i].entry, allow_entries[i]);
+        ck_assert_str_eq(allow_row(want[i].entry, 0), want[i].plain);
+        ck_assert_str_eq(allow_row(want[i].entry, 1), want[i].exact);
+    }
+    /* a long entry allows its own long id, in any case, with "[1m]" */
+    memset(id, 'q', 300);
+    id[300] = '\0';
+    memcpy(id, "claude-", 7);
+    s.available_models = apr_array_make(unit_pool, 1, sizeof(const char *));
+    *(const char **)apr_array_push(s.available_models) = apr_pstrdup(unit_pool, id);
+    ck_assert(cg_policy_model_allowed(&s, id));
+    memcpy(id, "CLAUDE-Q", 8);
+    ck_assert(cg_policy_model_allowed(&s, id));
+    ck_assert(cg_policy_model_allowed(&s, apr_pstrcat(unit_pool, id, "[1M]", NULL)));
+    ck_assert(!cg_policy_model_allowed(&s, apr_pstrcat(unit_pool, id, "[1m][1m]", NULL)));
+    ck_assert(cg_policy_model_allowed(&s, apr_pstrcat(unit_pool, id, "-fast", NULL)));
+    ck_assert(!cg_policy_model_allowed(&s, id + 1));
+    s.match_exact = 1;
+    ck_assert(cg_policy_model_allowed(&s, apr_pstrcat(unit_pool, id, "-20250101", NULL)));
+    ck_assert(!cg_policy_model_allowed(&s, apr_pstrcat(unit_pool, id, "-1", NULL)));
+    /* a long family alias: the first word after "claude-" */
+    id[7] = 'q';
+    *(const char **)apr_array_push(s.available_models) = apr_pstrdup(unit_pool, id + 7);
+    ck_assert(cg_policy_model_allowed(&s, apr_pstrcat(unit_pool, "x.claude-", id + 7, NULL)));
+    /* no list allows anything; several entries allow what any one does */
+    s.available_models = NULL;
+    ck_assert(cg_policy_model_allowed(&s, ""));
+    s.available_models = apr_array_make(unit_pool, 2, sizeof(const char *));
+    *(const char **)apr_array_push(s.available_models) = "haiku";
+    *(const char **)apr_array_push(s.available_models) = "claude-opus-5";
+    ck_assert(cg_policy_model_allowed(&s, "claude-haiku-4-5"));
+    ck_assert(cg_policy_model_allowed(&s, "Claude-Opus-5-20260101[1m]"));
+    ck_assert(!cg_policy_model_allowed(&s, "claude-opus-5-5"));
+    ck_assert(!cg_policy_model_allowed(&s, "claude-sonnet-4-5"));
+}
+END_TEST
+
 START_TEST(model_resolution)
 {
     const cg_policy_t *pol = policy("upstreams:\n  - {provider: anthropic, name: direct}\n"
@@ -422,6 +657,15 @@ START_TEST(model_resolution)
                      "claude-opus-4-8");
     ck_assert_str_eq(cg_policy_upstream_model(pol, "some-future-model", "direct", "anthropic"),
                      "some-future-model");
+    /* case and one "[1m]" do not change the mapping; an unknown id goes up as sent */
+    ck_assert_str_eq(cg_policy_upstream_model(pol, "CLAUDE-Sonnet-4-5[1M]", "bed", "bedrock"),
+                     "us.anthropic.claude-sonnet-4-5-20250929-v1:0");
+    ck_assert_str_eq(cg_policy_upstream_model(pol, "Claude-Custom-1[1m]", "bed", "bedrock"),
+                     "arn:aws:x");
+    ck_assert_ptr_null(cg_policy_upstream_model(pol, "claude-custom-1[1m]", "direct", "anthropic"));
+    ck_assert_str_eq(cg_policy_upstream_model(pol, "claude-custom-1[1m][1m]", "bed", "bedrock"),
+                     "claude-custom-1[1m][1m]");
+    ck_assert_str_eq(cg_policy_upstream_model(pol, "", "bed", "bedrock"), "");
     ck_assert_str_eq(cg_policy_upstream_provider(pol, "bed"), "bedrock");
     ck_assert_str_eq(cg_policy_upstream_provider(NULL, "anthropic"), "anthropic");
     ck_assert_str_eq(cg_catalog_find("us.anthropic.claude-haiku-4-5-20251001-v1:0")->id,
@@ -567,6 +811,7 @@ Suite *unit_suite_cg_policy(void)
     tcase_add_test(tc, policy_checksum_matches_reference_capture);
     tcase_add_test(tc, canonical_json_like_javascript);
     tcase_add_test(tc, model_allowlist);
+    tcase_add_test(tc, model_allowlist_pinned);
     tcase_add_test(tc, model_resolution);
     tcase_add_test(tc, catalog_find_every_id);
     tcase_add_test(tc, models_list_filtered);

@@ -305,19 +305,35 @@ static int cg_ieq(const char *a, const char *b)
     return a != NULL && b != NULL && strcasecmp(a, b) == 0;
 }
 
-/* A copy of id, lower case, without one trailing "[1m]" context hint. */
-static char *cg_model_norm(apr_pool_t *p, const char *id)
+/* The length of id without one trailing "[1m]" context hint. */
+static apr_size_t cg_model_len(const char *id)
 {
     apr_size_t len = strlen(id);
-    char *s, *c;
 
     if (len >= 4 && strcasecmp(id + len - 4, "[1m]") == 0) {
         len -= 4;
     }
-    s = apr_pstrmemdup(p, id, len);
-    for (c = s; *c; c++) {
-        *c = (char)tolower((unsigned char)*c);
+    return len;
+}
+
+/* len bytes of id, lower case, into dst (len + 1 bytes) */
+static void cg_model_fold(char *dst, const char *id, apr_size_t len)
+{
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        dst[i] = (char)tolower((unsigned char)id[i]);
     }
+    dst[len] = '\0';
+}
+
+/* A copy of id, lower case, without one trailing "[1m]" context hint. */
+static char *cg_model_norm(apr_pool_t *p, const char *id)
+{
+    apr_size_t len = cg_model_len(id);
+    char *s = apr_palloc(p, len + 1);
+
+    cg_model_fold(s, id, len);
     return s;
 }
 
@@ -385,27 +401,19 @@ static void cg_catalog_index_build(void)
     cg_catalog_indexed = 1;
 }
 
-/* strip_hint: ignore one trailing "[1m]" (callers that already did pass 0) */
-static const cg_builtin_model_t *cg_catalog_lookup(const char *id, int strip_hint)
+#define CG_CATALOG_ID_MAX 256 /* ids this long or longer are in no catalogue */
+
+/* The entry for id, already lower case and len bytes long. */
+static const cg_builtin_model_t *cg_catalog_probe(const char *buf, apr_size_t len)
 {
-    char buf[256];
-    apr_size_t len, i;
+    apr_size_t i;
     apr_uint32_t h;
 
-    if (id == NULL) {
-        return NULL;
-    }
-    len = strlen(id);
-    if (strip_hint && len >= 4 && strcasecmp(id + len - 4, "[1m]") == 0) {
-        len -= 4;
-    }
-    if (len == 0 || len >= sizeof(buf)) {
+    if (len == 0 || len >= CG_CATALOG_ID_MAX) {
         return NULL;
     }
     pthread_once(&cg_catalog_once, cg_catalog_index_build);
     if (!cg_catalog_indexed) {
-        memcpy(buf, id, len);
-        buf[len] = '\0';
         for (i = 0; i < CG_CATALOG_N; i++) {
             const cg_builtin_model_t *m = &cg_catalog[i];
             if (cg_ieq(buf, m->id) || cg_ieq(buf, m->first_party) || cg_ieq(buf, m->bedrock) ||
@@ -417,10 +425,6 @@ static const cg_builtin_model_t *cg_catalog_lookup(const char *id, int strip_hin
     }
     /* the catalogue is lower case: strcasecmp against it is strcmp of the
      * id folded by the same tolower() */
-    for (i = 0; i < len; i++) {
-        buf[i] = (char)tolower((unsigned char)id[i]);
-    }
-    buf[len] = '\0';
     h = cg_catalog_hash(buf, len);
     for (i = h;; i++) {
         const cg_catalog_slot_t *s = &cg_catalog_index[i % CG_CATALOG_SLOTS];
@@ -431,6 +435,23 @@ static const cg_builtin_model_t *cg_catalog_lookup(const char *id, int strip_hin
             return s->m;
         }
     }
+}
+
+/* strip_hint: ignore one trailing "[1m]" (callers that already did pass 0) */
+static const cg_builtin_model_t *cg_catalog_lookup(const char *id, int strip_hint)
+{
+    char buf[CG_CATALOG_ID_MAX];
+    apr_size_t len;
+
+    if (id == NULL) {
+        return NULL;
+    }
+    len = strip_hint ? cg_model_len(id) : strlen(id);
+    if (len == 0 || len >= sizeof(buf)) {
+        return NULL;
+    }
+    cg_model_fold(buf, id, len);
+    return cg_catalog_probe(buf, len);
 }
 
 const cg_builtin_model_t *cg_catalog_find(const char *id)
@@ -2158,14 +2179,23 @@ const cg_settings_t *cg_policy_settings(const cg_policy_t *pol, apr_pool_t *p, c
     return matched ? cg_settings_make(p, cg_settings_env(pol, doc)) : NULL;
 }
 
+/* The id a client asked for, lower case and without its "[1m]", and what
+ * the allowlist asks of it, worked out once per call rather than per entry. */
+typedef struct cg_model_view_t {
+    const char *id;
+    const cg_builtin_model_t *m; /* its catalogue entry; NULL: none */
+    const char *family;          /* family_len bytes, not terminated; NULL: none */
+    apr_size_t family_len;
+} cg_model_view_t;
+
 /* The family of a model id: from the catalogue, else the first word of
  * "claude-..." that is not a version number. */
-static const char *cg_model_family(apr_pool_t *p, const char *model)
+static const char *cg_model_family(const char *model, const cg_builtin_model_t *m, apr_size_t *len)
 {
-    const cg_builtin_model_t *m = cg_catalog_lookup(model, 0);
     const char *s, *e;
 
     if (m != NULL) {
+        *len = strlen(m->family);
         return m->family;
     }
     s = strstr(model, "claude-");
@@ -2179,7 +2209,8 @@ static const char *cg_model_family(apr_pool_t *p, const char *model)
             e = s + strlen(s);
         }
         if (e > s && !isdigit((unsigned char)*s)) {
-            return apr_pstrmemdup(p, s, (apr_size_t)(e - s));
+            *len = (apr_size_t)(e - s);
+            return s;
         }
         s = *e ? e + 1 : e;
     }
@@ -2202,11 +2233,24 @@ static int cg_is_dated(const char *rest)
     return rest[9] == '\0' || rest[9] == '-';
 }
 
-static int cg_entry_allows(apr_pool_t *p, const char *entry, const char *model, int exact)
+/* Whether id starts with "claude-" (when claude is set) then entry's n bytes:
+ * the prefix test of the entry's full name, without building that name. */
+static int cg_model_extends(const char *id, int claude, const char *entry, apr_size_t n)
 {
-    const char *full, *family;
-    const cg_builtin_model_t *em, *mm;
+    if (claude) {
+        if (strncmp(id, "claude-", 7) != 0) {
+            return 0;
+        }
+        id += 7;
+    }
+    return strncmp(id, entry, n) == 0;
+}
+
+static int cg_entry_allows(const char *entry, const cg_model_view_t *v, int exact)
+{
+    const char *model = v->id;
     apr_size_t n;
+    int claude;
 
     if (!strcmp(entry, "best") || !strcmp(entry, "opusplan") || !strcmp(entry, "default") ||
         *entry == '\0') {
@@ -2215,26 +2259,25 @@ static int cg_entry_allows(apr_pool_t *p, const char *entry, const char *model, 
     if (!strcmp(entry, model)) {
         return 1;
     }
-    family = cg_model_family(p, model);
     if (strchr(entry, '-') == NULL && strchr(entry, '/') == NULL) {
-        return family != NULL && !strcmp(entry, family); /* a family alias */
+        /* a family alias */
+        return v->family != NULL && strncmp(entry, v->family, v->family_len) == 0 &&
+               entry[v->family_len] == '\0';
     }
-    em = cg_catalog_lookup(entry, 0);
-    mm = cg_catalog_lookup(model, 0);
-    if (em != NULL && em == mm) {
+    if (v->m != NULL && cg_catalog_lookup(entry, 0) == v->m) {
         return 1; /* one model under two of its names */
     }
-    full = (strncmp(entry, "claude-", 7) == 0 || strchr(entry, '/') != NULL)
-               ? entry
-               : apr_pstrcat(p, "claude-", entry, NULL);
-    n = strlen(full);
-    if (strncmp(model, full, n) != 0) {
+    /* an entry without "claude-" (and no provider path) is matched as if it had it */
+    claude = strncmp(entry, "claude-", 7) != 0 && strchr(entry, '/') == NULL;
+    n = strlen(entry);
+    if (!cg_model_extends(model, claude, entry, n)) {
         /* a dated or provider id of a catalogue model matches by its canonical id */
-        if (mm == NULL || strncmp(mm->id, full, n) != 0) {
+        if (v->m == NULL || !cg_model_extends(v->m->id, claude, entry, n)) {
             return 0;
         }
-        model = mm->id;
+        model = v->m->id;
     }
+    n += claude ? 7 : 0;
     if (model[n] == '\0') {
         return 1;
     }
@@ -2250,22 +2293,37 @@ static int cg_entry_allows(apr_pool_t *p, const char *entry, const char *model, 
 
 int cg_policy_model_allowed(const cg_settings_t *s, const char *model)
 {
-    apr_pool_t *p;
-    const char *m;
+    char buf[CG_CATALOG_ID_MAX];
+    apr_pool_t *p = NULL;
+    cg_model_view_t v;
+    apr_size_t len;
+    char *id = buf;
     int i, ok = 0;
 
     if (s == NULL || s->available_models == NULL) {
         return 1;
     }
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return 0;
+    /* on the stack: a pool parented on the global pool would take the
+     * global allocator's mutex twice per request, in every thread */
+    len = cg_model_len(model);
+    if (len >= sizeof(buf)) {
+        if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+            return 0;
+        }
+        id = apr_palloc(p, len + 1); /* longer than any real id: rare */
     }
-    m = cg_model_norm(p, model);
+    cg_model_fold(id, model, len);
+    v.id = id;
+    v.m = cg_catalog_probe(id, len);
+    v.family_len = 0;
+    v.family = cg_model_family(id, v.m, &v.family_len);
     for (i = 0; i < s->available_models->nelts && !ok; i++) {
-        ok = cg_entry_allows(p, APR_ARRAY_IDX(s->available_models, i, const char *), m,
+        ok = cg_entry_allows(APR_ARRAY_IDX(s->available_models, i, const char *), &v,
                              s->match_exact);
     }
-    apr_pool_destroy(p);
+    if (p != NULL) {
+        apr_pool_destroy(p);
+    }
     return ok;
 }
 

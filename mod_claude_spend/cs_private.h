@@ -91,7 +91,8 @@ extern APR_OPTIONAL_FN_TYPE(claude_gateway_admin_auth) * cs_admin_auth_fn;
  * memory that request threads and the ledger writer take, each under its
  * own lock, while other threads allocate too.
  */
-apr_status_t cs_pool_create_shared(apr_pool_t **out, apr_pool_t *pchild, const char *tag);
+apr_status_t cs_pool_create_shared(apr_pool_t **out, apr_pool_t *pchild, const char *tag,
+                                   apr_size_t max_free);
 
 /** A 32-hex id, time-ordered then random (ledger entries, leases). */
 const char *cs_new_id(apr_pool_t *p);

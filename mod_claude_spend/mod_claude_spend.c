@@ -296,7 +296,8 @@ static int cs_price_warn_first(const char *model)
     return first;
 }
 
-apr_status_t cs_pool_create_shared(apr_pool_t **out, apr_pool_t *pchild, const char *tag)
+apr_status_t cs_pool_create_shared(apr_pool_t **out, apr_pool_t *pchild, const char *tag,
+                                   apr_size_t max_free)
 {
     apr_allocator_t *allocator;
     apr_thread_mutex_t *mutex;
@@ -315,8 +316,8 @@ apr_status_t cs_pool_create_shared(apr_pool_t **out, apr_pool_t *pchild, const c
     }
     apr_allocator_mutex_set(allocator, mutex);
     apr_allocator_owner_set(allocator, *out);
-    /* keep at most 512 KB of freed blocks for reuse; give the rest back */
-    apr_allocator_max_free_set(allocator, 512 * 1024);
+    /* freed blocks beyond max_free go back to the heap */
+    apr_allocator_max_free_set(allocator, max_free);
     apr_pool_tag(*out, tag);
     return APR_SUCCESS;
 }
@@ -330,7 +331,8 @@ static void cs_child_init(apr_pool_t *pchild, server_rec *s)
     apr_status_t rv;
 
     cs_child_pid = getpid();
-    if (cs_pool_create_shared(&cs_warn_pool, pchild, "claude_spend_warned") != APR_SUCCESS) {
+    if (cs_pool_create_shared(&cs_warn_pool, pchild, "claude_spend_warned", 512 * 1024) !=
+        APR_SUCCESS) {
         apr_pool_create(&cs_warn_pool, pchild);
     }
     cs_warned = apr_hash_make(cs_warn_pool);

@@ -135,8 +135,6 @@ static apr_size_t cg_audit_utf8_len(const unsigned char *s)
     return n;
 }
 
-/* Writes s JSON-escaped (no quotes) to out, or only counts when out is NULL:
- * the same walk sizes the line and then fills it. Returns the length. */
 /* Bytes that go into a JSON string as they are: printable ASCII but the
  * quote and the backslash (NUL is not one, so a run stops at the end). */
 static const unsigned char cg_audit_plain[256] = {
@@ -145,6 +143,8 @@ static const unsigned char cg_audit_plain[256] = {
     [0x5d ... 0x7e] = 1,
 };
 
+/* Writes str JSON-escaped (no quotes) to out, which has room for six bytes
+ * per byte of str (the worst case, a \u escape); returns the length. */
 static apr_size_t cg_audit_escape(char *out, const char *str)
 {
     static const char hex[] = "0123456789abcdef";
@@ -160,41 +160,31 @@ static apr_size_t cg_audit_escape(char *out, const char *str)
             s++;
         }
         if (s > run) {
-            if (out != NULL) {
-                memcpy(out + o, run, (apr_size_t)(s - run));
-            }
+            memcpy(out + o, run, (apr_size_t)(s - run));
             o += (apr_size_t)(s - run);
             continue;
         }
         c = *s;
         if (c == '"' || c == '\\') {
-            if (out != NULL) {
-                out[o] = '\\';
-                out[o + 1] = (char)c;
-            }
+            out[o] = '\\';
+            out[o + 1] = (char)c;
             o += 2;
             s++;
         }
         else if (c < 0x80) { /* controls and DEL */
-            if (out != NULL) {
-                memcpy(out + o, "\\u00", 4);
-                out[o + 4] = hex[c >> 4];
-                out[o + 5] = hex[c & 0x0f];
-            }
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[c >> 4];
+            out[o + 5] = hex[c & 0x0f];
             o += 6;
             s++;
         }
         else if ((n = cg_audit_utf8_len(s)) > 0) {
-            if (out != NULL) {
-                memcpy(out + o, s, n);
-            }
+            memcpy(out + o, s, n);
             o += n;
             s += n;
         }
         else { /* one replacement per stray byte: the count shows what was lost */
-            if (out != NULL) {
-                memcpy(out + o, "\\ufffd", 6);
-            }
+            memcpy(out + o, "\\ufffd", 6);
             o += 6;
             s++;
         }
@@ -264,7 +254,7 @@ const char *cg_audit_json(apr_pool_t *p, const cg_audit_rec_t *rec)
     const cg_notes_t *n = &rec->notes;
     char time_buf[21], status_buf[21], latency_buf[21], bytes_buf[21];
     const char *v[CG_AUDIT_NFIELDS];
-    apr_size_t len = 1, i, o; /* the closing brace */
+    apr_size_t len = 1, i, o, vl[CG_AUDIT_NFIELDS]; /* len: the closing brace */
     char *line;
 
     /* in cg_audit_fields' order */
@@ -293,8 +283,10 @@ const char *cg_audit_json(apr_pool_t *p, const cg_audit_rec_t *rec)
         if (v[i] == NULL) {
             v[i] = "-"; /* what mod_log_config prints for a missing item */
         }
-        len += cg_audit_fields[i].len;
-        len += cg_audit_fields[i].quoted ? cg_audit_escape(NULL, v[i]) + 2 : strlen(v[i]);
+        vl[i] = strlen(v[i]);
+        /* room for the worst case (every byte a \u escape): one pass over
+         * each value instead of measuring it and then writing it */
+        len += cg_audit_fields[i].len + (cg_audit_fields[i].quoted ? 6 * vl[i] + 2 : vl[i]);
     }
     line = apr_palloc(p, len + 1);
     for (i = 0, o = 0; i < CG_AUDIT_NFIELDS; i++) {
@@ -308,10 +300,8 @@ const char *cg_audit_json(apr_pool_t *p, const cg_audit_rec_t *rec)
             line[o++] = '"';
         }
         else {
-            apr_size_t vl = strlen(v[i]);
-
-            memcpy(line + o, v[i], vl);
-            o += vl;
+            memcpy(line + o, v[i], vl[i]);
+            o += vl[i];
         }
     }
     line[o++] = '}';

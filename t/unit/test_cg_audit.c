@@ -271,6 +271,34 @@ START_TEST(json_escapes_quotes_backslashes_controls)
 }
 END_TEST
 
+/* The worst case the line is sized for: every byte of every quoted field
+ * becomes a six-byte escape (controls, DEL, stray bytes), 4 KB per field. */
+START_TEST(json_worst_case_expansion)
+{
+    cg_audit_rec_t rec = full_rec();
+    const char *line, *plain;
+    apr_size_t plain_len, want, k;
+    char *bad = apr_palloc(unit_pool, 4097);
+
+    plain = cg_audit_json(unit_pool, &rec);
+    plain_len = strlen(plain);
+    for (k = 0; k < 4096; k++) {
+        static const unsigned char worst[] = {0x01, 0x1f, 0x7f, 0xff, 0x80, 0xc0};
+        bad[k] = (char)worst[k % sizeof(worst)];
+    }
+    bad[4096] = '\0';
+    want = plain_len - strlen(rec.notes.model) - strlen(rec.notes.email) - strlen(rec.path) +
+           3 * 6 * 4096;
+    rec.notes.model = bad;
+    rec.notes.email = bad;
+    rec.path = bad;
+    line = cg_audit_json(unit_pool, &rec);
+    ck_assert_uint_eq(strlen(line), want);
+    ck_assert_ptr_null(strchr(line, '\n'));
+    ck_assert_int_eq(line[strlen(line) - 1], '}');
+}
+END_TEST
+
 START_TEST(json_keeps_valid_utf8)
 {
     cg_audit_rec_t rec = full_rec();
@@ -341,6 +369,7 @@ Suite *unit_suite_cg_audit(void)
     tcase_add_test(c, json_all_fields);
     tcase_add_test(c, json_absent_fields);
     tcase_add_test(c, json_escapes_quotes_backslashes_controls);
+    tcase_add_test(c, json_worst_case_expansion);
     tcase_add_test(c, json_keeps_valid_utf8);
     tcase_add_test(c, json_replaces_invalid_utf8);
     suite_add_tcase(s, c);

@@ -21,6 +21,7 @@
 #include "cg_handler.h"
 #include "cg_ratelimit.h"
 #include "cg_rl.h"
+#include "cg_util.h"
 
 #define CG_RL_SLOTS 16384
 #define CG_RL_MUTEX "claude-gateway-ratelimit"
@@ -250,7 +251,7 @@ void cg_ratelimit_account(request_rec *r, const cg_identity_t *id)
     const cg_policy_t *pol = cg_srv_get(r->server)->policy;
     const char *in = cg_note_get(r, "claude-usage-in");
     const char *out = cg_note_get(r, "claude-usage-out");
-    apr_int64_t tokens = (in ? apr_atoi64(in) : 0) + (out ? apr_atoi64(out) : 0);
+    apr_int64_t tokens = (in ? cg_atoi64(in) : 0) + (out ? cg_atoi64(out) : 0);
     apr_array_header_t *items;
     int i;
 

@@ -526,7 +526,7 @@ static int cg_telemetry_handler(request_rec *r)
 
 static apr_int64_t cg_tel_note_int(const char *v)
 {
-    return v != NULL && *v != '\0' ? apr_atoi64(v) : -1;
+    return v != NULL && *v != '\0' ? cg_atoi64(v) : -1;
 }
 
 /* Adds the request to the aggregate: no I/O, one short lock. */

@@ -261,3 +261,20 @@ int cg_header_forwardable(const char *name)
         return 0;
     }
 }
+
+apr_int64_t cg_atoi64(const char *s)
+{
+    const char *q = s;
+    apr_int64_t v = 0;
+    int neg = *q == '-';
+
+    q += neg;
+    /* the usual value: a note of ours, at most 18 digits, read in place */
+    while (*q >= '0' && *q <= '9' && q - s < 18 + neg) {
+        v = v * 10 + (*q++ - '0');
+    }
+    if (q > s + neg && (*q < '0' || *q > '9')) {
+        return neg ? -v : v;
+    }
+    return apr_atoi64(s); /* spaces, a plus, no digits, 19 digits and more */
+}

@@ -31,6 +31,23 @@ static apr_int64_t cs_batch_int(const char *s)
     return *end == '\0' ? v : 0;
 }
 
+apr_int64_t cs_batch_atoi64(const char *s)
+{
+    const char *q = s;
+    apr_int64_t v = 0;
+    int neg = *q == '-';
+
+    q += neg;
+    /* the usual value: our own decimal, at most 18 digits, read in place */
+    while (*q >= '0' && *q <= '9' && q - s < 18 + neg) {
+        v = v * 10 + (*q++ - '0');
+    }
+    if (q > s + neg && (*q < '0' || *q > '9')) {
+        return neg ? -v : v;
+    }
+    return apr_atoi64(s); /* spaces, a plus, no digits, 19 digits and more */
+}
+
 static int cs_batch_total_cmp(const void *a, const void *b)
 {
     const cs_batch_total_t *x = a, *y = b;

@@ -345,7 +345,7 @@ static char *cs_copy_int(char *d, const char *s, int bytes)
         return cs_be(d, -1, 4); /* the column refuses it; the database says why */
     }
     d = cs_be(d, bytes, 4);
-    return cs_be(d, apr_atoi64(s), bytes);
+    return cs_be(d, cs_batch_atoi64(s), bytes);
 }
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
@@ -378,7 +378,7 @@ static char *cs_copy_data(apr_pool_t *p, const cs_row_t *rows, int n, apr_size_t
         const char *const *v = rows[i].v;
         const char *groups = v[CS_COL_GROUPS] ? v[CS_COL_GROUPS] : "[]";
         apr_size_t glen = strlen(groups);
-        apr_time_t at = v[CS_COL_AT_US] ? (apr_time_t)apr_atoi64(v[CS_COL_AT_US]) : now;
+        apr_time_t at = v[CS_COL_AT_US] ? (apr_time_t)cs_batch_atoi64(v[CS_COL_AT_US]) : now;
 
         d = cs_be(d, 16, 2);
         d = cs_copy_text(d, v[CS_COL_ENTRY]);

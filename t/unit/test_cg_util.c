@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "unit.h"
+#include "atoi_cases.h"
 #include "cg_util.h"
 
 START_TEST(request_id_rules)
@@ -316,6 +317,24 @@ START_TEST(header_allowlist)
 }
 END_TEST
 
+/* cg_atoi64 gives apr_atoi64's answer for every string. */
+START_TEST(atoi64_as_apr)
+{
+    char buf[32];
+    unsigned int seed = 8;
+    size_t i;
+
+    for (i = 0; i < sizeof(atoi_cases) / sizeof(atoi_cases[0]); i++) {
+        ck_assert_msg(cg_atoi64(atoi_cases[i]) == apr_atoi64(atoi_cases[i]), "\"%s\"",
+                      atoi_cases[i]);
+    }
+    for (i = 0; i < ATOI_RANDOM_ROUNDS; i++) {
+        const char *s = atoi_random(buf, &seed);
+        ck_assert_msg(cg_atoi64(s) == apr_atoi64(s), "\"%s\"", s);
+    }
+}
+END_TEST
+
 Suite *unit_suite_cg_util(void)
 {
     Suite *s = suite_create("cg_util");
@@ -333,6 +352,7 @@ Suite *unit_suite_cg_util(void)
     tcase_add_test(tc, secret_equal);
     tcase_add_test(tc, error_envelope_shape);
     tcase_add_test(tc, header_allowlist);
+    tcase_add_test(tc, atoi64_as_apr);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,6 +9,7 @@
 #include <apr_strings.h>
 
 #include "unit.h"
+#include "atoi_cases.h"
 #include "cs_batch.h"
 
 /* A row of the given principal, cost, time, lease and hold. */
@@ -424,6 +425,24 @@ START_TEST(random_batches_as_reference)
 }
 END_TEST
 
+/* cs_batch_atoi64 gives apr_atoi64's answer for every string. */
+START_TEST(atoi64_as_apr)
+{
+    char buf[32];
+    unsigned int seed = 8;
+    size_t i;
+
+    for (i = 0; i < sizeof(atoi_cases) / sizeof(atoi_cases[0]); i++) {
+        ck_assert_msg(cs_batch_atoi64(atoi_cases[i]) == apr_atoi64(atoi_cases[i]), "\"%s\"",
+                      atoi_cases[i]);
+    }
+    for (i = 0; i < ATOI_RANDOM_ROUNDS; i++) {
+        const char *s = atoi_random(buf, &seed);
+        ck_assert_msg(cs_batch_atoi64(s) == apr_atoi64(s), "\"%s\"", s);
+    }
+}
+END_TEST
+
 Suite *unit_suite_cs_batch(void)
 {
     Suite *s = suite_create("cs_batch");
@@ -437,6 +456,7 @@ Suite *unit_suite_cs_batch(void)
     tcase_add_test(tc, empty_batch);
     tcase_add_test(tc, literals_quote_everything);
     tcase_add_test(tc, numbers_as_strtoi64);
+    tcase_add_test(tc, atoi64_as_apr);
     tcase_add_test(tc, random_batches_as_reference);
     suite_add_tcase(s, tc);
     return s;

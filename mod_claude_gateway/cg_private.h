@@ -55,9 +55,10 @@ typedef struct cg_req_t {
     int err_status;
     const char *err_type;
     const char *err_msg;
-    int err_plain;         /* text/plain answer (the reference's 404 "not found") */
-    int err_no_request_id; /* envelope without request_id (the reference's spend 429) */
-    cg_notes_t notes;      /* the initial request's claude-* notes, see cg_note_set */
+    int err_plain;                  /* text/plain answer (the reference's 404 "not found") */
+    int err_no_request_id;          /* envelope without request_id (the reference's spend 429) */
+    cg_notes_t notes;               /* the initial request's claude-* notes, see cg_note_set */
+    const apr_table_t *headers_set; /* the table cg_response_headers last filled */
 } cg_req_t;
 
 /**

@@ -129,12 +129,19 @@ void cg_notes_get_all(request_rec *r, cg_notes_t *out)
 void cg_response_headers(request_rec *r)
 {
     apr_table_t *h = r->err_headers_out;
+    cg_req_t *rq = cg_req_get(r);
 
+    /* authn, fixups and the handlers each ask: once per table is enough
+     * (an internal redirect passes the same table on; a new one is filled) */
+    if (rq->headers_set == h) {
+        return;
+    }
+    rq->headers_set = h;
     apr_table_setn(h, "X-Content-Type-Options", "nosniff");
     apr_table_setn(h, "X-Frame-Options", "DENY");
     apr_table_setn(h, "Referrer-Policy", "no-referrer");
     apr_table_setn(h, "Cross-Origin-Opener-Policy", "same-origin");
-    apr_table_setn(h, "x-request-id", cg_req_get(r)->request_id);
+    apr_table_setn(h, "x-request-id", rq->request_id);
     if (ap_ssl_conn_is_ssl(r->connection)) {
         apr_table_setn(h, "Strict-Transport-Security", "max-age=31536000; includeSubDomains");
     }

@@ -43,13 +43,7 @@ apr_status_t cs_usage_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         if (rq->cap_headers != NULL) {
             /* err_headers_out: the gateway strips provider rate-limit headers
              * from headers_out, and these are ours */
-            const apr_array_header_t *h = apr_table_elts(rq->cap_headers);
-            const apr_table_entry_t *e = (const apr_table_entry_t *)h->elts;
-            int i;
-            /* one set per header: overlap would compress the whole table */
-            for (i = 0; i < h->nelts; i++) {
-                apr_table_setn(r->err_headers_out, e[i].key, e[i].val);
-            }
+            cs_headers_add(r->err_headers_out, rq->cap_headers);
         }
         rq->parser = cs_usage_parser_create(r->pool, (cs_usage_kind_e)kind, 0);
     }

@@ -1,5 +1,6 @@
 /* cs_lease: per-child spend leases, see cs_lease.h. */
 #include <string.h>
+#include <strings.h>
 
 #include <apr_hash.h>
 #include <apr_strings.h>
@@ -340,4 +341,36 @@ int cs_leases_count(cs_leases_t *t)
     n = (int)apr_hash_count(t->current);
     apr_thread_mutex_unlock(t->mutex);
     return n;
+}
+
+void cs_headers_add(apr_table_t *dst, const apr_table_t *src)
+{
+    const apr_array_header_t *sa = apr_table_elts(src), *da = apr_table_elts(dst);
+    const apr_table_entry_t *se = (const apr_table_entry_t *)sa->elts;
+    const apr_table_entry_t *de = (const apr_table_entry_t *)da->elts;
+    apr_size_t slen[16];
+    int i, j, shared = sa->nelts > 16;
+
+    /* apr_table_setn compares each key with every key of dst sharing its
+     * first four letters: all of ours share "anthropic-ratelimit-unified-" */
+    for (i = 0; i < sa->nelts && !shared; i++) {
+        slen[i] = strlen(se[i].key);
+        for (j = 0; j < i && !shared; j++) { /* a key twice in src: set, as the loop */
+            shared = slen[j] == slen[i] && strcasecmp(se[j].key, se[i].key) == 0;
+        }
+    }
+    for (j = 0; j < da->nelts && !shared; j++) {
+        apr_size_t dl = strlen(de[j].key);
+        for (i = 0; i < sa->nelts && !shared; i++) {
+            shared = slen[i] == dl && strcasecmp(se[i].key, de[j].key) == 0;
+        }
+    }
+    for (i = 0; i < sa->nelts; i++) {
+        if (shared) {
+            apr_table_setn(dst, se[i].key, se[i].val);
+        }
+        else {
+            apr_table_addn(dst, se[i].key, se[i].val);
+        }
+    }
 }

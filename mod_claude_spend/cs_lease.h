@@ -103,4 +103,9 @@ int cs_leases_sweep(cs_leases_t *t, apr_time_t now, int force, apr_array_header_
 /** How many leases and uncapped entries are current (tests). */
 int cs_leases_count(cs_leases_t *t);
 
+/* What apr_table_setn(dst, key, value) for each header of src in turn gives,
+ * for any tables: added without a search when no key of src is in dst or
+ * twice in src, which is the usual case (a lease's keys are unique). */
+void cs_headers_add(apr_table_t *dst, const apr_table_t *src);
+
 #endif

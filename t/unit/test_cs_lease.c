@@ -394,6 +394,62 @@ START_TEST(an_old_lease_asks_for_the_next)
 }
 END_TEST
 
+/* cs_headers_add leaves dst as apr_table_setn of each header of src in
+ * turn would: random tables over keys that differ in case, length or not
+ * at all, compared entry by entry (order, key, value). */
+START_TEST(headers_add_as_setn)
+{
+    static const char *const keys[] = {"anthropic-ratelimit-unified-status",
+                                       "Anthropic-Ratelimit-Unified-Status",
+                                       "anthropic-ratelimit-unified-reset",
+                                       "anthropic-ratelimit-unified-overage-reset",
+                                       "retry-after",
+                                       "x-should-retry",
+                                       "X-Request-Id",
+                                       "x-request-id",
+                                       "anth",
+                                       "a"};
+    unsigned int seed = 3;
+    int round;
+
+    for (round = 0; round < 20000; round++) {
+        apr_table_t *a = apr_table_make(unit_pool, 4), *b = apr_table_make(unit_pool, 4);
+        apr_table_t *src = apr_table_make(unit_pool, 4);
+        const apr_array_header_t *ea, *eb;
+        int i, nd, ns;
+
+        seed = seed * 1103515245u + 12345u;
+        nd = (int)((seed >> 16) % 7u);
+        seed = seed * 1103515245u + 12345u;
+        ns = (int)((seed >> 16) % (round % 50 == 0 ? 20u : 6u)); /* over 16 at times */
+        for (i = 0; i < nd; i++) {
+            seed = seed * 1103515245u + 12345u;
+            apr_table_addn(a, keys[(seed >> 16) % 10u], apr_itoa(unit_pool, i));
+        }
+        b = apr_table_copy(unit_pool, a);
+        for (i = 0; i < ns; i++) {
+            seed = seed * 1103515245u + 12345u;
+            apr_table_addn(src, keys[(seed >> 16) % 10u], apr_itoa(unit_pool, 100 + i));
+        }
+        cs_headers_add(a, src);
+        ea = apr_table_elts(src);
+        for (i = 0; i < ea->nelts; i++) {
+            const apr_table_entry_t *e = &((const apr_table_entry_t *)ea->elts)[i];
+            apr_table_setn(b, e->key, e->val);
+        }
+        ea = apr_table_elts(a);
+        eb = apr_table_elts(b);
+        ck_assert_int_eq(ea->nelts, eb->nelts);
+        for (i = 0; i < ea->nelts; i++) {
+            const apr_table_entry_t *x = &((const apr_table_entry_t *)ea->elts)[i];
+            const apr_table_entry_t *y = &((const apr_table_entry_t *)eb->elts)[i];
+            ck_assert_str_eq(x->key, y->key);
+            ck_assert_str_eq(x->val, y->val);
+        }
+    }
+}
+END_TEST
+
 Suite *unit_suite_cs_lease(void)
 {
     Suite *s = suite_create("cs_lease");
@@ -414,6 +470,7 @@ Suite *unit_suite_cs_lease(void)
     tcase_add_test(tc, half_used_asks_for_the_next_once);
     tcase_add_test(tc, a_late_successor_goes_back_whole);
     tcase_add_test(tc, an_old_lease_asks_for_the_next);
+    tcase_add_test(tc, headers_add_as_setn);
     suite_add_tcase(s, tc);
     return s;
 }

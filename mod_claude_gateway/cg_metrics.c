@@ -157,22 +157,19 @@ static apr_size_t cg_m_put_int(char *out, apr_int64_t v)
     return cg_m_put_uint(out, (apr_uint64_t)v);
 }
 
-/* The series of a metric with these attributes (NULL string values are
- * left out), created on first use; NULL over the cap. The key is built on
- * the stack, so a series seen before costs no allocation; it is written by
- * hand, not with apr_snprintf, whose formatter was most of the cost of a
- * lookup (several per request). The bytes are those "|%d:%u:" and
- * "|%d:%" APR_INT64_T_FMT made, so series are told apart exactly as before:
- * under CG_M_VALUE_MAX + 32 per attribute, as CG_M_KEY_MAX allows. */
-static cg_series_t *cg_series_get(cg_metrics_t *m, int metric, const cg_attr_t *attrs, int n)
+/* Series keys: the metric as one letter, then "|i:" and, for a string,
+ * its length, ':' and its bytes, or the integer, for each attribute i that
+ * has a value. Written by hand, not with apr_snprintf, whose formatter was
+ * most of the cost of a lookup (several per request); the bytes are those
+ * "|%d:%u:" and "|%d:%" APR_INT64_T_FMT made, so series are told apart
+ * exactly as before: under CG_M_VALUE_MAX + 32 per attribute, as
+ * CG_M_KEY_MAX allows. Appends attributes from..n-1 at key + len; returns
+ * the new length. */
+static apr_size_t cg_series_key(char *key, apr_size_t len, const cg_attr_t *attrs, int from, int n)
 {
-    char key[CG_M_KEY_MAX];
-    apr_size_t len = 0;
-    cg_series_t *s;
-    int i, k = 0;
+    int i;
 
-    key[len++] = (char)('A' + metric);
-    for (i = 0; i < n; i++) {
+    for (i = from; i < n; i++) {
         apr_size_t vlen;
         if (attrs[i].key == NULL) {
             continue;
@@ -194,6 +191,19 @@ static cg_series_t *cg_series_get(cg_metrics_t *m, int metric, const cg_attr_t *
         memcpy(key + len, attrs[i].sval, vlen);
         len += vlen;
     }
+    return len;
+}
+
+/* The series of key[0..len) (its letter set for metric), created with
+ * attrs on first use; NULL over the cap. A series seen before costs no
+ * allocation. */
+static cg_series_t *cg_series_find(cg_metrics_t *m, int metric, const cg_attr_t *attrs, int n,
+                                   char *key, apr_size_t len)
+{
+    cg_series_t *s;
+    int i, k = 0;
+
+    key[0] = (char)('A' + metric);
     s = apr_hash_get(m->series, key, (apr_ssize_t)len);
     if (s != NULL) {
         return s;
@@ -223,6 +233,15 @@ static cg_series_t *cg_series_get(cg_metrics_t *m, int metric, const cg_attr_t *
     return s;
 }
 
+/* The series of a metric with these attributes (NULL string values are
+ * left out), created on first use; NULL over the cap. */
+static cg_series_t *cg_series_get(cg_metrics_t *m, int metric, const cg_attr_t *attrs, int n)
+{
+    char key[CG_M_KEY_MAX];
+
+    return cg_series_find(m, metric, attrs, n, key, cg_series_key(key, 1, attrs, 0, n));
+}
+
 /* a string attribute, or none when the value is unknown */
 static cg_attr_t cg_str(const char *key, const char *value)
 {
@@ -244,13 +263,16 @@ static cg_attr_t cg_int(const char *key, apr_int64_t value)
     return a;
 }
 
-static void cg_add_int(cg_metrics_t *m, int metric, const cg_attr_t *attrs, int n, apr_int64_t v)
+static void cg_add(cg_series_t *s, apr_int64_t v)
 {
-    cg_series_t *s = cg_series_get(m, metric, attrs, n);
-
-    if (s != NULL) {
+    if (s != NULL) { /* NULL: the series table is full */
         s->ival += v;
     }
+}
+
+static void cg_add_int(cg_metrics_t *m, int metric, const cg_attr_t *attrs, int n, apr_int64_t v)
+{
+    cg_add(cg_series_get(m, metric, attrs, n), v);
 }
 
 /* One observation into a histogram series (NULL: the series table is full). */
@@ -275,6 +297,8 @@ void cg_metrics_record(cg_metrics_t *m, const cg_metrics_req_t *rq)
     const apr_int64_t tokens[] = {rq->input_tokens, rq->output_tokens, rq->cache_read_tokens,
                                   rq->cache_write_tokens};
     cg_attr_t a[CG_M_MAX_ATTRS];
+    char key[CG_M_KEY_MAX];
+    apr_size_t who2, who3, len;
     cg_series_t *s;
     apr_size_t i;
 
@@ -282,35 +306,41 @@ void cg_metrics_record(cg_metrics_t *m, const cg_metrics_req_t *rq)
     a[1] = cg_str("model", rq->model);
     a[2] = cg_str("upstream", rq->upstream);
     a[3] = cg_str("decision", rq->decision);
-    cg_add_int(m, CG_M_REQUESTS, a, 4, 1);
+    cg_add(cg_series_find(m, CG_M_REQUESTS, a, 4, key, cg_series_key(key, 1, a, 0, 4)), 1);
 
+    /* user, email and model begin the keys of tokens, cost, denials and
+     * blocks: written once, each metric's letter set in turn */
     a[0] = cg_str("user.id", rq->user_id);
     a[1] = cg_str("user.email", rq->user_email);
     a[2] = cg_str("model", rq->model);
+    who2 = cg_series_key(key, 1, a, 0, 2);
+    who3 = cg_series_key(key, who2, a, 2, 3);
     for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (tokens[i] > 0) {
             a[3] = cg_str("type", types[i]);
-            cg_add_int(m, CG_M_TOKENS, a, 4, tokens[i]);
+            len = cg_series_key(key, who3, a, 3, 4);
+            cg_add(cg_series_find(m, CG_M_TOKENS, a, 4, key, len), tokens[i]);
         }
     }
-    if (rq->cost_micro_usd > 0 && (s = cg_series_get(m, CG_M_COST, a, 3)) != NULL) {
+    if (rq->cost_micro_usd > 0 && (s = cg_series_find(m, CG_M_COST, a, 3, key, who3)) != NULL) {
         s->dval += (double)rq->cost_micro_usd / 1e6;
     }
     if (rq->decision != NULL && strcmp(rq->decision, "policy_denied") == 0) {
-        cg_add_int(m, CG_M_DENIALS, a, 3, 1);
+        cg_add(cg_series_find(m, CG_M_DENIALS, a, 3, key, who3), 1);
     }
     if (rq->decision != NULL && strcmp(rq->decision, "spend_blocked") == 0) {
-        cg_add_int(m, CG_M_BLOCKS, a, 2, 1);
+        cg_add(cg_series_find(m, CG_M_BLOCKS, a, 2, key, who2), 1);
     }
 
     a[0] = cg_str("model", rq->model);
     a[1] = cg_str("upstream", rq->upstream);
-    cg_observe(cg_series_get(m, CG_M_DURATION, a, 2), rq->duration);
+    len = cg_series_key(key, 1, a, 0, 2);
+    cg_observe(cg_series_find(m, CG_M_DURATION, a, 2, key, len), rq->duration);
     if (rq->failovers > 0) {
-        cg_add_int(m, CG_M_FAILOVERS, a, 2, rq->failovers);
+        cg_add(cg_series_find(m, CG_M_FAILOVERS, a, 2, key, len), rq->failovers);
     }
     if (rq->ttfb > 0 && rq->upstream != NULL) {
-        cg_observe(cg_series_get(m, CG_M_TTFB, a, 2), rq->ttfb);
+        cg_observe(cg_series_find(m, CG_M_TTFB, a, 2, key, len), rq->ttfb);
     }
 }
 

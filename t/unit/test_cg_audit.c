@@ -76,6 +76,9 @@ START_TEST(notes_slot_every_name)
     ck_assert_ptr_null(cg_notes_slot(&n, "claude-users"));
     ck_assert_ptr_null(cg_notes_slot(&n, "proxy-noquery"));
     ck_assert_ptr_null(cg_notes_slot(&n, ""));
+    ck_assert_ptr_null(cg_notes_slot(&n, "Claude-User")); /* our literals only */
+    ck_assert_ptr_null(cg_notes_slot(&n, "claude-usage-ix"));
+    ck_assert_ptr_null(cg_notes_slot(&n, "claude-request-id-"));
 }
 END_TEST
 

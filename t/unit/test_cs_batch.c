@@ -338,39 +338,15 @@ static void same_as_ref(const char *const *const *rows, int n, const cs_batch_re
     }
 }
 
-/* Numbers as apr_strtoi64 reads them, edge cases included, as cost, time
- * and hold. */
+/* Numbers as apr_strtoi64 reads them, edge cases included (atoi_cases.h),
+ * as cost, time and hold. */
 START_TEST(numbers_as_strtoi64)
 {
-    static const char *const nums[] = {"",
-                                       "0",
-                                       "-0",
-                                       "7",
-                                       "-7",
-                                       "007",
-                                       "+5",
-                                       " 5",
-                                       "5 ",
-                                       "-",
-                                       "+",
-                                       "1e3",
-                                       "12a",
-                                       "abc",
-                                       "999999999999999999",
-                                       "-999999999999999999",
-                                       "1000000000000000000",
-                                       "9223372036854775807",
-                                       "9223372036854775808",
-                                       "-9223372036854775808",
-                                       "-9223372036854775809",
-                                       "99999999999999999999999",
-                                       "0000000000000000000000042",
-                                       "1748736000123456"};
     size_t i;
 
-    for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+    for (i = 0; i < sizeof(atoi_cases) / sizeof(atoi_cases[0]); i++) {
         const char *const *rows[2];
-        rows[0] = row("e1", "bob", "b@x", nums[i], nums[i], "L", nums[i]);
+        rows[0] = row("e1", "bob", "b@x", atoi_cases[i], atoi_cases[i], "L", atoi_cases[i]);
         /* adds nothing: the sums must not overflow at the edges */
         rows[1] = row("e2", "bob", NULL, "0", "5", "L", "0");
         same_as_ref(rows, 2, NULL, 0);

@@ -157,11 +157,27 @@ static int cs_admit_query(apr_pool_t *p, PGconn *conn, const char *const *params
 
 /* Note what was taken; when the lease is half used, queue its successor
  * for the ledger writer to reserve (cs_admit_renew). */
+/* The request's hold on its lease ends with its pool: the take's strings
+ * (the lease's own) are read until then, by the ledger row, and through
+ * the cap headers in err_headers_out by every log_transaction hook. */
+static apr_status_t cs_take_release(void *data)
+{
+    cs_req_t *rq = data;
+
+    if (rq->take.lease != NULL && cs_settle_leases() != NULL) {
+        cs_leases_done(cs_settle_leases(), &rq->take);
+    }
+    return APR_SUCCESS;
+}
+
 static void cs_admit_done(request_rec *r, cs_req_t *rq, const cs_lease_take_t *take,
                           const char *lkey, const cg_identity_t *id, const char *keys,
                           apr_int64_t estimate)
 {
     rq->take = *take;
+    if (take->lease != NULL) {
+        apr_pool_cleanup_register(r->pool, rq, cs_take_release, apr_pool_cleanup_null);
+    }
     rq->reserved = take->lease_id != NULL;
     rq->cap_headers = take->headers;
     if (take->renew > 0 && take->lease_id != NULL) {

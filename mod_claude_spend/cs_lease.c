@@ -81,7 +81,6 @@ static void cs_return_copy(apr_pool_t *p, cs_lease_return_t *ret)
     }
 }
 
-/* Deep copy: the lease's strings may be freed before the request ends. */
 /* The verdict's headers, for a new lease: set one by one, so a key given
  * twice ends up once (first position, last value). */
 static apr_table_t *cs_headers_merge(apr_pool_t *p, const apr_table_t *h)
@@ -93,35 +92,6 @@ static apr_table_t *cs_headers_merge(apr_pool_t *p, const apr_table_t *h)
 
     for (i = 0; i < arr->nelts; i++) {
         apr_table_set(out, e[i].key, e[i].val);
-    }
-    return out;
-}
-
-/* A lease's headers for one request it admits: a deep copy in one block,
- * with no search, since cs_headers_merge left the keys unique. */
-static apr_table_t *cs_headers_copy(apr_pool_t *p, const apr_table_t *h)
-{
-    const apr_array_header_t *arr = apr_table_elts(h);
-    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    apr_table_t *out = apr_table_make(p, arr->nelts);
-    apr_size_t total = 0, kl, vl;
-    char *d;
-    int i;
-
-    for (i = 0; i < arr->nelts; i++) {
-        total += strlen(e[i].key) + strlen(e[i].val) + 2;
-    }
-    d = apr_palloc(p, total ? total : 1);
-    for (i = 0; i < arr->nelts; i++) {
-        char *k = d, *v;
-
-        kl = strlen(e[i].key) + 1;
-        memcpy(d, e[i].key, kl);
-        v = d += kl;
-        vl = strlen(e[i].val) + 1;
-        memcpy(d, e[i].val, vl);
-        d += vl;
-        apr_table_addn(out, k, v);
     }
     return out;
 }
@@ -149,7 +119,7 @@ static apr_int64_t cs_want(apr_int64_t estimate, int size)
 }
 
 static void cs_take_from(const cs_leases_t *t, cs_lease_t *l, apr_int64_t estimate, apr_time_t now,
-                         apr_pool_t *rp, cs_lease_take_t *take)
+                         cs_lease_take_t *take)
 {
     l->last_used = now;
     take->renew = 0;
@@ -163,9 +133,11 @@ static void cs_take_from(const cs_leases_t *t, cs_lease_t *l, apr_int64_t estima
     l->remaining -= estimate;
     l->inflight++;
     take->lease = l;
-    take->lease_id = apr_pstrdup(rp, l->id);
+    /* the lease's own: it lives on until cs_leases_done (inflight), and
+     * neither is changed once the lease is made; no copy under the mutex */
+    take->lease_id = l->id;
     take->held = estimate;
-    take->headers = cs_headers_copy(rp, l->headers);
+    take->headers = l->headers;
     if (!l->renewing && t->conf.max_requests > 1 &&
         (l->remaining < l->granted / 2 || now - l->created >= t->conf.max_age / 4 * 3)) {
         /* half used (at this rate, used up in the other half of its age
@@ -194,7 +166,7 @@ int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_ti
     l = apr_hash_get(t->current, key, APR_HASH_KEY_STRING);
     if (l != NULL && now - l->created < t->conf.max_age && now >= l->created &&
         (l->id == NULL || l->remaining >= estimate)) {
-        cs_take_from(t, l, estimate, now, rp, take);
+        cs_take_from(t, l, estimate, now, take);
         apr_thread_mutex_unlock(t->mutex);
         return 1;
     }
@@ -262,7 +234,7 @@ void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, ap
         cs_lease_free_if_done(old);
     }
     apr_hash_set(t->current, l->key, APR_HASH_KEY_STRING, l);
-    cs_take_from(t, l, estimate, now, rp, take);
+    cs_take_from(t, l, estimate, now, take);
     apr_thread_mutex_unlock(t->mutex);
 }
 

@@ -35,13 +35,15 @@ typedef struct cs_lease_conf_t {
     apr_interval_time_t idle;    /* an unused lease is handed back after this */
 } cs_lease_conf_t;
 
-/** What one admitted request took. */
+/** What one admitted request took. lease_id and headers are the lease's
+ * own, read only: valid until cs_leases_done() for the take, so a request
+ * calls that when nothing of it can read them any more (its pool's end). */
 typedef struct cs_lease_take_t {
-    cs_lease_t *lease;    /* for cs_leases_done; NULL when nothing is held */
-    const char *lease_id; /* in the caller's pool; NULL: uncapped, nothing reserved */
-    apr_int64_t held;     /* the estimate held out of the lease */
-    apr_table_t *headers; /* the caps' headers, in the caller's pool; NULL: uncapped */
-    apr_int64_t renew;    /* > 0: ask now for a lease of this much to follow lease_id */
+    cs_lease_t *lease;          /* for cs_leases_done; NULL when nothing is held */
+    const char *lease_id;       /* NULL: uncapped, nothing reserved */
+    apr_int64_t held;           /* the estimate held out of the lease */
+    const apr_table_t *headers; /* the caps' headers; NULL: uncapped */
+    apr_int64_t renew;          /* > 0: ask now for a lease of this much to follow lease_id */
 } cs_lease_take_t;
 
 /** Unused micro-USD of a retired lease, to give back to the database. */
@@ -56,10 +58,11 @@ apr_status_t cs_leases_create(cs_leases_t **out, apr_pool_t *p, const cs_lease_c
 /**
  * Admit a request of key (the principal, its groups and the period keys)
  * from its current lease when that is young enough and has room.
- * @return 1 when admitted (take filled, strings in rp); 0 when the database
- *         must be asked: *want receives the amount to ask for, and *ret the
- *         part of a lease that was retired now (lease_id NULL if none), to
- *         give back in the same call
+ * @param rp pool for ret's strings
+ * @return 1 when admitted (take filled); 0 when the database must be
+ *         asked: *want receives the amount to ask for, and *ret the part of
+ *         a lease that was retired now (lease_id NULL if none), to give
+ *         back in the same call
  */
 int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_time_t now,
                    apr_pool_t *rp, cs_lease_take_t *take, apr_int64_t *want,

@@ -54,14 +54,14 @@ apr_interval_time_t cs_srv_lease_age(const cs_srv_conf_t *sc);
 typedef struct cs_req_t {
     cs_usage_parser_t *parser; /* NULL until a 2xx JSON/SSE answer starts */
     cs_usage_t usage;
-    int finished;               /* usage final, notes set */
-    apr_int64_t cost;           /* micro-USD, at list price */
-    const char *entry_id;       /* ledger entry id; NULL until admitted */
-    int reserved;               /* a lease holds the estimate until settled */
-    cs_lease_take_t take;       /* what admission took from the lease */
-    apr_table_t *cap_headers;   /* anthropic-ratelimit-unified-* for 2xx answers */
-    cs_price_memo_t price_memo; /* cs_price_for's last answer */
-    const char *model_req;      /* r->notes "claude-model", once read */
+    int finished;                   /* usage final, notes set */
+    apr_int64_t cost;               /* micro-USD, at list price */
+    const char *entry_id;           /* ledger entry id; NULL until admitted */
+    int reserved;                   /* a lease holds the estimate until settled */
+    cs_lease_take_t take;           /* what admission took from the lease */
+    const apr_table_t *cap_headers; /* anthropic-ratelimit-unified-* for 2xx answers */
+    cs_price_memo_t price_memo;     /* cs_price_for's last answer */
+    const char *model_req;          /* r->notes "claude-model", once read */
     int model_req_read;
     const char *period_keys[3]; /* of r->request_time, from admission; NULL before */
 } cs_req_t;

@@ -638,9 +638,7 @@ static int cs_log_transaction(request_rec *r)
          * answer): the hold goes back at once rather than at expiry */
         cs_settle_return(r, rq->take.lease_id, rq->take.held);
     }
-    if (rq->take.lease != NULL && cs_settle_leases() != NULL) {
-        cs_leases_done(cs_settle_leases(), &rq->take);
-    }
+    /* the hold on the lease itself ends with r->pool (cs_admit.c) */
     return DECLINED;
 }
 

@@ -270,19 +270,21 @@ START_TEST(taken_headers_are_the_installed_ones)
     ck_assert_str_eq(e[1].key, "anthropic-ratelimit-unified-reset");
     ck_assert_str_eq(e[2].key, "anthropic-ratelimit-unified-overage-utilization");
     ck_assert_str_eq(e[2].val, "0.8");
-    /* a table like any other: found by any case, set replaces */
+    /* a table like any other: found by any case */
     ck_assert_str_eq(apr_table_get(a.headers, "ANTHROPIC-RATELIMIT-UNIFIED-RESET"), "1795478400");
-    apr_table_set(a.headers, "anthropic-ratelimit-unified-status", "rejected");
-    ck_assert_int_eq(apr_table_elts(a.headers)->nelts, 3);
-    ck_assert_str_eq(apr_table_get(take.headers, "anthropic-ratelimit-unified-status"),
-                     "allowed_warning"); /* each request has its own copy */
-    /* and outlives the lease */
+    /* the lease's own, shared read only by the requests it admits: no copy */
+    ck_assert_ptr_eq(a.headers, take.headers);
+    ck_assert_ptr_eq(a.lease_id, take.lease_id);
+    /* retired while both are in flight: still there for them */
+    ck_assert_int_eq(cs_leases_sweep(t, T0, 1, back), 1);
+    ck_assert_int_eq(cs_leases_count(t), 0);
     cs_leases_done(t, &take);
-    cs_leases_done(t, &a);
-    cs_leases_sweep(t, T0, 1, back);
+    ck_assert_ptr_null(take.lease);
     ck_assert_str_eq(apr_table_get(a.headers, "anthropic-ratelimit-unified-overage-utilization"),
                      "0.8");
     ck_assert_str_eq(a.lease_id, "L1");
+    cs_leases_done(t, &a); /* the last one: the lease's memory goes */
+    ck_assert_ptr_null(a.lease);
 }
 END_TEST
 

@@ -103,7 +103,7 @@ def main():
                     auth = kw.get('session', True)
                     b.wrk(url, a.mode, a.c, 2, auth=auth)
                     r = b.wrk(url, a.mode, a.c, a.seconds, auth=auth,
-                              pids_fn=lambda: env.pids() + b.pg_pids())
+                              pids_fn=lambda: env.pids() + b.pg_pids(b.db), pg_db=b.db)
                 finally:
                     env.stop()
                 pg = r['cpu_us_per_req']['postgres']
@@ -177,7 +177,7 @@ CustomLog "{benv.logs_dir}/access_log" common
             b.pg.psql('CREATE EXTENSION IF NOT EXISTS pg_stat_statements', db=b.db)
             b.pg.psql('SELECT pg_stat_statements_reset()', db=b.db)
             if not a.no_perf:
-                pids = env.pids()[1:] + b.pg_pids()
+                pids = env.pids()[1:] + b.pg_pids(b.db)
                 data = a.perf_data or os.path.join(b.gen, 'perf.data')
                 perf = subprocess.Popen(
                     ['perf', 'record', '-q', '-e', 'cpu-clock', '-F', '499',
@@ -185,7 +185,7 @@ CustomLog "{benv.logs_dir}/access_log" common
                      ','.join(str(p) for p in pids)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 time.sleep(1)
-            r = b.wrk(url, a.mode, a.c, a.seconds, pids_fn=lambda: env.pids() + b.pg_pids())
+            r = b.wrk(url, a.mode, a.c, a.seconds, pids_fn=lambda: env.pids() + b.pg_pids(b.db), pg_db=b.db)
             if not a.no_perf:
                 perf.send_signal(signal.SIGINT)
                 perf.wait(timeout=120)
@@ -207,7 +207,7 @@ CustomLog "{benv.logs_dir}/access_log" common
                     f'{"dead reservations":>18s} {"dead spend":>11s} {"ledger rows":>12s}')
                 for i in range(a.drift):
                     r = b.wrk(url, a.mode, a.c, a.seconds,
-                              pids_fn=lambda: env.pids() + b.pg_pids())
+                              pids_fn=lambda: env.pids() + b.pg_pids(b.db), pg_db=b.db)
                     dead = b.pg.psql(
                         "SELECT string_agg(n_dead_tup::text, ' ' ORDER BY relname) FROM "
                         "pg_stat_user_tables WHERE relname IN ('claude_reservations', "

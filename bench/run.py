@@ -100,6 +100,17 @@ def children(pid):
     return [int(x) for x in r.stdout.split()]
 
 
+def proc_title(pid):
+    """A process's command line as ps shows it: PostgreSQL's processes put
+    their database there ("postgres: user db [local] COPY", "postgres:
+    autovacuum worker db")."""
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as f:
+            return f.read().replace(b'\0', b' ').decode(errors='replace')
+    except OSError:
+        return ''
+
+
 def vmrss_kb(pid):
     try:
         with open(f'/proc/{pid}/status') as f:
@@ -252,8 +263,9 @@ class Target:
     """A server under measurement: where to send requests, which processes
     are its CPU (pids) and its memory (rss), and how to stop it."""
 
-    def __init__(self, name, url, pids, rss, stop=None):
+    def __init__(self, name, url, pids, rss, stop=None, db=None):
         self.name, self.url, self.pids, self.rss = name, url, pids, rss
+        self.db = db  # its PostgreSQL database, if it has one
         self._stop = stop
 
     def stop(self):
@@ -393,6 +405,7 @@ class Bench:
         self.skipped = {}
         self.failures = []
         self.pg = self.upstream = self.idp = None
+        self.dbs = set()  # every target's database, for pg_pids(db)
         self.telemetry = telemetry_landed(args.modules)
         self.pg_extra_opts = ''
         self.reference_version = None
@@ -431,13 +444,21 @@ class Bench:
         self.pg.create_db()
         self.upstream = Upstream(self.args.sse_deltas, self.args.sse_delay_ms)
 
-    def pg_pids(self):
+    def pg_pids(self, db=None):
+        """The cluster's processes; with db, those that work for that
+        database or for all of them (postmaster, WAL writer, checkpointer,
+        ...), without the backends and autovacuum workers of the other
+        targets' databases: their CPU is not the target's."""
         try:
             with open(os.path.join(self.pg.datadir, 'postmaster.pid')) as f:
                 pm = int(f.readline())
         except (OSError, ValueError):
             return []
-        return [pm] + children(pm)
+        pids = [pm] + children(pm)
+        if db is None:
+            return pids
+        others = self.dbs - {db}
+        return [p for p in pids if not others.intersection(proc_title(p).split())]
 
     def stop_common(self):
         if self.upstream:
@@ -452,7 +473,8 @@ class Bench:
             log(f'kept {self.gen}')
 
     # --- wrk ------------------------------------------------------------------
-    def wrk(self, url, mode, c, duration, limit=0, pids_fn=None, timeout_s=10, auth=True):
+    def wrk(self, url, mode, c, duration, limit=0, pids_fn=None, timeout_s=10, auth=True,
+            pg_db=None):
         threads = min(2, c)
         env = dict(os.environ, BENCH_MODE=mode, BENCH_TOKENS=self.tokens_file,
                    BENCH_BODY_JSON=self.body_json, BENCH_BODY_SSE=self.body_sse,
@@ -462,8 +484,12 @@ class Bench:
                '--timeout', f'{timeout_s}s', '-s', os.path.join(HERE, 'wrk.lua'), url]
         def snap():
             server = set(pids_fn()) if pids_fn else set()
-            groups = {'server': server,
-                      'postgres': set(self.pg_pids()) if self.pg else set(),
+            # PostgreSQL: the target's database (pg_db) and the cluster's
+            # shared processes; the rest (other targets' backends and
+            # autovacuum) apart, as postgres_other
+            pg_all = set(self.pg_pids()) if self.pg else set()
+            pg = set(self.pg_pids(pg_db)) if self.pg and pg_db else set()
+            groups = {'server': server, 'postgres': pg, 'postgres_other': pg_all - pg,
                       'upstream': set(self.upstream.pids()) if self.upstream else set()}
             every = set().union(*groups.values())
             every |= {os.getpid()}
@@ -499,7 +525,7 @@ class Bench:
         res['server_cpu_us_per_req'] = round(ticks_delta(groups0['server'],
                                                          groups1['server']) * per, 1)
         res['cpu_us_per_req'] = {k: round(ticks_delta(groups0[k], groups1[k]) * per, 1)
-                                 for k in ('postgres', 'upstream')}
+                                 for k in ('postgres', 'postgres_other', 'upstream')}
         res['cpu_us_per_req']['wrk'] = round(wrk_s * 1e6 / n, 1) if n else 0.0
         busy = (busy1 - busy0) / TICK
         other = ticks_delta({k: v for k, v in other0.items() if k in other1}, other1) / TICK
@@ -520,16 +546,16 @@ class Bench:
             self.results[t.name] = []
             if prof['warmup']:
                 for mode in ('json', 'sse'):
-                    self.wrk(t.url, mode, 16, prof['warmup'], pids_fn=t.pids)
+                    self.wrk(t.url, mode, 16, prof['warmup'], pids_fn=t.pids, pg_db=t.db)
             elif prof['limit']:
-                self.wrk(t.url, 'mix', 4, 1, limit=20, pids_fn=t.pids)
+                self.wrk(t.url, 'mix', 4, 1, limit=20, pids_fn=t.pids, pg_db=t.db)
         for mode in ('json', 'sse'):
             for c in prof['conns']:
                 runs = {t.name: [] for t in live}
                 for k in range(rounds):
                     for t in live[k % len(live):] + live[:k % len(live)]:
                         r = self.wrk(t.url, mode, c, prof['duration'], limit=prof['limit'],
-                                     pids_fn=t.pids)
+                                     pids_fn=t.pids, pg_db=t.db)
                         r['target'] = t.name
                         runs[t.name].append(r)
                         if r['requests'] == 0 or r['errors'] > 0.01 * max(1, r['requests']):
@@ -635,6 +661,7 @@ CustomLog "{env.logs_dir}/access_log" combined
         self.pg.psql(f'DROP DATABASE IF EXISTS {db}', db='postgres')
         self.pg.psql(f'CREATE DATABASE {db}', db='postgres')
         self.db = db
+        self.dbs.add(db)
         return f'host={self.pg.sockdir} port={self.pg.port} dbname={db} user={self.pg.user}'
 
     def set_caps(self):
@@ -716,8 +743,8 @@ ClaudeGatewaySessionSecret env:BENCH_SESSION_SECRET
                     if re.search(r'\[(\w+:)?(emerg|alert|crit|error)\]', x)]
             if errs:
                 log(f'   {name}: {len(errs)} error lines in the error log, e.g. {errs[0][:300]}')
-        return Target(name, env.url + '/v1/messages', lambda: env.pids() + self.pg_pids(),
-                      env.rss_kb, stop)
+        return Target(name, env.url + '/v1/messages', lambda: env.pids() + self.pg_pids(db),
+                      env.rss_kb, stop, db=db)
 
     def check_ledger(self, name, db):
         try:
@@ -754,6 +781,7 @@ ClaudeGatewaySessionSecret env:BENCH_SESSION_SECRET
         client_secret = secrets.token_urlsafe(32)
         self.idp = IdpFake(client_id='claude-gateway', client_secret=client_secret).start()
         self.pg.psql('CREATE DATABASE claude_reference', db='postgres')
+        self.dbs.add('claude_reference')
         port = free_port()
         d = os.path.join(self.gen, 'reference')
         os.makedirs(os.path.join(d, 'home'))
@@ -821,14 +849,14 @@ upstreams:
                 env=dict(os.environ, HOME=os.path.join(d, 'home'))).stdout.strip()
 
             def pids():
-                return [proc.pid] + children(proc.pid) + self.pg_pids()
+                return [proc.pid] + children(proc.pid) + self.pg_pids('claude_reference')
 
             def rss():
                 return vmrss_kb(proc.pid) + sum(vmrss_kb(c) for c in children(proc.pid))
         except BaseException:
             stop()
             raise
-        return Target('reference', url, pids, rss, stop)
+        return Target('reference', url, pids, rss, stop, db='claude_reference')
 
     # --- checks -----------------------------------------------------------------
     def post(self, url, stream, session=True):

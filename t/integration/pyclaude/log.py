@@ -52,6 +52,10 @@ class HttpdErrorLog:
             if (tag and tag.group(1) in tags) or any(r.search(line) for r in res):
                 self._recent_ok.append(line)
 
+    def recent_lines(self):
+        """Every line written since the last check (the test module's own)."""
+        return self._read_from(self._offset)[0]
+
     def scan_recent(self, pattern, timeout=5.0):
         """Wait for a line matching pattern after the offset; return it or None."""
         rx = re.compile(pattern)

@@ -489,7 +489,11 @@ class Bench:
             # autovacuum) apart, as postgres_other
             pg_all = set(self.pg_pids()) if self.pg else set()
             pg = set(self.pg_pids(pg_db)) if self.pg and pg_db else set()
-            groups = {'server': server, 'postgres': pg, 'postgres_other': pg_all - pg,
+            # of which the cluster's own (checkpointer, WAL writer, ...):
+            # shown apart too, since they also work off other targets' writes
+            shared = {p for p in pg if not self.dbs.intersection(proc_title(p).split())}
+            groups = {'server': server, 'postgres': pg, 'postgres_shared': shared,
+                      'postgres_other': pg_all - pg,
                       'upstream': set(self.upstream.pids()) if self.upstream else set()}
             every = set().union(*groups.values())
             every |= {os.getpid()}
@@ -525,7 +529,8 @@ class Bench:
         res['server_cpu_us_per_req'] = round(ticks_delta(groups0['server'],
                                                          groups1['server']) * per, 1)
         res['cpu_us_per_req'] = {k: round(ticks_delta(groups0[k], groups1[k]) * per, 1)
-                                 for k in ('postgres', 'postgres_other', 'upstream')}
+                                 for k in ('postgres', 'postgres_shared', 'postgres_other',
+                                           'upstream')}
         res['cpu_us_per_req']['wrk'] = round(wrk_s * 1e6 / n, 1) if n else 0.0
         busy = (busy1 - busy0) / TICK
         other = ticks_delta({k: v for k, v in other0.items() if k in other1}, other1) / TICK

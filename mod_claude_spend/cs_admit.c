@@ -155,8 +155,6 @@ static int cs_admit_query(apr_pool_t *p, PGconn *conn, const char *const *params
     return ok;
 }
 
-/* Note what was taken; when the lease is half used, queue its successor
- * for the ledger writer to reserve (cs_admit_renew). */
 /* The request's hold on its lease ends with its pool: the take's strings
  * (the lease's own) are read until then, by the ledger row, and through
  * the cap headers in err_headers_out by every log_transaction hook. */
@@ -170,6 +168,8 @@ static apr_status_t cs_take_release(void *data)
     return APR_SUCCESS;
 }
 
+/* Note what was taken; when the lease is half used, queue its successor
+ * for the ledger writer to reserve (cs_admit_renew). */
 static void cs_admit_done(request_rec *r, cs_req_t *rq, const cs_lease_take_t *take,
                           const char *lkey, const cg_identity_t *id, const char *keys,
                           apr_int64_t estimate)

@@ -46,6 +46,9 @@ CG_GLUE += $(CG_DIR)/cg_telemetry.c
 # mod_log_config item %^CJ that prints it
 CG_PURE += $(CG_DIR)/cg_audit.c
 CG_GLUE += $(CG_DIR)/cg_auditlog.c
+# Bedrock auth {}: the AWS default credential chain (env, STS, files, container, IMDS)
+CG_PURE += $(CG_DIR)/cg_awscred.c
+CG_GLUE += $(CG_DIR)/cg_awschain.c
 
 CG_SRCS := $(CG_GLUE) $(CG_PURE)
 CS_SRCS := $(CS_GLUE) $(CS_PURE)

@@ -24,6 +24,7 @@
 #include "cg_config.h"
 #include "cg_handler.h"
 #include "cg_route.h"
+#include "cg_awschain.h"
 #include "cg_bedrock.h"
 #include "cg_provider.h"
 #include "cg_sigv4.h"
@@ -52,6 +53,7 @@ typedef struct cg_attempt_t {
     cg_provider_e kind;
     int hold_answer;              /* judge the whole body first (cloud errors, count_tokens) */
     int bedrock_count;            /* a CountTokens answer to translate */
+    int aws_chain;                /* signed with the default chain's credentials */
     cg_bedrock_stream_t *bedrock; /* event-stream to SSE, on a streaming Bedrock answer */
 } cg_attempt_t;
 
@@ -177,6 +179,7 @@ void cg_upstream_child_init(apr_pool_t *pchild, server_rec *s)
     apr_thread_mutex_create(&cg_breaker_lock, APR_THREAD_MUTEX_DEFAULT, pchild);
     apr_thread_mutex_create(&cg_vertex_lock, APR_THREAD_MUTEX_DEFAULT, pchild);
     cg_vertex_creds = apr_hash_make(pchild);
+    cg_aws_chain_child_init(pchild);
     cg_breakers = apr_hash_make(pchild);
     if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
         threads = 1;
@@ -670,12 +673,29 @@ static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target,
             h = curl_slist_append(
                 h, apr_pstrcat(r->pool, "Authorization: Bearer ", u->aws_bearer_token, NULL));
         }
-        else if (u->aws_access_key_id != NULL) {
+        else {
             cg_sigv4_header_t signed_hdrs[3];
             cg_sigv4_request_t req;
             cg_sigv4_credentials_t creds;
             cg_sigv4_result_t out;
+            cg_aws_creds_t chain;
             int i;
+
+            if (u->aws_access_key_id != NULL) {
+                creds.access_key_id = u->aws_access_key_id;
+                creds.secret_access_key = u->aws_secret_access_key;
+                creds.session_token = u->aws_session_token;
+            }
+            else if (cg_aws_chain_get(r, u->region, &chain)) { /* auth: {} */
+                creds.access_key_id = chain.access_key_id;
+                creds.secret_access_key = chain.secret_access_key;
+                creds.session_token = chain.session_token;
+                a->aws_chain = 1;
+            }
+            else {
+                curl_slist_free_all(h);
+                return 0;
+            }
 
             signed_hdrs[0].name = "host";
             signed_hdrs[0].value = host;
@@ -692,9 +712,6 @@ static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target,
             req.nheaders = 3;
             req.payload = *body;
             req.payload_len = *len;
-            creds.access_key_id = u->aws_access_key_id;
-            creds.secret_access_key = u->aws_secret_access_key;
-            creds.session_token = u->aws_session_token;
             if (cg_sigv4_sign(r->pool, &req, &creds, u->region, CG_BEDROCK_SERVICE,
                               cg_sigv4_amz_date(r->pool, apr_time_now()), &out) != APR_SUCCESS) {
                 curl_slist_free_all(h);
@@ -704,10 +721,6 @@ static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target,
                 h = curl_slist_append(
                     h, apr_pstrcat(r->pool, out.set[i].name, ": ", out.set[i].value, NULL));
             }
-        }
-        else {
-            curl_slist_free_all(h);
-            return 0; /* the AWS default credential chain is not implemented */
         }
         a->bedrock_count = count;
         if (op == CG_BEDROCK_INVOKE_STREAM) {
@@ -838,6 +851,9 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
     rc = curl_easy_perform(c);
     if (a->status == 401 && a->kind == CG_PROVIDER_VERTEX) {
         cg_vertex_forget(u);
+    }
+    if (a->status == 403 && a->aws_chain) {
+        cg_aws_chain_forget(u->region); /* expired or revoked: look again next time */
     }
     if (a->hold_answer && !a->committed && (rc == CURLE_OK || a->held_len > 0)) {
         cg_cloud_answer(r, a);

@@ -699,11 +699,6 @@ static void cg_policy_report(server_rec *s)
             if (kind == CG_PROVIDER_UNKNOWN) {
                 why = "this provider is not routed by this version";
             }
-            else if (kind == CG_PROVIDER_BEDROCK && u->aws_access_key_id == NULL &&
-                     u->aws_bearer_token == NULL) {
-                why = "no aws_access_key_id/aws_secret_access_key or aws_bearer_token (the AWS "
-                      "default credential chain is not implemented)";
-            }
             else if (kind == CG_PROVIDER_VERTEX && u->service_account_json == NULL &&
                      u->access_token == NULL) {
                 why = "no service_account_json or access_token (application default "

@@ -36,5 +36,6 @@ Suite *unit_suite_cs_lease(void);
 Suite *unit_suite_cs_journal(void);
 Suite *unit_suite_cs_batch(void);
 Suite *unit_suite_cg_audit(void);
+Suite *unit_suite_cg_awscred(void);
 
 #endif

@@ -33,6 +33,7 @@
 #include "cg_private.h"
 #include "cg_awschain.h"
 #include "cg_sigv4.h"
+#include "cg_util.h"
 
 #define CG_AWS_REFRESH apr_time_from_sec(300) /* before expiry; static ones: every */
 #define CG_AWS_NEGATIVE apr_time_from_sec(5)  /* after nothing was found */
@@ -175,19 +176,6 @@ static const char *cg_aws_home(apr_pool_t *p)
     return NULL;
 }
 
-/* A file's trimmed content (a token), or NULL. */
-static const char *cg_aws_token_file(apr_pool_t *p, const char *path)
-{
-    apr_size_t len = 0;
-    const char *t = cg_aws_read_file(p, path, &len);
-
-    while (t != NULL && len > 0 &&
-           (t[len - 1] == '\n' || t[len - 1] == '\r' || t[len - 1] == ' ')) {
-        len--;
-    }
-    return t != NULL && len > 0 ? apr_pstrmemdup(p, t, len) : NULL;
-}
-
 /* 1: web identity. */
 static int cg_aws_from_web_identity(request_rec *r, const char *region, cg_aws_creds_t *out,
                                     const char **why)
@@ -204,8 +192,9 @@ static int cg_aws_from_web_identity(request_rec *r, const char *region, cg_aws_c
         *why = NULL;
         return 0;
     }
-    if ((token = cg_aws_token_file(r->pool, file)) == NULL) {
-        *why = apr_psprintf(r->pool, "web identity: cannot read %s", file);
+    if ((*why = cg_secret_resolve(r->pool, apr_pstrcat(r->pool, "file:", file, NULL), &token)) !=
+        NULL) {
+        *why = apr_pstrcat(r->pool, "web identity: ", *why, NULL);
         return 0;
     }
     if (sts_region == NULL) {
@@ -323,12 +312,11 @@ static int cg_aws_from_container(request_rec *r, cg_aws_creds_t *out, const char
     else {
         return 0;
     }
-    if (tfile != NULL) {
-        auth = cg_aws_token_file(r->pool, tfile);
-        if (auth == NULL) {
-            *why = apr_psprintf(r->pool, "container: cannot read %s", tfile);
-            return 0;
-        }
+    if (tfile != NULL &&
+        (*why = cg_secret_resolve(r->pool, apr_pstrcat(r->pool, "file:", tfile, NULL), &auth)) !=
+            NULL) {
+        *why = apr_pstrcat(r->pool, "container: ", *why, NULL);
+        return 0;
     }
     if (auth != NULL) {
         if (strpbrk(auth, "\r\n") != NULL) {

@@ -72,7 +72,7 @@ import requests  # noqa: E402
 
 from pyclaude.env import HttpdEnv, MODDIR  # noqa: E402
 from pyclaude.pg import PgCluster  # noqa: E402
-from pyclaude.ports import free_port, wait_port  # noqa: E402
+from pyclaude.ports import free_port, release_port, wait_port  # noqa: E402
 
 REF_BIN = os.path.join(TOP, '.cache', 'claude-code', 'node_modules', '@anthropic-ai',
                        'claude-code-linux-x64', 'claude')
@@ -281,6 +281,7 @@ class BenchPg(PgCluster):
     extra_opts = ''
 
     def start(self):
+        release_port(self.port)
         log_path = os.path.join(self.sockdir, 'postgres.log')
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
                 f"-c unix_socket_directories={self.sockdir} -c fsync=off "
@@ -817,6 +818,7 @@ upstreams:
                    BENCH_SESSION_SECRET=self.secret, BENCH_ADMIN_KEY=self.admin_key,
                    BENCH_UPSTREAM_KEY=self.upstream_key)
         out = open(os.path.join(d, 'stdout.log'), 'w')   # its audit log: JSON lines
+        release_port(port)
         proc = subprocess.Popen([REF_BIN, 'gateway', '--config', yaml_path], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         base = f'http://127.0.0.1:{port}'

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(TOP, 't'))
 from pyclaude.conf import GatewayConf  # noqa: E402
 from pyclaude.env import HttpdEnv  # noqa: E402
 from pyclaude.pg import PgCluster  # noqa: E402
-from pyclaude.ports import free_port  # noqa: E402
+from pyclaude.ports import free_port, reserve_port  # noqa: E402
 from fakes.anthropic import AnthropicFake  # noqa: E402
 from fakes.idp import IdpFake  # noqa: E402
 
@@ -29,6 +29,12 @@ def main():
     data = os.path.abspath(os.environ.get('CLAUDE_DATA_DIR', '/tmp/mod_claude-run'))
     os.makedirs(data, exist_ok=True)
     os.chmod(data, 0o755)
+    try:
+        # held until httpd binds it, so the servers started before cannot take it
+        reserve_port(port)
+    except OSError as e:
+        raise SystemExit(f'port {port} on 127.0.0.1 is not free ({e.strerror}); '
+                         'choose another with CLAUDE_PORT=...')
     started = []
 
     def stop_all(*_):

@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import json
 import os
-import socket
 import time
 
 import jwt
@@ -16,6 +15,7 @@ import requests
 from fakes.otlp import LOGS_REQ, METRICS_REQ, TRACES_REQ, OtlpFake, attrs, encode
 from pyclaude.client import post
 from pyclaude.conf import GatewayConf
+from pyclaude.ports import free_port
 
 import test_200_signin as signin
 
@@ -124,14 +124,6 @@ def client_exports(col, signal):
 
 def own_points(col, name):
     return [p for p in col.metric_points(name) if p['resource'].get('service.name') == 'mod_claude']
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope='module')
@@ -408,7 +400,7 @@ class TestSlowAndDownCollectors:
     def _class_scope(self, env, pg, gen_dir):
         self.__class__.slow = OtlpFake().start()
         self.slow.fail = {'delay_ms': 5000, 'count': 1000}
-        down = closed_port()
+        down = free_port()  # held, never listening: refuses
         path = write(gen_dir, 'telemetry-slow.yaml',
                      'telemetry:\n  forward_to:\n'
                      f'    - {{url: "http://127.0.0.1:{down}", logs: true}}\n'

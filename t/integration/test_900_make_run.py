@@ -3,17 +3,19 @@ the stand-in API, streams SSE, and stops everything it started on Ctrl-C."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
 import requests
 
 from pyclaude.env import TOP
-from pyclaude.ports import free_port, wait_port
+from pyclaude.ports import free_port, release_port, wait_port
 
 
 def test_run_900_01_local_gateway(gen_dir):
     port = free_port()
+    release_port(port)  # run_local.py holds it from here until its httpd binds it
     data = os.path.join(gen_dir, 'make-run')
     proc = subprocess.Popen(['/usr/bin/python3', os.path.join(TOP, 'tools', 'run_local.py')],
                             env=dict(os.environ, CLAUDE_PORT=str(port), CLAUDE_DATA_DIR=data,
@@ -52,3 +54,21 @@ def test_run_900_01_local_gateway(gen_dir):
     except requests.RequestException:
         alive = False
     assert not alive
+
+
+def test_run_900_02_port_taken(gen_dir):
+    """A CLAUDE_PORT something else listens on is refused before anything
+    starts, with a message that says what to do."""
+    data = os.path.join(gen_dir, 'make-run-taken')
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run(['/usr/bin/python3', os.path.join(TOP, 'tools', 'run_local.py')],
+                           env=dict(os.environ, CLAUDE_PORT=str(port), CLAUDE_DATA_DIR=data,
+                                    ANTHROPIC_API_KEY=''),
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert f'port {port} on 127.0.0.1 is not free' in r.stderr and 'CLAUDE_PORT=' in r.stderr
+    assert not os.path.exists(os.path.join(data, 'pg'))  # no cluster was made
+    assert subprocess.run(['pgrep', '-f', data], capture_output=True).returncode != 0

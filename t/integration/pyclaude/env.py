@@ -15,7 +15,7 @@ import time
 import requests
 
 from .log import HttpdErrorLog
-from .ports import free_port
+from .ports import free_port, release_port
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 HTTPD = os.environ.get('CLAUDE_HTTPD', '/usr/sbin/apache2')
@@ -222,6 +222,8 @@ class HttpdEnv:
         return r.returncode, r.stdout + r.stderr
 
     def start(self):
+        release_port(self.port)
+        release_port(self.tls_port)
         r = self._httpd('-k', 'start')
         if r.returncode != 0:
             self.last_output = r.stdout + r.stderr

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import time
 
+from .ports import release_port
+
 
 def pg_bindir():
     for d in sorted(glob.glob('/usr/lib/postgresql/*/bin'), reverse=True):
@@ -66,6 +68,7 @@ class PgCluster:
         return self
 
     def start(self):
+        release_port(self.port)
         log = os.path.join(self.sockdir, 'postgres.log')
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
                 f"-c unix_socket_directories={self.sockdir} -c fsync=off "

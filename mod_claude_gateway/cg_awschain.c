@@ -32,12 +32,12 @@
 
 #include "cg_private.h"
 #include "cg_awschain.h"
+#include "cg_fetch.h"
 #include "cg_sigv4.h"
 #include "cg_util.h"
 
 #define CG_AWS_REFRESH apr_time_from_sec(300) /* before expiry; static ones: every */
 #define CG_AWS_NEGATIVE apr_time_from_sec(5)  /* after nothing was found */
-#define CG_AWS_ANSWER_MAX (64 * 1024)         /* of any endpoint's answer */
 #define CG_AWS_IMDS_TIMEOUT_MS 1000L          /* per metadata request, as the SDKs */
 #define CG_AWS_HTTP_TIMEOUT_MS 5000L          /* container endpoint and STS */
 #define CG_AWS_IMDS_DEFAULT "http://169.254.169.254"
@@ -80,60 +80,25 @@ static int cg_aws_env_true(const char *name)
     return v != NULL && strcasecmp(v, "true") == 0;
 }
 
-static size_t cg_aws_collect(char *buf, size_t size, size_t n, void *baton)
-{
-    apr_array_header_t *out = baton;
-    size_t len = size * n;
-
-    if ((size_t)out->nelts + len > CG_AWS_ANSWER_MAX) {
-        return 0; /* too long: abort the transfer */
-    }
-    apr_array_cat(out, &(apr_array_header_t){.elt_size = 1, .nelts = (int)len, .elts = buf});
-    return len;
-}
-
 /* One request; the answer's body NUL-terminated in *body. 0 on a transport
- * failure, with *why. */
+ * failure, with *why. direct: a link-local endpoint, never through a proxy
+ * (STS may need the site's proxy). */
 static int cg_aws_http(request_rec *r, const char *method, const char *url, struct curl_slist *hdrs,
-                       const char *form, long timeout_ms, long *status, const char **body,
-                       apr_size_t *len, const char **why)
+                       const char *form, long timeout_ms, int direct, long *status,
+                       const char **body, apr_size_t *len, const char **why)
 {
-    apr_array_header_t *answer = apr_array_make(r->pool, 1024, 1);
-    char errbuf[CURL_ERROR_SIZE] = "";
-    CURL *c = curl_easy_init();
-    CURLcode rc;
+    cg_fetch_t f = {.method = method,
+                    .url = url,
+                    .headers = hdrs,
+                    .form = form,
+                    .timeout_ms = timeout_ms,
+                    .direct = direct};
+    int ok = cg_fetch(r->pool, &f, why);
 
-    *status = 0;
-    if (c == NULL) {
-        *why = "curl_easy_init failed";
-        return 0;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (form != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cg_aws_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, answer);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*"); /* link-local endpoints never go through a proxy */
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    rc = curl_easy_perform(c);
-    if (rc == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    }
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK) {
-        *why = apr_psprintf(r->pool, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        return 0;
-    }
-    *(char *)apr_array_push(answer) = '\0';
-    *body = answer->elts;
-    *len = (apr_size_t)answer->nelts - 1;
-    return 1;
+    *status = f.status;
+    *body = f.body;
+    *len = f.len;
+    return ok;
 }
 
 static const char *cg_aws_read_file(apr_pool_t *p, const char *path, apr_size_t *len)
@@ -217,7 +182,7 @@ static int cg_aws_from_web_identity(request_rec *r, const char *region, cg_aws_c
     h = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
     h = curl_slist_append(h, "Accept: application/xml");
     ok = cg_aws_http(r, "POST", apr_pstrcat(r->pool, endpoint, "/", NULL), h, form,
-                     CG_AWS_HTTP_TIMEOUT_MS, &status, &body, &len, why);
+                     CG_AWS_HTTP_TIMEOUT_MS, 0, &status, &body, &len, why);
     curl_slist_free_all(h);
     if (!ok) {
         *why = apr_pstrcat(r->pool, "web identity: ", *why, NULL);
@@ -325,7 +290,7 @@ static int cg_aws_from_container(request_rec *r, cg_aws_creds_t *out, const char
         }
         h = curl_slist_append(h, apr_pstrcat(r->pool, "Authorization: ", auth, NULL));
     }
-    ok = cg_aws_http(r, "GET", url, h, NULL, CG_AWS_HTTP_TIMEOUT_MS, &status, &body, &len, why);
+    ok = cg_aws_http(r, "GET", url, h, NULL, CG_AWS_HTTP_TIMEOUT_MS, 1, &status, &body, &len, why);
     curl_slist_free_all(h);
     if (!ok) {
         *why = apr_pstrcat(r->pool, "container: ", *why, NULL);
@@ -364,7 +329,7 @@ static int cg_aws_from_imds(request_rec *r, cg_aws_creds_t *out, const char **wh
     }
     h = curl_slist_append(NULL, "X-aws-ec2-metadata-token-ttl-seconds: 21600");
     ok = cg_aws_http(r, "PUT", apr_pstrcat(r->pool, base, "/latest/api/token", NULL), h, NULL,
-                     CG_AWS_IMDS_TIMEOUT_MS, &status, &body, &len, why);
+                     CG_AWS_IMDS_TIMEOUT_MS, 1, &status, &body, &len, why);
     curl_slist_free_all(h);
     if (ok && status == 200 && len > 0 && len < 1024 && strpbrk(body, "\r\n") == NULL) {
         token = body;
@@ -383,12 +348,12 @@ static int cg_aws_from_imds(request_rec *r, cg_aws_creds_t *out, const char **wh
               : NULL;
     ok = cg_aws_http(
         r, "GET", apr_pstrcat(r->pool, base, "/latest/meta-data/iam/security-credentials/", NULL),
-        h, NULL, CG_AWS_IMDS_TIMEOUT_MS, &status, &body, &len, why);
+        h, NULL, CG_AWS_IMDS_TIMEOUT_MS, 1, &status, &body, &len, why);
     if (ok && status == 200 && (role = cg_aws_imds_role(r->pool, body, len)) != NULL) {
         ok = cg_aws_http(r, "GET",
                          apr_pstrcat(r->pool, base, "/latest/meta-data/iam/security-credentials/",
                                      cg_sigv4_uri_encode(r->pool, role, 0), NULL),
-                         h, NULL, CG_AWS_IMDS_TIMEOUT_MS, &status, &body, &len, why);
+                         h, NULL, CG_AWS_IMDS_TIMEOUT_MS, 1, &status, &body, &len, why);
         curl_slist_free_all(h);
         if (ok && status == 200) {
             if (cg_aws_json_creds(r->pool, body, len, out, why)) {

@@ -26,6 +26,7 @@
 #include "cg_route.h"
 #include "cg_awschain.h"
 #include "cg_bedrock.h"
+#include "cg_gcpchain.h"
 #include "cg_provider.h"
 #include "cg_sigv4.h"
 #include "cg_vertex.h"
@@ -54,6 +55,7 @@ typedef struct cg_attempt_t {
     int hold_answer;              /* judge the whole body first (cloud errors, count_tokens) */
     int bedrock_count;            /* a CountTokens answer to translate */
     int aws_chain;                /* signed with the default chain's credentials */
+    int gcp_chain;                /* the application default credentials' token */
     cg_bedrock_stream_t *bedrock; /* event-stream to SSE, on a streaming Bedrock answer */
 } cg_attempt_t;
 
@@ -180,6 +182,7 @@ void cg_upstream_child_init(apr_pool_t *pchild, server_rec *s)
     apr_thread_mutex_create(&cg_vertex_lock, APR_THREAD_MUTEX_DEFAULT, pchild);
     cg_vertex_creds = apr_hash_make(pchild);
     cg_aws_chain_child_init(pchild);
+    cg_gcp_chain_child_init(pchild);
     cg_breakers = apr_hash_make(pchild);
     if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
         threads = 1;
@@ -516,63 +519,43 @@ typedef struct cg_vertex_cred_t {
     apr_time_t expires;
 } cg_vertex_cred_t;
 
-static size_t cg_collect(char *buf, size_t size, size_t n, void *baton)
-{
-    apr_array_header_t *out = baton;
-    size_t len = size * n, i;
-
-    for (i = 0; i < len && out->nelts < 65536; i++) {
-        *(char *)apr_array_push(out) = buf[i];
-    }
-    return len;
-}
-
 /* An access token for a Vertex upstream: its static token, or one obtained
  * with the service account's JWT grant, cached per child until a minute
- * before it expires. */
-static const char *cg_vertex_token(request_rec *r, const cg_upstream_decl_t *u)
+ * before it expires, or (auth {}) the application default credentials'. */
+static const char *cg_vertex_token(request_rec *r, cg_attempt_t *a, const char **quota_project)
 {
+    const cg_upstream_decl_t *u = a->u;
     cg_vertex_cred_t *cred;
     const char *token = NULL, *err, *assertion, *form;
     apr_time_t now = apr_time_now(), expires;
-    apr_array_header_t *answer;
-    struct curl_slist *h = NULL;
-    long status = 0;
-    CURL *c;
 
+    *quota_project = NULL;
     if (u->access_token != NULL) {
         return u->access_token;
     }
-    if (u->service_account_json == NULL || cg_vertex_lock == NULL) {
+    if (u->service_account_json == NULL) {
+        a->gcp_chain = 1;
+        return cg_gcp_chain_token(r, &token, quota_project) ? token : NULL;
+    }
+    if (cg_vertex_lock == NULL) {
         return NULL;
     }
     apr_thread_mutex_lock(cg_vertex_lock);
     cred = apr_hash_get(cg_vertex_creds, u->name, APR_HASH_KEY_STRING);
     if (cred == NULL) {
-        char *json;
-        apr_size_t len;
-        apr_file_t *f;
-        apr_finfo_t fi;
+        const char *json;
         cred = apr_pcalloc(cg_upstream_pool, sizeof(*cred));
-        if (apr_file_open(&f, u->service_account_json, APR_FOPEN_READ, APR_OS_DEFAULT, r->pool) ==
-                APR_SUCCESS &&
-            apr_file_info_get(&fi, APR_FINFO_SIZE, f) == APR_SUCCESS && fi.size < 65536) {
-            len = (apr_size_t)fi.size;
-            json = apr_palloc(r->pool, len + 1);
-            if (apr_file_read_full(f, json, len, &len) == APR_SUCCESS) {
-                err = cg_vertex_sa_parse(cg_upstream_pool, json, len, &cred->sa);
-                if (err != NULL) {
-                    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                                  CG_LOGNO(0127) "upstream %s: service account %s: %s", u->name,
-                                  u->service_account_json, err);
-                }
-            }
-            apr_file_close(f);
-        }
-        else {
+        if (cg_secret_resolve(r->pool, apr_pstrcat(r->pool, "file:", u->service_account_json, NULL),
+                              &json) != NULL) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           CG_LOGNO(0128) "upstream %s: cannot read the service account file %s",
                           u->name, u->service_account_json);
+        }
+        else if ((err = cg_vertex_sa_parse(cg_upstream_pool, json, strlen(json), &cred->sa)) !=
+                 NULL) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          CG_LOGNO(0127) "upstream %s: service account %s: %s", u->name,
+                          u->service_account_json, err);
         }
         apr_hash_set(cg_vertex_creds, apr_pstrdup(cg_upstream_pool, u->name), APR_HASH_KEY_STRING,
                      cred);
@@ -587,28 +570,8 @@ static const char *cg_vertex_token(request_rec *r, const cg_upstream_decl_t *u)
     /* fetched outside the lock: a slow token endpoint holds no one else up */
     assertion = cg_vertex_assertion(r->pool, cred->sa, now);
     form = assertion ? cg_vertex_token_request(r->pool, assertion) : NULL;
-    c = form ? curl_easy_init() : NULL;
-    if (c == NULL) {
-        return NULL;
-    }
-    answer = apr_array_make(r->pool, 1024, 1);
-    h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
-    curl_easy_setopt(c, CURLOPT_URL, cg_vertex_sa_token_uri(cred->sa));
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cg_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, answer);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    err = status == 200 ? cg_vertex_token_parse(r->pool, answer->elts, (apr_size_t)answer->nelts,
-                                                now, &token, &expires)
-                        : apr_psprintf(r->pool, "token endpoint answered %ld", status);
+    err = form ? cg_gcp_exchange(r, cg_vertex_sa_token_uri(cred->sa), form, now, &token, &expires)
+               : "signing the assertion failed";
     if (err != NULL || token == NULL || strlen(token) >= sizeof(cred->token)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       CG_LOGNO(0129) "upstream %s: no access token: %s", u->name,
@@ -731,7 +694,8 @@ static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target,
         cg_vertex_op_e op = count        ? CG_VERTEX_COUNT_TOKENS
                             : rq->stream ? CG_VERTEX_STREAM_RAW_PREDICT
                                          : CG_VERTEX_RAW_PREDICT;
-        const char *token = cg_vertex_token(r, u), *vbeta = cg_vertex_beta_header(r->pool, beta);
+        const char *quota, *token = cg_vertex_token(r, a, &quota);
+        const char *vbeta = cg_vertex_beta_header(r->pool, beta);
 
         *url = cg_vertex_url(r->pool, u->base_url, u->region, u->project_id, target, op);
         *body = cg_vertex_body(r->pool, rq->body, rq->body_len, op, target, len);
@@ -740,6 +704,9 @@ static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target,
             return 0;
         }
         h = curl_slist_append(h, apr_pstrcat(r->pool, "Authorization: Bearer ", token, NULL));
+        if (quota != NULL) { /* user credentials bill their quota project */
+            h = curl_slist_append(h, apr_pstrcat(r->pool, "x-goog-user-project: ", quota, NULL));
+        }
         if (vbeta != NULL) {
             h = curl_slist_append(h, apr_pstrcat(r->pool, "anthropic-beta: ", vbeta, NULL));
         }
@@ -850,7 +817,12 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
     curl_easy_setopt(c, CURLOPT_MAXCONNECTS, cg_maxconnects);
     rc = curl_easy_perform(c);
     if (a->status == 401 && a->kind == CG_PROVIDER_VERTEX) {
-        cg_vertex_forget(u);
+        if (a->gcp_chain) {
+            cg_gcp_chain_forget();
+        }
+        else {
+            cg_vertex_forget(u);
+        }
     }
     if (a->status == 403 && a->aws_chain) {
         cg_aws_chain_forget(u->region); /* expired or revoked: look again next time */

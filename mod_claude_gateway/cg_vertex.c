@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <apr_escape.h>
 #include <apr_strings.h>
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -308,4 +309,96 @@ const char *cg_vertex_token_parse(apr_pool_t *p, const char *buf, apr_size_t len
     }
     json_decref(j);
     return err;
+}
+
+/* ---- application default credentials -------------------------------------------------------- */
+
+const char *cg_vertex_adc_parse(apr_pool_t *p, const char *json, apr_size_t len,
+                                cg_vertex_adc_t *adc)
+{
+    static const char *const unsupported[] = {
+        "external_account", "external_account_authorized_user", "impersonated_service_account",
+        "gdch_service_account"};
+    json_t *j = json ? json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    const char *type, *err = NULL, *quota;
+    apr_size_t i;
+
+    memset(adc, 0, sizeof(*adc));
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return "the credentials file is not a JSON object";
+    }
+    type = cg_vertex_jstr(j, "type");
+    quota = cg_vertex_jstr(j, "quota_project_id");
+    if (quota != NULL && !cg_vertex_chars_ok(quota, "-.:")) {
+        err = "the credentials file's quota_project_id is not a project id";
+    }
+    else if (type == NULL) {
+        err = "the credentials file has no type";
+    }
+    else if (!strcmp(type, "service_account")) {
+        err = cg_vertex_sa_parse(p, json, len, &adc->sa);
+        adc->token_uri = adc->sa ? adc->sa->token_uri : NULL;
+    }
+    else if (!strcmp(type, "authorized_user")) {
+        const char *uri = cg_vertex_jstr(j, "token_uri");
+        adc->client_id = cg_vertex_jstr(j, "client_id");
+        adc->client_secret = cg_vertex_jstr(j, "client_secret");
+        adc->refresh_token = cg_vertex_jstr(j, "refresh_token");
+        if (adc->client_id == NULL || adc->client_secret == NULL || adc->refresh_token == NULL) {
+            err = "the user credentials need client_id, client_secret and refresh_token";
+        }
+        else if (uri != NULL && strncmp(uri, "https://", 8) != 0 && strncmp(uri, "http://", 7)) {
+            err = "the user credentials' token_uri is not an http(s) URL";
+        }
+        else {
+            adc->client_id = apr_pstrdup(p, adc->client_id);
+            adc->client_secret = apr_pstrdup(p, adc->client_secret);
+            adc->refresh_token = apr_pstrdup(p, adc->refresh_token);
+            adc->token_uri = apr_pstrdup(p, uri ? uri : CG_VERTEX_DEFAULT_TOKEN_URI);
+        }
+    }
+    else {
+        err = apr_psprintf(p, "credentials of type \"%.64s\" are unknown", type);
+        for (i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
+            if (!strcmp(type, unsupported[i])) {
+                err = apr_psprintf(p,
+                                   "%s credentials are not supported; use a service account "
+                                   "key, gcloud's user credentials or the metadata server",
+                                   type);
+            }
+        }
+    }
+    if (err == NULL && quota != NULL) {
+        adc->quota_project = apr_pstrdup(p, quota);
+    }
+    json_decref(j);
+    if (err != NULL) {
+        memset(adc, 0, sizeof(*adc));
+    }
+    return err;
+}
+
+const char *cg_vertex_adc_token_request(apr_pool_t *p, const cg_vertex_adc_t *adc, apr_time_t now)
+{
+    if (adc->sa != NULL) {
+        const char *assertion = cg_vertex_assertion(p, adc->sa, now);
+        return assertion ? cg_vertex_token_request(p, assertion) : NULL;
+    }
+    /* user credentials keep the scopes they were granted: none is asked */
+    return apr_pstrcat(
+        p, "grant_type=refresh_token&client_id=", apr_pescape_urlencoded(p, adc->client_id),
+        "&client_secret=", apr_pescape_urlencoded(p, adc->client_secret),
+        "&refresh_token=", apr_pescape_urlencoded(p, adc->refresh_token), NULL);
+}
+
+const char *cg_vertex_metadata_url(apr_pool_t *p, const char *host)
+{
+    if (host == NULL || strlen(host) > 255 || !cg_vertex_chars_ok(host, ".-:[]")) {
+        return NULL;
+    }
+    return apr_pstrcat(p, "http://", host,
+                       "/computeMetadata/v1/instance/service-accounts/default/token?scopes="
+                       "https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform",
+                       NULL);
 }

@@ -8,10 +8,12 @@
  * https://{region}-aiplatform.googleapis.com, or https://aiplatform.googleapis.com
  * for the "global" region. Answers are the Messages API's JSON and SSE as they
  * are. Credentials: a service account's signed JWT assertion (RS256) exchanged
- * at its token_uri for an access token, sent as Authorization: Bearer.
+ * at its token_uri for an access token, sent as Authorization: Bearer; or,
+ * for application default credentials, gcloud's user credentials (a refresh
+ * token) or the metadata server's token.
  *
- * Not here: sending the token request, caching the token until it expires (the
- * caller keeps it per child and refreshes a minute early), ADC discovery. */
+ * Not here: sending the token requests, caching the token until it expires,
+ * where ADC files are looked for (cg_gcpchain.c). */
 #ifndef CG_VERTEX_H
 #define CG_VERTEX_H
 
@@ -125,5 +127,47 @@ const char *cg_vertex_token_request(apr_pool_t *p, const char *assertion);
  */
 const char *cg_vertex_token_parse(apr_pool_t *p, const char *buf, apr_size_t len, apr_time_t now,
                                   const char **token, apr_time_t *expires);
+
+/** Application default credentials read from a file: GOOGLE_APPLICATION_CREDENTIALS
+ * or gcloud's application_default_credentials.json. */
+typedef struct cg_vertex_adc_t {
+    cg_vertex_sa_t *sa;        /**< "service_account": the account; else NULL */
+    const char *client_id;     /**< "authorized_user": the OAuth client */
+    const char *client_secret; /**< "authorized_user" (secret: never logged) */
+    const char *refresh_token; /**< "authorized_user" (secret: never logged) */
+    const char *token_uri;     /**< where either kind is exchanged for an access token */
+    const char *quota_project; /**< quota_project_id (sent as x-goog-user-project), or NULL */
+} cg_vertex_adc_t;
+
+/**
+ * Parse an application default credentials file. "service_account" and
+ * "authorized_user" are understood; the federated and impersonated kinds are
+ * refused by name.
+ * @param p pool owning the results (the private key is freed by a cleanup on it)
+ * @param json the file's contents (secret: never logged)
+ * @param len their length
+ * @param adc receives the credentials
+ * @return NULL on success, else a message naming what is wrong (never a secret)
+ */
+const char *cg_vertex_adc_parse(apr_pool_t *p, const char *json, apr_size_t len,
+                                cg_vertex_adc_t *adc);
+
+/**
+ * The form body to POST to adc->token_uri: the JWT-bearer grant for a
+ * service account, the refresh_token grant for user credentials.
+ * @return the body owned by p (secret: never logged), or NULL if signing fails
+ */
+const char *cg_vertex_adc_token_request(apr_pool_t *p, const cg_vertex_adc_t *adc, apr_time_t now);
+
+/** The metadata server's host when GCE_METADATA_HOST and GCE_METADATA_ROOT are unset. */
+#define CG_VERTEX_METADATA_HOST "metadata.google.internal"
+
+/**
+ * The metadata server's URL for the default service account's token, with
+ * the cloud-platform scope.
+ * @param host host[:port] (GCE_METADATA_HOST), without scheme
+ * @return the URL owned by p, or NULL when host is empty or not a host[:port]
+ */
+const char *cg_vertex_metadata_url(apr_pool_t *p, const char *host);
 
 #endif

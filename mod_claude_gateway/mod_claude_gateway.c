@@ -699,11 +699,6 @@ static void cg_policy_report(server_rec *s)
             if (kind == CG_PROVIDER_UNKNOWN) {
                 why = "this provider is not routed by this version";
             }
-            else if (kind == CG_PROVIDER_VERTEX && u->service_account_json == NULL &&
-                     u->access_token == NULL) {
-                why = "no service_account_json or access_token (application default "
-                      "credentials are not implemented)";
-            }
             if (why != NULL) {
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                              CG_LOGNO(0141) "%s: upstreams[%d] %s (%s): %s; ClaudeGatewayRoute "

@@ -5,7 +5,14 @@ the JWT-bearer grant a service account makes: the RS256 assertion is
 verified against the service account's public key (made at start, written
 out by service_account_json()), with iss = client_email, aud = token_uri,
 scope including cloud-platform, iat near now and exp no later than iat +
-3600; it answers {access_token, expires_in, token_type}. The prediction
+3600. It also takes the refresh-token grant of the "authorized_user" file
+`gcloud auth application-default login` writes (authorized_user_json()):
+a form (application/x-www-form-urlencoded) with this fake's client_id,
+client_secret and refresh_token, a scope if any within what gcloud asked
+for; a wrong client is 401 invalid_client, a wrong refresh token 400
+invalid_grant. Both answer {access_token, expires_in, token_type} and are
+counted per grant in .grants; mint(ttl) hands out a token the way the GCE
+metadata server does (fakes/gcemeta.py). The prediction
 endpoints, POST /v1/projects/{project}/locations/{location}/publishers/
 anthropic/models/{model}:rawPredict, :streamRawPredict and
 count-tokens:rawPredict, require a live bearer from that endpoint, the
@@ -14,7 +21,8 @@ configured project and location, and a body with anthropic_version
 exactly on :streamRawPredict; anthropic-beta stays a header (without the
 request-tags beta). Answers are the Anthropic fake's JSON and SSE, errors
 Anthropic-shaped (as Vertex relays the model's) or Google-shaped. Every
-request is recorded; behaviour is shaped as in the Anthropic fake ("_fake"
+request is recorded (with the x-goog-user-project header, the quota project,
+as 'user_project'); behaviour is shaped as in the Anthropic fake ("_fake"
 in the body, POST /_fake/script), plus google_error and expire_tokens.
 """
 import hashlib
@@ -41,6 +49,11 @@ ANTHROPIC_VERSION = 'vertex-2023-10-16'
 REQUEST_TAGS_BETA = 'request-tags-2026-08-21'
 SCOPE = 'https://www.googleapis.com/auth/cloud-platform'
 JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
+FORM = 'application/x-www-form-urlencoded'
+# what `gcloud auth application-default login` asks for: a refresh may
+# narrow these, never widen them
+ADC_SCOPES = ('openid', 'https://www.googleapis.com/auth/userinfo.email', SCOPE,
+              'https://www.googleapis.com/auth/sqlservice.login')
 GOOGLE_STATUS = {400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED',
                  404: 'NOT_FOUND', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL',
                  503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED'}
@@ -70,7 +83,8 @@ class Handler(AnthropicHandler):
         rec = {'method': 'POST', 'path': u.path, 'query': u.query, 'model': None, 'op': None,
                'headers': [(k.lower(), v) for k, v in self.headers.items()],
                'body_len': len(body), 'body_sha256': hashlib.sha256(body).hexdigest(),
-               'framing': framing, 'json': None, 'received': time.time(), 'violations': []}
+               'framing': framing, 'json': None, 'received': time.time(), 'violations': [],
+               'user_project': self.headers.get('x-goog-user-project')}
         with self.fake.lock:
             self.fake._requests.append(rec)
         if u.path == '/token':
@@ -123,15 +137,28 @@ class Handler(AnthropicHandler):
         self._sse(n, model, text, usage, b, headers)
 
     def _token(self, body, rec):
-        form = {k: v[0] for k, v in parse_qs(body.decode('utf-8', 'replace')).items()}
+        form = {k: v[0] for k, v in parse_qs(body.decode('utf-8', 'replace'),
+                                             keep_blank_values=True).items()}
+        if form.get('grant_type') == 'refresh_token':
+            return self._refresh(form, rec)
         ok, why = self.fake.check_assertion(form)
         if not ok:
             rec['violations'].append(why)
             return self.send_json(400, {'error': 'invalid_grant', 'error_description': why})
-        token = 'ya29.fake-' + secrets.token_urlsafe(24)
-        with self.fake.lock:
-            self.fake._tokens[token] = time.time() + 3599
-        return self.send_json(200, {'access_token': token, 'expires_in': 3599,
+        self.fake.granted('jwt-bearer')
+        return self.send_json(200, {'access_token': self.fake.mint(3599), 'expires_in': 3599,
+                                    'token_type': 'Bearer'})
+
+    def _refresh(self, form, rec):
+        """The authorized_user grant, refused the way oauth2.googleapis.com does."""
+        f = self.fake
+        status, err, why = f.check_refresh(self.headers.get('content-type') or '', form)
+        if status != 200:
+            rec['violations'].append(why)
+            return self.send_json(status, {'error': err, 'error_description': why})
+        f.granted('refresh_token')
+        return self.send_json(200, {'access_token': f.mint(3599), 'expires_in': 3599,
+                                    'scope': form.get('scope') or ' '.join(ADC_SCOPES),
                                     'token_type': 'Bearer'})
 
 
@@ -146,7 +173,36 @@ class VertexFake(ScriptedFake):
         self.private_key_id = secrets.token_hex(20)
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._tokens = {}
+        # the OAuth client and the user's refresh token of authorized_user()
+        self.client_id = (f'{secrets.randbelow(10 ** 12):012d}-{secrets.token_hex(16)}'
+                          '.apps.googleusercontent.com')
+        self.client_secret = 'GOCSPX-' + secrets.token_urlsafe(21)
+        self.refresh_token = '1//0' + secrets.token_urlsafe(72)
+        self.grants = {'jwt-bearer': 0, 'refresh_token': 0}
         super().__init__(**kw)
+
+    def reset(self):
+        super().reset()
+        with self.lock:
+            self.grants = {'jwt-bearer': 0, 'refresh_token': 0}
+
+    def granted(self, kind):
+        with self.lock:
+            self.grants[kind] += 1
+
+    def mint(self, ttl):
+        """A new bearer token, valid for ttl seconds (what a grant, or the
+        metadata server, hands out)."""
+        token = 'ya29.fake-' + secrets.token_urlsafe(24)
+        with self.lock:
+            self._tokens[token] = time.time() + ttl
+        return token
+
+    @property
+    def tokens(self):
+        """Every bearer token handed out so far (to check none is logged)."""
+        with self.lock:
+            return list(self._tokens)
 
     @property
     def token_uri(self):
@@ -169,6 +225,42 @@ class VertexFake(ScriptedFake):
         with open(path, 'w') as f:
             json.dump(self.service_account(), f, indent=2)
         return path
+
+    def authorized_user(self, quota_project=None):
+        """The file `gcloud auth application-default login` writes, with
+        token_uri pointing at this fake (google-auth honours it)."""
+        au = {'account': '', 'client_id': self.client_id, 'client_secret': self.client_secret,
+              'refresh_token': self.refresh_token, 'type': 'authorized_user',
+              'universe_domain': 'googleapis.com', 'token_uri': self.token_uri}
+        if quota_project is not None:
+            au['quota_project_id'] = quota_project
+        return au
+
+    def authorized_user_json(self, path, quota_project=None):
+        with open(path, 'w') as f:
+            json.dump(self.authorized_user(quota_project), f, indent=2)
+        return path
+
+    def check_refresh(self, content_type, form):
+        """(status, error, reason) for a refresh-token grant; 200 when good."""
+        if content_type.split(';')[0].strip().lower() != FORM:
+            return 400, 'invalid_request', f'content-type must be {FORM}'
+        for k in ('client_id', 'client_secret', 'refresh_token'):
+            if not form.get(k):
+                return 400, 'invalid_request', f'Missing required parameter: {k}'
+        extra = set(form) - {'grant_type', 'client_id', 'client_secret', 'refresh_token',
+                             'scope'}
+        if extra:
+            return 400, 'invalid_request', f'unexpected parameters {sorted(extra)}'
+        if form['client_id'] != self.client_id:
+            return 401, 'invalid_client', 'The OAuth client was not found.'
+        if form['client_secret'] != self.client_secret:
+            return 401, 'invalid_client', 'Unauthorized'
+        if form['refresh_token'] != self.refresh_token:
+            return 400, 'invalid_grant', 'Token has been expired or revoked.'
+        if 'scope' in form and not set(form['scope'].split()) <= set(ADC_SCOPES):
+            return 400, 'invalid_scope', 'Some requested scopes were invalid.'
+        return 200, None, None
 
     def check_assertion(self, form):
         """(ok, reason) for a token request."""
@@ -265,5 +357,7 @@ if __name__ == '__main__':
                           port=args.port, verbose=args.verbose)
         if opt('--service-account-out'):
             fake.service_account_json(opt('--service-account-out'))
+        if opt('--authorized-user-out'):
+            fake.authorized_user_json(opt('--authorized-user-out'))
         return fake
     serve_main(make)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fakes import bedrock as bd
 from fakes.bedrock import BedrockFake
 from fakes.foundry import FoundryFake
+from fakes.gcemeta import TOKEN_PATH, GceMetadataFake
 from fakes.vertex import VertexFake
 from pyclaude.client import post, stream
 
@@ -333,6 +334,91 @@ class TestVertexFake:
             assert post(fake.port, path, vertex_body(), headers=auth).status == 200
         finally:
             fake.stop()
+
+
+    def test_fake_010_13_authorized_user_refresh_grant(self, vertex, tmp_path):
+        """The gcloud ADC file's refresh grant: its client and refresh token
+        only, as a form; counted per grant; the quota project is recorded."""
+        au = json.load(open(vertex.authorized_user_json(str(tmp_path / 'adc.json'),
+                                                        quota_project='quota-1')))
+        assert au['type'] == 'authorized_user' and au['token_uri'] == vertex.token_uri
+        assert au['client_id'].endswith('.apps.googleusercontent.com')
+        assert au['quota_project_id'] == 'quota-1'
+        assert 'quota_project_id' not in vertex.authorized_user()
+        form = {'grant_type': 'refresh_token', 'client_id': au['client_id'],
+                'client_secret': au['client_secret'], 'refresh_token': au['refresh_token']}
+        r = requests.post(au['token_uri'], data=form)
+        assert r.status_code == 200, r.text
+        tok = r.json()
+        assert tok['token_type'] == 'Bearer' and tok['expires_in'] == 3599
+        assert vertex.grants == {'jwt-bearer': 0, 'refresh_token': 1}
+        vertex_token(vertex.service_account())
+        assert vertex.grants == {'jwt-bearer': 1, 'refresh_token': 1}
+        for over, status, err in [({'client_id': 'other.apps.googleusercontent.com'}, 401,
+                                   'invalid_client'),
+                                  ({'client_secret': 'GOCSPX-wrong'}, 401, 'invalid_client'),
+                                  ({'refresh_token': '1//0revoked'}, 400, 'invalid_grant'),
+                                  ({'scope': 'https://www.googleapis.com/auth/drive'}, 400,
+                                   'invalid_scope'),
+                                  ({'client_secret': ''}, 400, 'invalid_request')]:
+            r = requests.post(au['token_uri'], data=dict(form, **over))
+            assert r.status_code == status and r.json()['error'] == err, over
+        r = requests.post(au['token_uri'], json=form)  # a JSON body is not the form
+        assert r.status_code == 400
+        assert vertex.grants['refresh_token'] == 1
+        assert len([v for rec in vertex.requests for v in rec['violations']]) == 6
+        base = (f'/v1/projects/{vertex.project}/locations/{vertex.location}/publishers/'
+                'anthropic/models/claude-sonnet-4-5@20250929:rawPredict')
+        auth = {'authorization': 'Bearer ' + tok['access_token']}
+        assert post(vertex.port, base, vertex_body(), headers=auth).status == 200
+        assert vertex.last['user_project'] is None
+        post(vertex.port, base, vertex_body(), headers=dict(auth, **{
+            'x-goog-user-project': 'quota-1'}))
+        assert vertex.last['user_project'] == 'quota-1' and not vertex.last['violations']
+        vertex.reset()
+        assert vertex.grants == {'jwt-bearer': 0, 'refresh_token': 0}
+
+    def test_fake_010_14_gce_metadata_server(self, vertex):
+        """The metadata fake: the Metadata-Flavor header both ways, no
+        X-Forwarded-For, cloud-platform in the scopes; tokens from mint(ttl)
+        that the Vertex fake takes; an imposter answers without the header."""
+        meta = GceMetadataFake(vertex).start()
+        try:
+            assert meta.host == f'127.0.0.1:{meta.port}'
+            url = f'http://{meta.host}{TOKEN_PATH}'
+            flavor = {'Metadata-Flavor': 'Google'}
+            r = requests.get(url + '?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2F'
+                             'cloud-platform', headers=flavor)
+            assert r.status_code == 200 and r.headers['Metadata-Flavor'] == 'Google'
+            tok = r.json()
+            assert tok['expires_in'] == 3599 and tok['token_type'] == 'Bearer'
+            base = (f'/v1/projects/{vertex.project}/locations/{vertex.location}/publishers/'
+                    'anthropic/models/claude-sonnet-4-5@20250929:rawPredict')
+            auth = {'authorization': 'Bearer ' + tok['access_token']}
+            assert post(vertex.port, base, vertex_body(), headers=auth).status == 200
+            meta.ttl = 200
+            r = requests.get(url, headers=flavor)  # scopes are optional
+            assert r.status_code == 200 and r.json()['expires_in'] == 200
+            assert meta.n('token') == 2 and not meta.violations
+            for h, q in [({}, ''), ({'Metadata-Flavor': 'google'}, ''),
+                         (dict(flavor, **{'X-Forwarded-For': '10.0.0.1'}), ''),
+                         (flavor, '?scopes=openid'), (flavor, '?recursive=true')]:
+                r = requests.get(url + q, headers=h)
+                assert r.status_code in (400, 403), (h, q)
+                assert r.headers['Metadata-Flavor'] == 'Google'
+            assert requests.get(f'http://{meta.host}/computeMetadata/v1/project/project-id',
+                                headers=flavor).status_code == 404
+            assert requests.post(url, headers=flavor).status_code == 404
+            assert meta.n('token') == 7 and meta.n('other') == 2
+            assert len(meta.violations) == 7
+            meta.reset()
+            meta.imposter = True
+            r = requests.get(url, headers=flavor)
+            assert r.status_code == 200 and 'Metadata-Flavor' not in r.headers
+            assert r.json()['token_type'] == 'Bearer'
+            assert meta.counts == {'token': 1} and meta.violations == [] and meta.ttl == 3599
+        finally:
+            meta.stop()
 
 
 class TestFoundryFake:

@@ -218,6 +218,78 @@ START_TEST(token_answers)
 }
 END_TEST
 
+START_TEST(adc_files)
+{
+    cg_vertex_adc_t adc;
+    const char *form;
+
+#define ADC(s) cg_vertex_adc_parse(unit_pool, (s), strlen(s), &adc)
+    /* gcloud auth application-default login writes this */
+    ck_assert_ptr_null(ADC("{\"account\": \"\", \"client_id\": \"764.apps.googleusercontent.com\","
+                           "\"client_secret\": \"d-FL95Q\", \"quota_project_id\": "
+                           "\"proj-1\", \"refresh_token\": \"1//0e+x/y=\", \"type\": "
+                           "\"authorized_user\", \"universe_domain\": \"googleapis.com\"}"));
+    ck_assert_ptr_null(adc.sa);
+    ck_assert_str_eq(adc.token_uri, CG_VERTEX_DEFAULT_TOKEN_URI);
+    ck_assert_str_eq(adc.quota_project, "proj-1");
+    form = cg_vertex_adc_token_request(unit_pool, &adc, 0);
+    ck_assert_str_eq(form, "grant_type=refresh_token&client_id=764.apps.googleusercontent.com"
+                           "&client_secret=d-FL95Q&refresh_token=1%2f%2f0e%2bx%2fy%3d");
+    ck_assert_ptr_null(ADC("{\"type\": \"authorized_user\", \"client_id\": \"c\", "
+                           "\"client_secret\": \"s\", \"refresh_token\": \"r\", "
+                           "\"token_uri\": \"http://127.0.0.1:9/token\"}"));
+    ck_assert_str_eq(adc.token_uri, "http://127.0.0.1:9/token");
+    ck_assert_ptr_null(adc.quota_project);
+    /* a service account key: its token_uri, the JWT-bearer grant */
+    ck_assert_ptr_null(ADC(sa_json("service_account", TEST_KEY, EMAIL, "http://127.0.0.1:9/t")));
+    ck_assert_ptr_nonnull(adc.sa);
+    ck_assert_str_eq(adc.token_uri, "http://127.0.0.1:9/t");
+    form = cg_vertex_adc_token_request(unit_pool, &adc, apr_time_from_sec(1700000000));
+    ck_assert_ptr_nonnull(strstr(form, "grant-type%3Ajwt-bearer&assertion=eyJ"));
+    /* refusals name what is wrong, and never a secret */
+    ck_assert_str_eq(ADC("[1]"), "the credentials file is not a JSON object");
+    ck_assert_str_eq(ADC("{\"client_id\": \"c\"}"), "the credentials file has no type");
+    ck_assert_ptr_nonnull(strstr(ADC("{\"type\": \"authorized_user\", \"client_id\": \"c\", "
+                                     "\"refresh_token\": \"r\"}"),
+                                 "client_secret"));
+    ck_assert_ptr_null(adc.client_id); /* nothing half-filled on a refusal */
+    ck_assert_ptr_nonnull(strstr(ADC("{\"type\": \"authorized_user\", \"client_id\": \"c\", "
+                                     "\"client_secret\": \"hush\", \"refresh_token\": \"r\", "
+                                     "\"token_uri\": \"file:///etc/passwd\"}"),
+                                 "token_uri"));
+    ck_assert_str_eq(ADC("{\"type\": \"external_account\", \"audience\": \"//iam\"}"),
+                     "external_account credentials are not supported; use a service account "
+                     "key, gcloud's user credentials or the metadata server");
+    ck_assert_ptr_nonnull(
+        strstr(ADC("{\"type\": \"impersonated_service_account\"}"), "not supported"));
+    ck_assert_str_eq(ADC("{\"type\": \"mystery\"}"), "credentials of type \"mystery\" are unknown");
+    ck_assert_ptr_nonnull(strstr(ADC("{\"type\": \"authorized_user\", \"client_id\": \"c\", "
+                                     "\"client_secret\": \"s\", \"refresh_token\": \"r\", "
+                                     "\"quota_project_id\": \"p\\r\\nX-Evil: 1\"}"),
+                                 "quota_project_id"));
+    ck_assert_ptr_nonnull(ADC(sa_json("service_account", NULL, EMAIL, NULL)));
+    ck_assert_ptr_null(adc.sa);
+#undef ADC
+}
+END_TEST
+
+START_TEST(metadata_urls)
+{
+    ck_assert_str_eq(cg_vertex_metadata_url(unit_pool, CG_VERTEX_METADATA_HOST),
+                     "http://metadata.google.internal/computeMetadata/v1/instance/"
+                     "service-accounts/default/token?scopes=https%3A%2F%2Fwww.googleapis.com%2F"
+                     "auth%2Fcloud-platform");
+    ck_assert_ptr_nonnull(strstr(cg_vertex_metadata_url(unit_pool, "127.0.0.1:8080"),
+                                 "http://127.0.0.1:8080/computeMetadata/"));
+    ck_assert_ptr_nonnull(cg_vertex_metadata_url(unit_pool, "[::1]:80"));
+    ck_assert_ptr_null(cg_vertex_metadata_url(unit_pool, ""));
+    ck_assert_ptr_null(cg_vertex_metadata_url(unit_pool, NULL));
+    ck_assert_ptr_null(cg_vertex_metadata_url(unit_pool, "http://evil/"));
+    ck_assert_ptr_null(cg_vertex_metadata_url(unit_pool, "host/path?x"));
+    ck_assert_ptr_null(cg_vertex_metadata_url(unit_pool, "a b"));
+}
+END_TEST
+
 Suite *unit_suite_cg_vertex(void)
 {
     Suite *s = suite_create("cg_vertex");
@@ -229,6 +301,8 @@ Suite *unit_suite_cg_vertex(void)
     tcase_add_test(tc, assertion_is_pyjwt_s);
     tcase_add_test(tc, service_account_refusals);
     tcase_add_test(tc, token_answers);
+    tcase_add_test(tc, adc_files);
+    tcase_add_test(tc, metadata_urls);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -49,6 +49,8 @@ CG_GLUE += $(CG_DIR)/cg_auditlog.c
 # Bedrock auth {}: the AWS default credential chain (env, STS, files, container, IMDS)
 CG_PURE += $(CG_DIR)/cg_awscred.c
 CG_GLUE += $(CG_DIR)/cg_awschain.c $(CG_DIR)/cg_gcpchain.c $(CG_DIR)/cg_fetch.c
+# Vertex and Foundry default credentials: one bearer token kept per child
+CG_PURE += $(CG_DIR)/cg_tokcache.c
 
 CG_SRCS := $(CG_GLUE) $(CG_PURE)
 CS_SRCS := $(CS_GLUE) $(CS_PURE)

@@ -22,7 +22,6 @@
  * cannot be reached. */
 #include <apr_file_info.h>
 #include <apr_strings.h>
-#include <apr_thread_mutex.h>
 #include <httpd.h>
 #include <http_log.h>
 
@@ -33,6 +32,7 @@
 #include "cg_private.h"
 #include "cg_fetch.h"
 #include "cg_gcpchain.h"
+#include "cg_tokcache.h"
 #include "cg_util.h"
 #include "cg_vertex.h"
 
@@ -41,27 +41,11 @@
 #define CG_GCP_METADATA_TIMEOUT_MS 3000L      /* google-auth's GCE_METADATA_TIMEOUT */
 #define CG_GCP_TOKEN_TIMEOUT_MS 10000L        /* an OAuth token endpoint */
 
-typedef struct cg_gcp_state_t {
-    apr_pool_t *pool; /* the token's strings; replaced with them */
-    const char *token;
-    const char *quota_project;
-    apr_time_t expires;
-    const char *source; /* a string constant */
-    apr_time_t negative_until;
-    int fetching;
-} cg_gcp_state_t;
-
-static apr_pool_t *cg_gcp_pool;
-static apr_thread_mutex_t *cg_gcp_lock;
-static cg_gcp_state_t cg_gcp;
+static cg_tokcache_t *cg_gcp_cache;
 
 void cg_gcp_chain_child_init(apr_pool_t *pchild)
 {
-    cg_gcp_pool = pchild;
-    memset(&cg_gcp, 0, sizeof(cg_gcp));
-    if (apr_thread_mutex_create(&cg_gcp_lock, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS) {
-        cg_gcp_lock = NULL;
-    }
+    cg_gcp_cache = cg_tokcache_create(pchild, CG_GCP_REFRESH, CG_GCP_NEGATIVE);
 }
 
 static const char *cg_gcp_env(const char *name)
@@ -187,8 +171,8 @@ static int cg_gcp_from_metadata(request_rec *r, apr_time_t now, const char **tok
 
 /* The whole chain, in order; *source names the one that answered, or *why
  * lists why each tried gave nothing. */
-static int cg_gcp_resolve(request_rec *r, apr_time_t now, const char **token, apr_time_t *expires,
-                          const char **quota, const char **source, const char **why)
+static int cg_gcp_resolve_r(request_rec *r, apr_time_t now, const char **token, apr_time_t *expires,
+                            const char **quota, const char **source, const char **why)
 {
     const char *path = cg_gcp_env("GOOGLE_APPLICATION_CREDENTIALS"), *dir, *reasons, *w = NULL;
     const char *no_gce = cg_gcp_env("NO_GCE_CHECK");
@@ -234,89 +218,53 @@ static int cg_gcp_resolve(request_rec *r, apr_time_t now, const char **token, ap
     return 0;
 }
 
+static int cg_gcp_resolve(void *baton, apr_pool_t *p, apr_time_t now, cg_tokcache_value_t *out,
+                          const char **why)
+{
+    (void)p; /* r->pool, the same pool */
+    return cg_gcp_resolve_r(baton, now, &out->token, &out->expires, &out->extra, &out->source, why);
+}
+
 int cg_gcp_chain_token(request_rec *r, const char **token, const char **quota_project)
 {
-    apr_time_t now = apr_time_now(), expires = 0;
-    const char *got = NULL, *quota = NULL, *source = NULL, *why = NULL;
-    apr_pool_t *np;
-    int ok, usable;
+    cg_tokcache_value_t v;
+    cg_tokcache_result_e res;
+    const char *why = NULL;
 
     *token = *quota_project = NULL;
-    if (cg_gcp_lock == NULL) {
+    if (cg_gcp_cache == NULL) {
         return 0;
     }
-    apr_thread_mutex_lock(cg_gcp_lock);
-    usable = cg_gcp.token != NULL && now < cg_gcp.expires;
-    if (usable &&
-        (now < cg_gcp.expires - CG_GCP_REFRESH || cg_gcp.fetching || now < cg_gcp.negative_until)) {
-        *token = apr_pstrdup(r->pool, cg_gcp.token);
-        *quota_project = cg_gcp.quota_project ? apr_pstrdup(r->pool, cg_gcp.quota_project) : NULL;
-        apr_thread_mutex_unlock(cg_gcp_lock);
-        return 1;
-    }
-    if (!usable && now < cg_gcp.negative_until) {
-        apr_thread_mutex_unlock(cg_gcp_lock);
-        return 0; /* looked a moment ago and found nothing */
-    }
-    cg_gcp.fetching = 1;
-    apr_thread_mutex_unlock(cg_gcp_lock);
-
-    /* outside the lock: a slow endpoint holds up only the requests that
-     * have nothing to go on */
-    ok = cg_gcp_resolve(r, now, &got, &expires, &quota, &source, &why);
-
-    apr_thread_mutex_lock(cg_gcp_lock);
-    cg_gcp.fetching = 0;
-    if (ok && apr_pool_create(&np, cg_gcp_pool) == APR_SUCCESS) {
-        if (cg_gcp.pool != NULL) {
-            apr_pool_destroy(cg_gcp.pool); /* readers copied under the lock */
-        }
-        cg_gcp.pool = np;
-        cg_gcp.token = apr_pstrdup(np, got);
-        cg_gcp.quota_project = quota ? apr_pstrdup(np, quota) : NULL;
-        cg_gcp.expires = expires;
-        cg_gcp.negative_until = 0;
-        if (cg_gcp.source == NULL || strcmp(cg_gcp.source, source) != 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          CG_LOGNO(0146) "Google credentials from the %s", source);
-        }
-        cg_gcp.source = source;
-        *token = got;
-        *quota_project = quota;
-    }
-    else if (ok) {
-        ok = 0; /* out of memory: as good as nothing found */
-    }
-    else if (cg_gcp.token != NULL && now < cg_gcp.expires) {
-        /* a refresh failed: the current token is still good for a while */
+    res = cg_tokcache_get(cg_gcp_cache, r->pool, apr_time_now(), cg_gcp_resolve, r, &v, &why);
+    switch (res) {
+    case CG_TOKCACHE_NEW_SOURCE:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CG_LOGNO(0146) "Google credentials from the %s",
+                      v.source);
+        break;
+    case CG_TOKCACHE_KEPT:
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       CG_LOGNO(0147) "Google credentials not refreshed (%s); using the current "
                                      "token until it expires",
                       why);
-        cg_gcp.negative_until = now + CG_GCP_NEGATIVE; /* not again at once */
-        *token = apr_pstrdup(r->pool, cg_gcp.token);
-        *quota_project = cg_gcp.quota_project ? apr_pstrdup(r->pool, cg_gcp.quota_project) : NULL;
-        ok = 1;
-    }
-    else {
-        cg_gcp.token = NULL;
-        cg_gcp.negative_until = now + CG_GCP_NEGATIVE;
+        break;
+    case CG_TOKCACHE_FAILED:
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       CG_LOGNO(0145) "Could not load Google application default credentials: %s",
                       why);
+        return 0;
+    case CG_TOKCACHE_PAUSED:
+        return 0;
+    default:
+        break;
     }
-    apr_thread_mutex_unlock(cg_gcp_lock);
-    return ok;
+    *token = v.token;
+    *quota_project = v.extra;
+    return 1;
 }
 
 void cg_gcp_chain_forget(void)
 {
-    if (cg_gcp_lock == NULL) {
-        return;
+    if (cg_gcp_cache != NULL) {
+        cg_tokcache_forget(cg_gcp_cache);
     }
-    apr_thread_mutex_lock(cg_gcp_lock);
-    if (cg_gcp.token != NULL) {
-        cg_gcp.expires = apr_time_now(); /* no longer fresh nor usable: fetched anew */
-    }
-    apr_thread_mutex_unlock(cg_gcp_lock);
 }

@@ -51,6 +51,9 @@ CG_PURE += $(CG_DIR)/cg_awscred.c
 CG_GLUE += $(CG_DIR)/cg_awschain.c $(CG_DIR)/cg_gcpchain.c $(CG_DIR)/cg_fetch.c
 # Vertex and Foundry default credentials: one bearer token kept per child
 CG_PURE += $(CG_DIR)/cg_tokcache.c
+# Foundry use_azure_ad: Microsoft Entra tokens (DefaultAzureCredential's server sources)
+CG_PURE += $(CG_DIR)/cg_azure.c
+CG_GLUE += $(CG_DIR)/cg_azchain.c
 
 CG_SRCS := $(CG_GLUE) $(CG_PURE)
 CS_SRCS := $(CS_GLUE) $(CS_PURE)

@@ -19,10 +19,16 @@
  * request while the others go on with the old credentials as long as those
  * are valid. When no source gives any, the chain is not asked again for five
  * seconds (a host without metadata service would otherwise cost every request
- * a timeout), and the upstream is skipped like one that cannot be reached. */
+ * a timeout), and the upstream is skipped like one that cannot be reached.
+ *
+ * An upstream's assume_role is taken with STS AssumeRole, signed with the
+ * base credentials (static or from the chain); the role's credentials are
+ * kept per role session: with session_name: email each user has their own,
+ * so CloudTrail names who asked. */
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <apr_uri.h>
 #include <httpd.h>
 #include <http_log.h>
 #include <curl/curl.h>
@@ -56,11 +62,20 @@ typedef struct cg_aws_entry_t {
 static apr_pool_t *cg_aws_pool;
 static apr_thread_mutex_t *cg_aws_lock;
 static apr_hash_t *cg_aws_entries; /* region -> cg_aws_entry_t */
+static apr_hash_t *cg_aws_roles;   /* role "\n" external id "\n" session -> cg_aws_role_t */
+
+#define CG_AWS_ROLES_SWEEP 1024 /* entries before the expired ones are dropped */
+
+typedef struct cg_aws_role_t {
+    apr_pool_t *pool; /* the creds' strings and the key */
+    cg_aws_creds_t creds;
+} cg_aws_role_t;
 
 void cg_aws_chain_child_init(apr_pool_t *pchild)
 {
     cg_aws_pool = pchild;
     cg_aws_entries = apr_hash_make(pchild);
+    cg_aws_roles = apr_hash_make(pchild);
     if (apr_thread_mutex_create(&cg_aws_lock, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS) {
         cg_aws_lock = NULL;
     }
@@ -527,4 +542,170 @@ void cg_aws_chain_forget(const char *region)
         }
     }
     apr_thread_mutex_unlock(cg_aws_lock);
+}
+
+static const char *cg_aws_role_key(apr_pool_t *p, const char *role_arn, const char *external_id,
+                                   const char *session)
+{
+    return apr_pstrcat(p, role_arn, "\n", external_id ? external_id : "", "\n", session, NULL);
+}
+
+/* STS AssumeRole, signed with the base credentials. */
+static int cg_aws_sts_assume(request_rec *r, const cg_aws_creds_t *base, const char *region,
+                             const char *role_arn, const char *external_id, const char *session,
+                             cg_aws_creds_t *out, long *status, const char **why)
+{
+    const char *endpoint = cg_aws_env("AWS_ENDPOINT_URL_STS"), *form, *body;
+    cg_sigv4_header_t hdrs[2] = {{"host", NULL},
+                                 {"content-type", "application/x-www-form-urlencoded"}};
+    cg_sigv4_credentials_t creds = {base->access_key_id, base->secret_access_key,
+                                    base->session_token};
+    cg_sigv4_request_t req;
+    cg_sigv4_result_t signed_req;
+    struct curl_slist *h = NULL;
+    apr_size_t len;
+    apr_uri_t uri;
+    int i, ok;
+
+    if (endpoint == NULL) {
+        endpoint = cg_aws_env("AWS_ENDPOINT_URL");
+    }
+    if (endpoint == NULL) {
+        endpoint = apr_psprintf(r->pool, "https://sts.%s.amazonaws.com", region);
+    }
+    if (apr_uri_parse(r->pool, endpoint, &uri) != APR_SUCCESS || uri.hostinfo == NULL) {
+        *why = "the STS endpoint is not a URL";
+        return 0;
+    }
+    form = cg_aws_assume_role_form(r->pool, role_arn, external_id, session);
+    hdrs[0].value = uri.hostinfo;
+    memset(&req, 0, sizeof(req));
+    req.method = "POST";
+    req.path = "/";
+    req.headers = hdrs;
+    req.nheaders = 2;
+    req.payload = form;
+    req.payload_len = strlen(form);
+    if (cg_sigv4_sign(r->pool, &req, &creds, region, "sts",
+                      cg_sigv4_amz_date(r->pool, apr_time_now()), &signed_req) != APR_SUCCESS) {
+        *why = "the request could not be signed";
+        return 0;
+    }
+    h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
+    h = curl_slist_append(h, "Accept: application/xml");
+    for (i = 0; i < signed_req.nset; i++) {
+        h = curl_slist_append(
+            h, apr_pstrcat(r->pool, signed_req.set[i].name, ": ", signed_req.set[i].value, NULL));
+    }
+    ok = cg_aws_http(r, "POST", apr_pstrcat(r->pool, uri.scheme, "://", uri.hostinfo, "/", NULL), h,
+                     form, CG_AWS_HTTP_TIMEOUT_MS, 0, status, &body, &len, why);
+    curl_slist_free_all(h);
+    if (!ok) {
+        return 0;
+    }
+    if (!cg_aws_sts_creds(r->pool, body, len, out, why)) {
+        *why = apr_psprintf(r->pool, "STS answered %ld: %s", *status, *why);
+        return 0;
+    }
+    return 1;
+}
+
+/* Drop the entries whose credentials have expired, when there are many
+ * (one per user with session_name). Under the lock. */
+static void cg_aws_roles_sweep(apr_pool_t *p, apr_time_t now)
+{
+    apr_hash_index_t *hi;
+
+    if (apr_hash_count(cg_aws_roles) < CG_AWS_ROLES_SWEEP) {
+        return;
+    }
+    for (hi = apr_hash_first(p, cg_aws_roles); hi; hi = apr_hash_next(hi)) {
+        const void *key;
+        void *val;
+        apr_hash_this(hi, &key, NULL, &val);
+        if (((cg_aws_role_t *)val)->creds.expires <= now) {
+            apr_hash_set(cg_aws_roles, key, APR_HASH_KEY_STRING, NULL);
+            apr_pool_destroy(((cg_aws_role_t *)val)->pool);
+        }
+    }
+}
+
+int cg_aws_assume_role(request_rec *r, const cg_aws_creds_t *base, const char *region,
+                       const char *role_arn, const char *external_id, const char *session,
+                       const char *upstream, cg_aws_creds_t *out, int *base_refused)
+{
+    const char *key = cg_aws_role_key(r->pool, role_arn, external_id, session), *why = NULL;
+    apr_time_t now = apr_time_now();
+    cg_aws_creds_t got;
+    cg_aws_role_t *e;
+    long status = 0;
+    apr_pool_t *np;
+    int ok, have = 0;
+
+    *base_refused = 0;
+    if (cg_aws_lock == NULL) {
+        return 0;
+    }
+    apr_thread_mutex_lock(cg_aws_lock);
+    e = apr_hash_get(cg_aws_roles, key, APR_HASH_KEY_STRING);
+    if (e != NULL && now < e->creds.expires - CG_AWS_REFRESH) {
+        cg_aws_copy(r->pool, &e->creds, out);
+        apr_thread_mutex_unlock(cg_aws_lock);
+        return 1;
+    }
+    apr_thread_mutex_unlock(cg_aws_lock);
+
+    /* outside the lock; two requests of the same session may both ask, once */
+    memset(&got, 0, sizeof(got));
+    ok = cg_aws_sts_assume(r, base, region, role_arn, external_id, session, &got, &status, &why);
+
+    apr_thread_mutex_lock(cg_aws_lock);
+    e = apr_hash_get(cg_aws_roles, key, APR_HASH_KEY_STRING);
+    if (ok && apr_pool_create(&np, cg_aws_pool) == APR_SUCCESS) {
+        if (e != NULL) {
+            apr_hash_set(cg_aws_roles, key, APR_HASH_KEY_STRING, NULL);
+            apr_pool_destroy(e->pool); /* readers copied under the lock */
+        }
+        cg_aws_roles_sweep(r->pool, now);
+        e = apr_pcalloc(np, sizeof(*e));
+        e->pool = np;
+        cg_aws_copy(np, &got, &e->creds);
+        apr_hash_set(cg_aws_roles, apr_pstrdup(np, key), APR_HASH_KEY_STRING, e);
+        cg_aws_copy(r->pool, &got, out);
+        have = 1;
+    }
+    else if (e != NULL && now < e->creds.expires) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      CG_LOGNO(0152) "AssumeRole %s for upstream %s not refreshed (%s); using "
+                                     "the current credentials until they expire",
+                      role_arn, upstream, why ? why : "out of memory");
+        cg_aws_copy(r->pool, &e->creds, out);
+        have = 1;
+    }
+    apr_thread_mutex_unlock(cg_aws_lock);
+    if (!have) {
+        *base_refused = status == 403;
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      CG_LOGNO(0151) "AssumeRole %s for upstream %s failed: %s", role_arn, upstream,
+                      why ? why : "out of memory");
+    }
+    return have;
+}
+
+void cg_aws_assume_forget(const char *role_arn, const char *external_id, const char *session)
+{
+    apr_pool_t *p;
+    cg_aws_role_t *e;
+
+    if (cg_aws_lock == NULL || apr_pool_create(&p, cg_aws_pool) != APR_SUCCESS) {
+        return;
+    }
+    apr_thread_mutex_lock(cg_aws_lock);
+    e = apr_hash_get(cg_aws_roles, cg_aws_role_key(p, role_arn, external_id, session),
+                     APR_HASH_KEY_STRING);
+    if (e != NULL) {
+        e->creds.expires = 0; /* assumed again by the next request */
+    }
+    apr_thread_mutex_unlock(cg_aws_lock);
+    apr_pool_destroy(p);
 }

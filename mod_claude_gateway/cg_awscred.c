@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cg_awscred.h"
+#include "cg_sigv4.h"
 
 /* A credential field as a header carries it, or NULL. */
 static const char *cg_aws_field(apr_pool_t *p, const char *s, apr_size_t len)
@@ -317,4 +318,31 @@ const char *cg_aws_imds_role(apr_pool_t *p, const char *text, apr_size_t len)
     e = nl ? nl : text + len;
     cg_aws_trim(&b, &e);
     return cg_aws_field(p, b, (apr_size_t)(e - b));
+}
+
+const char *cg_aws_session_name(apr_pool_t *p, const char *want)
+{
+    apr_size_t n, i;
+    char *out;
+
+    if (want == NULL || (n = strlen(want)) < 2) {
+        return NULL;
+    }
+    out = apr_pstrmemdup(p, want, n > 64 ? 64 : n);
+    for (i = 0; out[i]; i++) {
+        if (!apr_isalnum(out[i]) && strchr("+=,.@_-", out[i]) == NULL) {
+            out[i] = '-';
+        }
+    }
+    return out;
+}
+
+const char *cg_aws_assume_role_form(apr_pool_t *p, const char *role_arn, const char *external_id,
+                                    const char *session)
+{
+    return apr_pstrcat(
+        p, "Action=AssumeRole&DurationSeconds=3600", external_id ? "&ExternalId=" : "",
+        external_id ? cg_sigv4_uri_encode(p, external_id, 0) : "",
+        "&RoleArn=", cg_sigv4_uri_encode(p, role_arn, 0),
+        "&RoleSessionName=", cg_sigv4_uri_encode(p, session, 0), "&Version=2011-06-15", NULL);
 }

@@ -63,4 +63,22 @@ int cg_aws_time(const char *s, apr_time_t *out);
  *  listing (one per line), or NULL. */
 const char *cg_aws_imds_role(apr_pool_t *p, const char *text, apr_size_t len);
 
+/** The role session name used when none comes from the user. */
+#define CG_AWS_SESSION_DEFAULT "mod_claude"
+
+/**
+ * A role session name STS takes, made from a user's email or subject: every
+ * character outside [A-Za-z0-9+=,.@_-] becomes '-', cut to 64.
+ * @return the name owned by p, or NULL when want is NULL or shorter than 2
+ */
+const char *cg_aws_session_name(apr_pool_t *p, const char *want);
+
+/**
+ * The form of an STS AssumeRole request (DurationSeconds 3600).
+ * @param external_id the role's external id, or NULL
+ * @return the body owned by p
+ */
+const char *cg_aws_assume_role_form(apr_pool_t *p, const char *role_arn, const char *external_id,
+                                    const char *session);
+
 #endif

@@ -137,8 +137,58 @@ static json_t *cg_bedrock_translate(apr_pool_t *p, const char *buf, apr_size_t l
 const char *cg_bedrock_body(apr_pool_t *p, const char *buf, apr_size_t len,
                             const char *anthropic_beta, apr_size_t *out_len)
 {
+    return cg_bedrock_body_tagged(p, buf, len, anthropic_beta, NULL, out_len);
+}
+
+/* A text wrapped in the guardrail's input tags. */
+static json_t *cg_bedrock_guard_text(apr_pool_t *p, const char *text, const char *suffix)
+{
+    return json_string(apr_pstrcat(p, "<" CG_BEDROCK_GUARD_TAG, suffix, ">", text,
+                                   "</" CG_BEDROCK_GUARD_TAG, suffix, ">", NULL));
+}
+
+/* Tag the last user turn's text; 0 when there is nothing to tag. */
+static int cg_bedrock_guard_input(apr_pool_t *p, json_t *body, const char *suffix)
+{
+    json_t *messages = json_object_get(body, "messages"), *m = NULL, *content, *block;
+    apr_size_t i;
+    int tagged = 0;
+
+    for (i = json_array_size(messages); i > 0; i--) {
+        json_t *role = json_object_get(json_array_get(messages, i - 1), "role");
+        if (json_is_string(role) && !strcmp(json_string_value(role), "user")) {
+            m = json_array_get(messages, i - 1);
+            break;
+        }
+    }
+    content = json_object_get(m, "content");
+    if (json_is_string(content)) {
+        return json_object_set_new(
+                   m, "content", cg_bedrock_guard_text(p, json_string_value(content), suffix)) == 0;
+    }
+    json_array_foreach(content, i, block)
+    {
+        json_t *type = json_object_get(block, "type"), *text = json_object_get(block, "text");
+        if (json_is_string(type) && !strcmp(json_string_value(type), "text") &&
+            json_is_string(text)) {
+            json_object_set_new(block, "text",
+                                cg_bedrock_guard_text(p, json_string_value(text), suffix));
+            tagged = 1;
+        }
+    }
+    return tagged;
+}
+
+const char *cg_bedrock_body_tagged(apr_pool_t *p, const char *buf, apr_size_t len,
+                                   const char *anthropic_beta, const char *tag_suffix,
+                                   apr_size_t *out_len)
+{
     json_t *j = cg_bedrock_translate(p, buf, len, anthropic_beta);
 
+    if (j != NULL && tag_suffix != NULL && cg_bedrock_guard_input(p, j, tag_suffix)) {
+        json_object_set_new(j, "amazon-bedrock-guardrailConfig",
+                            json_pack("{s:s}", "tagSuffix", tag_suffix));
+    }
     return j ? cg_provider_body_dump(p, j, out_len) : NULL;
 }
 

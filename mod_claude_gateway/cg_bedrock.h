@@ -60,6 +60,23 @@ const char *cg_bedrock_path(apr_pool_t *p, const char *model_id, cg_bedrock_op_e
 const char *cg_bedrock_body(apr_pool_t *p, const char *buf, apr_size_t len,
                             const char *anthropic_beta, apr_size_t *out_len);
 
+/** The prefix of the tags that mark input for a Bedrock guardrail. */
+#define CG_BEDROCK_GUARD_TAG "amazon-bedrock-guardrails-guardContent_"
+
+/**
+ * cg_bedrock_body, with the guardrail's input tagging: the text of the last
+ * user turn (a string content, or its text blocks; not tool results) is
+ * wrapped in <amazon-bedrock-guardrails-guardContent_SUFFIX> tags and the
+ * body gains "amazon-bedrock-guardrailConfig": {"tagSuffix": SUFFIX}, so the
+ * guardrail judges what the user just wrote, not the system prompt, the
+ * tools or the turns it judged before.
+ * @param tag_suffix a fresh random suffix per request (a user cannot guess
+ *        it to close the tag early), or NULL for no tagging
+ */
+const char *cg_bedrock_body_tagged(apr_pool_t *p, const char *buf, apr_size_t len,
+                                   const char *anthropic_beta, const char *tag_suffix,
+                                   apr_size_t *out_len);
+
 /**
  * Translate a count_tokens body to a CountTokens body:
  * {"input":{"invokeModel":{"body":"<base64 of an InvokeModel body>"}}}, where the

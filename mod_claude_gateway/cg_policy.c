@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 #include <openssl/sha.h>
@@ -1026,6 +1027,9 @@ static int cg_check_upstream(cg_val_t *v, const char *path, const json_t *u, cg_
         d->region == NULL) {
         return cg_fail(v, cg_sub(v, path, "region"), "Required");
     }
+    if (!strcmp(d->provider, "anthropicAws") && d->workspace_id == NULL) {
+        return cg_fail(v, cg_sub(v, path, "workspace_id"), "Required");
+    }
     if (!strcmp(d->provider, "vertex") && d->project_id == NULL) {
         return cg_fail(v, cg_sub(v, path, "project_id"), "Required");
     }
@@ -1058,6 +1062,74 @@ static int cg_check_upstream(cg_val_t *v, const char *path, const json_t *u, cg_
             }
         }
         d->headers = val;
+    }
+    if ((val = json_object_get(u, "guardrail")) != NULL) {
+        static const char *const guard_keys[] = {"id", "version", "input_tagging", NULL};
+        const char *gpath = cg_sub(v, path, "guardrail"), *c;
+        json_t *tag;
+        if (!cg_want(v, gpath, val, JSON_OBJECT, "object") ||
+            !cg_keys_only(v, gpath, val, guard_keys)) {
+            return 0;
+        }
+        d->guardrail_id = cg_opt_string(v, gpath, val, "id", &ok);
+        d->guardrail_version = cg_opt_string(v, gpath, val, "version", &ok);
+        if (!ok) {
+            return 0;
+        }
+        if (d->guardrail_id == NULL) {
+            return cg_fail(v, cg_sub(v, gpath, "id"), "Required");
+        }
+        if (d->guardrail_version == NULL) {
+            return cg_fail(v, cg_sub(v, gpath, "version"), "Required");
+        }
+        /* Bedrock's patterns: an id or a guardrail ARN; a number or DRAFT */
+        for (c = d->guardrail_id; *c; c++) {
+            if (!apr_isalnum(*c) && strchr(":/-", *c) == NULL) {
+                return cg_fail(v, cg_sub(v, gpath, "id"), "not a guardrail id or ARN");
+            }
+        }
+        if (strcmp(d->guardrail_version, "DRAFT") != 0 &&
+            (strspn(d->guardrail_version, "0123456789") != strlen(d->guardrail_version) ||
+             d->guardrail_version[0] == '0' || strlen(d->guardrail_version) > 8)) {
+            return cg_fail(v, cg_sub(v, gpath, "version"), "a version number or DRAFT");
+        }
+        if ((tag = json_object_get(val, "input_tagging")) != NULL) {
+            if (!cg_want(v, cg_sub(v, gpath, "input_tagging"), tag, JSON_TRUE, "boolean")) {
+                return 0;
+            }
+            d->guardrail_tagging = json_is_true(tag);
+        }
+    }
+    if ((val = json_object_get(u, "guardrail_trace")) != NULL) {
+        if (!cg_want(v, cg_sub(v, path, "guardrail_trace"), val, JSON_TRUE, "boolean")) {
+            return 0;
+        }
+        d->guardrail_trace = json_is_true(val);
+    }
+    if ((val = json_object_get(u, "assume_role")) != NULL) {
+        static const char *const role_keys[] = {"role_arn", "external_id", "session_name", NULL};
+        const char *rpath = cg_sub(v, path, "assume_role");
+        if (!cg_want(v, rpath, val, JSON_OBJECT, "object") ||
+            !cg_keys_only(v, rpath, val, role_keys)) {
+            return 0;
+        }
+        d->role_arn = cg_opt_string(v, rpath, val, "role_arn", &ok);
+        d->role_external_id = cg_opt_string(v, rpath, val, "external_id", &ok);
+        d->role_session = cg_opt_string(v, rpath, val, "session_name", &ok);
+        if (!ok) {
+            return 0;
+        }
+        if (d->role_arn == NULL) {
+            return cg_fail(v, cg_sub(v, rpath, "role_arn"), "Required");
+        }
+        if (strncmp(d->role_arn, "arn:", 4) != 0) {
+            return cg_fail(v, cg_sub(v, rpath, "role_arn"), "not an IAM role ARN");
+        }
+        if (d->role_session != NULL && strcmp(d->role_session, "email") != 0 &&
+            strcmp(d->role_session, "sub") != 0) {
+            return cg_fail(v, cg_sub(v, rpath, "session_name"),
+                           "Invalid enum value. Expected 'email' | 'sub'");
+        }
     }
     if ((val = json_object_get(u, "groups")) != NULL &&
         (d->groups = cg_strings_of(v, cg_sub(v, path, "groups"), val)) == NULL) {
@@ -1092,11 +1164,38 @@ static int cg_check_upstream(cg_val_t *v, const char *path, const json_t *u, cg_
     if (d->api_key != NULL && d->oauth_token != NULL) {
         return cg_fail(v, apath, "give api_key or oauth_token, not both");
     }
+    if (d->role_arn != NULL && d->aws_bearer_token != NULL) {
+        return cg_fail(v, cg_sub(v, path, "assume_role"),
+                       "a role is assumed with AWS keys, not with aws_bearer_token");
+    }
+    if ((val = json_object_get(auth, "use_azure_ad")) != NULL) {
+        if (!cg_want(v, cg_sub(v, apath, "use_azure_ad"), val, JSON_TRUE, "boolean")) {
+            return 0;
+        }
+        d->use_azure_ad = json_is_true(val);
+        if (d->use_azure_ad && strcmp(d->provider, "foundry") != 0) {
+            return cg_fail(v, cg_sub(v, apath, "use_azure_ad"), "only foundry upstreams take it");
+        }
+        if (d->use_azure_ad && (d->api_key != NULL || d->oauth_token != NULL)) {
+            return cg_fail(v, apath, "give api_key or use_azure_ad, not both");
+        }
+    }
     return 1;
+}
+
+static int cg_same_guardrail(const cg_upstream_decl_t *a, const cg_upstream_decl_t *b)
+{
+    if (a->guardrail_id == NULL || b->guardrail_id == NULL) {
+        return a->guardrail_id == b->guardrail_id;
+    }
+    return !strcmp(a->guardrail_id, b->guardrail_id) &&
+           !strcmp(a->guardrail_version, b->guardrail_version) &&
+           a->guardrail_tagging == b->guardrail_tagging;
 }
 
 static int cg_check_upstreams(cg_val_t *v, const json_t *ups)
 {
+    const cg_upstream_decl_t *first;
     apr_size_t i, k;
 
     if (!cg_want(v, "upstreams", ups, JSON_ARRAY, "array")) {
@@ -1168,6 +1267,26 @@ static int cg_check_upstreams(cg_val_t *v, const json_t *ups)
             else {
                 d->base_url = "https://api.anthropic.com";
             }
+        }
+    }
+    /* a guardrail on one Bedrock upstream and not on another would let a
+     * failover bypass it */
+    for (i = 0, first = NULL; i < (apr_size_t)v->pol->upstreams->nelts; i++) {
+        const cg_upstream_decl_t *d = &APR_ARRAY_IDX(v->pol->upstreams, i, cg_upstream_decl_t);
+        if (strcmp(d->provider, "bedrock") != 0) {
+            continue;
+        }
+        if (first == NULL) {
+            first = d;
+            k = i;
+        }
+        else if (!cg_same_guardrail(first, d)) {
+            return cg_fail(v, cg_sub(v, cg_idx(v, "upstreams", i), "guardrail"),
+                           apr_psprintf(v->p,
+                                        "differs from upstreams[%" APR_SIZE_T_FMT
+                                        "].guardrail: every Bedrock upstream takes the same "
+                                        "guardrail, so that failover cannot bypass it",
+                                        k));
         }
     }
     return 1;

@@ -71,6 +71,14 @@ typedef struct cg_upstream_decl_t {
     const char *aws_access_key_id, *aws_secret_access_key, *aws_session_token, *aws_bearer_token;
     const char *service_account_json; /* vertex: path of the key file */
     const char *access_token;         /* vertex: a static token */
+    int use_azure_ad; /* foundry: a Microsoft Entra token (DefaultAzureCredential) */
+    /* bedrock assume_role: the role the requests are signed as, NULL: none */
+    const char *role_arn, *role_external_id;
+    const char *role_session; /* "email", "sub", or NULL: one session for everyone */
+    /* bedrock guardrail: applied to every invocation, NULL: none */
+    const char *guardrail_id, *guardrail_version;
+    int guardrail_tagging; /* input_tagging: only the user's latest turn is judged */
+    int guardrail_trace;   /* guardrail_trace: Bedrock's trace in the answers */
     const char *region, *project_id, *resource, *workspace_id;
     json_t *headers;            /* static headers; object, may be NULL */
     apr_array_header_t *groups; /* const char *: who may use it; NULL: everyone */

@@ -25,6 +25,7 @@
 #include "cg_handler.h"
 #include "cg_route.h"
 #include "cg_awschain.h"
+#include "cg_azchain.h"
 #include "cg_bedrock.h"
 #include "cg_gcpchain.h"
 #include "cg_provider.h"
@@ -32,6 +33,9 @@
 #include "cg_vertex.h"
 #include "cg_upstream.h"
 #include "cg_util.h"
+
+/* the signing name of Claude Platform on AWS */
+#define CG_ANTHROPIC_AWS_SERVICE "aws-external-anthropic"
 
 /* the body of an answer we may relay after all, kept up to this size */
 #define CG_HELD_MAX (64 * 1024)
@@ -56,6 +60,8 @@ typedef struct cg_attempt_t {
     int bedrock_count;            /* a CountTokens answer to translate */
     int aws_chain;                /* signed with the default chain's credentials */
     int gcp_chain;                /* the application default credentials' token */
+    int az_chain;                 /* a Microsoft Entra token */
+    const char *role_session;     /* signed with this assumed role session's credentials */
     cg_bedrock_stream_t *bedrock; /* event-stream to SSE, on a streaming Bedrock answer */
 } cg_attempt_t;
 
@@ -183,6 +189,7 @@ void cg_upstream_child_init(apr_pool_t *pchild, server_rec *s)
     cg_vertex_creds = apr_hash_make(pchild);
     cg_aws_chain_child_init(pchild);
     cg_gcp_chain_child_init(pchild);
+    cg_az_chain_child_init(pchild);
     cg_breakers = apr_hash_make(pchild);
     if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
         threads = 1;
@@ -601,6 +608,131 @@ static void cg_vertex_forget(const cg_upstream_decl_t *u)
     apr_thread_mutex_unlock(cg_vertex_lock);
 }
 
+/* The role session of a request: the user's email or subject when the
+ * upstream's assume_role asks for it, else the gateway's own. */
+static const char *cg_role_session(request_rec *r, const cg_upstream_decl_t *u)
+{
+    const cg_identity_t *id = &cg_req_get(r)->identity;
+    const char *want = NULL, *name;
+
+    if (u->role_session != NULL && id->sub != NULL) {
+        want = !strcmp(u->role_session, "email") ? id->email : id->sub;
+    }
+    name = cg_aws_session_name(r->pool, want);
+    return name ? name : CG_AWS_SESSION_DEFAULT;
+}
+
+/* The AWS credentials an upstream signs with: its static keys, or (auth {})
+ * the default chain's; with assume_role, the role's, assumed with those.
+ * 0 when there are none. */
+static int cg_aws_creds(request_rec *r, cg_attempt_t *a, cg_sigv4_credentials_t *creds)
+{
+    const cg_upstream_decl_t *u = a->u;
+    cg_aws_creds_t base, role;
+    int refused;
+
+    memset(&base, 0, sizeof(base));
+    if (u->aws_access_key_id != NULL) {
+        base.access_key_id = u->aws_access_key_id;
+        base.secret_access_key = u->aws_secret_access_key;
+        base.session_token = u->aws_session_token;
+    }
+    else if (cg_aws_chain_get(r, u->region, &base)) {
+        a->aws_chain = 1;
+    }
+    else {
+        return 0;
+    }
+    if (u->role_arn != NULL) {
+        a->role_session = cg_role_session(r, u);
+        if (!cg_aws_assume_role(r, &base, u->region, u->role_arn, u->role_external_id,
+                                a->role_session, u->name, &role, &refused)) {
+            if (refused && a->aws_chain) {
+                cg_aws_chain_forget(u->region); /* STS refused them: look again next time */
+            }
+            return 0;
+        }
+        base = role;
+    }
+    creds->access_key_id = base.access_key_id;
+    creds->secret_access_key = base.secret_access_key;
+    creds->session_token = base.session_token;
+    return 1;
+}
+
+/* Claude Platform on AWS without an api_key: the Messages request as it is,
+ * signed with SigV4 for the service aws-external-anthropic. The workspace
+ * and the API version are signed with it, and the payload's hash is sent,
+ * so none of them can be changed on the way. 0 when there are no
+ * credentials or the request cannot be signed. */
+static int cg_anthropic_aws_sign(request_rec *r, cg_attempt_t *a, const char *url, const char *body,
+                                 apr_size_t len, struct curl_slist **hdrs)
+{
+    const cg_upstream_decl_t *u = a->u;
+    const char *ctype = apr_table_get(r->headers_in, "content-type");
+    const char *version = apr_table_get(r->headers_in, "anthropic-version");
+    cg_sigv4_header_t signed_hdrs[4];
+    cg_sigv4_credentials_t creds;
+    cg_sigv4_request_t req;
+    cg_sigv4_result_t out;
+    apr_uri_t uri;
+    int i, n = 0;
+
+    if (!cg_aws_creds(r, a, &creds) || apr_uri_parse(r->pool, url, &uri) != APR_SUCCESS ||
+        uri.hostinfo == NULL) {
+        return 0;
+    }
+    signed_hdrs[n].name = "host";
+    signed_hdrs[n++].value = uri.hostinfo;
+    if (u->workspace_id != NULL) {
+        signed_hdrs[n].name = "anthropic-workspace-id";
+        signed_hdrs[n++].value = u->workspace_id;
+    }
+    if (ctype != NULL) {
+        signed_hdrs[n].name = "content-type";
+        signed_hdrs[n++].value = ctype;
+    }
+    if (version != NULL) {
+        signed_hdrs[n].name = "anthropic-version";
+        signed_hdrs[n++].value = version;
+    }
+    memset(&req, 0, sizeof(req));
+    req.method = "POST";
+    req.path = uri.path ? uri.path : "/";
+    req.query = uri.query;
+    req.headers = signed_hdrs;
+    req.nheaders = n;
+    req.payload = body;
+    req.payload_len = len;
+    req.content_sha256_header = 1;
+    if (cg_sigv4_sign(r->pool, &req, &creds, u->region, CG_ANTHROPIC_AWS_SERVICE,
+                      cg_sigv4_amz_date(r->pool, apr_time_now()), &out) != APR_SUCCESS) {
+        return 0;
+    }
+    for (i = 0; i < out.nset; i++) {
+        *hdrs = curl_slist_append(
+            *hdrs, apr_pstrcat(r->pool, out.set[i].name, ": ", out.set[i].value, NULL));
+    }
+    return 1;
+}
+
+/* A fresh suffix for a guardrail's input tags: a user who cannot guess it
+ * cannot close the tag early to put text outside the guardrail's view. */
+static const char *cg_guard_suffix(apr_pool_t *p)
+{
+    unsigned char raw[8];
+    char *hex = apr_palloc(p, sizeof(raw) * 2 + 1);
+    apr_size_t i;
+
+    if (apr_generate_random_bytes(raw, sizeof(raw)) != APR_SUCCESS) {
+        return cg_uuid4(p); /* as unguessable, with dashes */
+    }
+    for (i = 0; i < sizeof(raw); i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    }
+    return hex;
+}
+
 /* The request for a Bedrock or Vertex upstream: URL, translated body and
  * headers. 0 when this upstream cannot be used (no credentials). */
 static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target, const char **url,
@@ -620,8 +752,14 @@ static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target,
         const char *path = cg_bedrock_path(r->pool, target, op), *host;
         apr_uri_t uri;
 
-        *body = count ? cg_bedrock_count_tokens_body(r->pool, rq->body, rq->body_len, beta, len)
-                      : cg_bedrock_body(r->pool, rq->body, rq->body_len, beta, len);
+        cg_sigv4_header_t signed_hdrs[6];
+        int nsigned = 3, g;
+
+        *body = count
+                    ? cg_bedrock_count_tokens_body(r->pool, rq->body, rq->body_len, beta, len)
+                    : cg_bedrock_body_tagged(r->pool, rq->body, rq->body_len, beta,
+                                             u->guardrail_tagging ? cg_guard_suffix(r->pool) : NULL,
+                                             len);
         if (path == NULL || *body == NULL ||
             apr_uri_parse(r->pool, u->base_url, &uri) != APR_SUCCESS || uri.hostinfo == NULL) {
             curl_slist_free_all(h);
@@ -632,30 +770,31 @@ static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target,
         h = curl_slist_append(h, op == CG_BEDROCK_INVOKE_STREAM
                                      ? "Accept: application/vnd.amazon.eventstream"
                                      : "Accept: application/json");
+        if (u->guardrail_id != NULL && !count) { /* CountTokens takes no guardrail */
+            signed_hdrs[nsigned].name = "X-Amzn-Bedrock-GuardrailIdentifier";
+            signed_hdrs[nsigned++].value = u->guardrail_id;
+            signed_hdrs[nsigned].name = "X-Amzn-Bedrock-GuardrailVersion";
+            signed_hdrs[nsigned++].value = u->guardrail_version;
+            if (u->guardrail_trace) {
+                signed_hdrs[nsigned].name = "X-Amzn-Bedrock-Trace";
+                signed_hdrs[nsigned++].value = "ENABLED";
+            }
+            for (g = 3; g < nsigned; g++) {
+                h = curl_slist_append(
+                    h, apr_pstrcat(r->pool, signed_hdrs[g].name, ": ", signed_hdrs[g].value, NULL));
+            }
+        }
         if (u->aws_bearer_token != NULL) {
             h = curl_slist_append(
                 h, apr_pstrcat(r->pool, "Authorization: Bearer ", u->aws_bearer_token, NULL));
         }
         else {
-            cg_sigv4_header_t signed_hdrs[3];
             cg_sigv4_request_t req;
             cg_sigv4_credentials_t creds;
             cg_sigv4_result_t out;
-            cg_aws_creds_t chain;
             int i;
 
-            if (u->aws_access_key_id != NULL) {
-                creds.access_key_id = u->aws_access_key_id;
-                creds.secret_access_key = u->aws_secret_access_key;
-                creds.session_token = u->aws_session_token;
-            }
-            else if (cg_aws_chain_get(r, u->region, &chain)) { /* auth: {} */
-                creds.access_key_id = chain.access_key_id;
-                creds.secret_access_key = chain.secret_access_key;
-                creds.session_token = chain.session_token;
-                a->aws_chain = 1;
-            }
-            else {
+            if (!cg_aws_creds(r, a, &creds)) {
                 curl_slist_free_all(h);
                 return 0;
             }
@@ -672,7 +811,7 @@ static int cg_cloud_prepare(request_rec *r, cg_attempt_t *a, const char *target,
             req.method = "POST";
             req.path = path;
             req.headers = signed_hdrs;
-            req.nheaders = 3;
+            req.nheaders = nsigned;
             req.payload = *body;
             req.payload_len = *len;
             if (cg_sigv4_sign(r->pool, &req, &creds, u->region, CG_BEDROCK_SERVICE,
@@ -765,6 +904,7 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
     cg_attempt_t *a = apr_pcalloc(r->pool, sizeof(*a));
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE] = "";
+    int prepared = 1;
     CURLcode rc;
     CURL *c;
 
@@ -779,15 +919,7 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
         return a;
     }
     if (a->kind == CG_PROVIDER_BEDROCK || a->kind == CG_PROVIDER_VERTEX) {
-        if (!cg_cloud_prepare(r, a, target, &url, &body, &body_len, &hdrs)) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          CG_LOGNO(0135) "upstream %s: no usable credentials or model id for "
-                                         "%s; skipped",
-                          u->name, target);
-            cg_easy_give(c);
-            a->status = 0;
-            return a;
-        }
+        prepared = cg_cloud_prepare(r, a, target, &url, &body, &body_len, &hdrs);
     }
     else {
         if (strcmp(target, rq->model) != 0) {
@@ -795,6 +927,32 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
         }
         hdrs = cg_attempt_headers(r, u, rq->identity.sub ? &rq->identity : NULL);
         url = cg_attempt_url(r, u);
+        if (a->kind == CG_PROVIDER_ANTHROPIC_AWS && u->api_key == NULL && u->oauth_token == NULL &&
+            !cg_anthropic_aws_sign(r, a, url, body, body_len, &hdrs)) {
+            curl_slist_free_all(hdrs);
+            prepared = 0;
+        }
+        else if (a->kind == CG_PROVIDER_FOUNDRY && u->use_azure_ad) {
+            const char *token;
+            a->az_chain = 1;
+            if (cg_az_chain_token(r, &token)) {
+                hdrs = curl_slist_append(
+                    hdrs, apr_pstrcat(r->pool, "Authorization: Bearer ", token, NULL));
+            }
+            else {
+                curl_slist_free_all(hdrs);
+                prepared = 0;
+            }
+        }
+    }
+    if (!prepared) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      CG_LOGNO(0135) "upstream %s: no usable credentials or model id for "
+                                     "%s; skipped",
+                      u->name, target);
+        cg_easy_give(c);
+        a->status = 0;
+        return a;
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -824,7 +982,14 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
             cg_vertex_forget(u);
         }
     }
-    if (a->status == 403 && a->aws_chain) {
+    if (a->status == 401 && a->az_chain) {
+        cg_az_chain_forget();
+    }
+    if (a->status == 403 && a->role_session != NULL) {
+        /* the role's credentials, expired or revoked: assume it again next time */
+        cg_aws_assume_forget(u->role_arn, u->role_external_id, a->role_session);
+    }
+    else if (a->status == 403 && a->aws_chain) {
         cg_aws_chain_forget(u->region); /* expired or revoked: look again next time */
     }
     if (a->hold_answer && !a->committed && (rc == CURLE_OK || a->held_len > 0)) {

@@ -43,6 +43,7 @@ if __package__ in (None, ''):
 else:
     from ._server import ScriptedFake, ScriptedHandler, serve_main
 
+GUARD_TAG = 'amazon-bedrock-guardrails-guardContent_'
 ANTHROPIC_VERSION = 'bedrock-2023-05-31'
 REQUEST_TAGS_BETA = 'request-tags-2026-08-21'
 OPS = ('invoke', 'invoke-with-response-stream', 'count-tokens')
@@ -333,6 +334,9 @@ class BedrockFake(ScriptedFake):
         self.session_token = session_token
         self.region = region
         self.max_skew = max_skew  # seconds; None: any x-amz-date (fixed test vectors)
+        self.guardrail = None  # (id, version) every invocation must carry
+        self.guardrail_trace = False
+        self.guardrail_tagging = False
         super().__init__(**kw)
 
     def check_signature(self, method, raw_path, headers, body, rec):
@@ -418,6 +422,9 @@ class BedrockFake(ScriptedFake):
         rec['json'] = j
         if not isinstance(j, dict):
             return 400, 'ValidationException', 'body must be a JSON object'
+        err = self.check_guardrail(rec['op'], headers, j, rec)
+        if err is not None:
+            return err
         if rec['op'] == 'count-tokens':
             try:
                 inner = json.loads(base64.b64decode(j['input']['invokeModel']['body'],
@@ -453,6 +460,65 @@ class BedrockFake(ScriptedFake):
                 return 400, 'ValidationException', 'anthropic_beta must be a list of strings'
             if REQUEST_TAGS_BETA in betas:
                 return 400, 'ValidationException', f'invalid beta flag {REQUEST_TAGS_BETA}'
+        return None
+
+    def check_guardrail(self, op, headers, j, rec):
+        """Bedrock's guardrail rules: the identifier and version headers go
+        together (and not on CountTokens), amazon-bedrock-guardrailConfig in
+        the body needs them; with .guardrail = (id, version) set, every
+        invocation must carry exactly that, with .guardrail_trace the trace
+        header, and with .guardrail_tagging the last user turn's text (and
+        nothing else) wrapped in tags with the body's tagSuffix."""
+        gid = headers.get('x-amzn-bedrock-guardrailidentifier')
+        gver = headers.get('x-amzn-bedrock-guardrailversion')
+        trace = headers.get('x-amzn-bedrock-trace')
+        config = j.get('amazon-bedrock-guardrailConfig')
+        rec['guardrail'] = {'id': gid, 'version': gver, 'trace': trace,
+                            'suffix': (config or {}).get('tagSuffix')
+                            if isinstance(config, dict) else None}
+        if (gid is None) != (gver is None):
+            return 400, 'ValidationException', \
+                'guardrailIdentifier and guardrailVersion must be given together'
+        if config is not None and gid is None:
+            return 400, 'ValidationException', \
+                'amazon-bedrock-guardrailConfig requires a guardrail identifier'
+        if op == 'count-tokens':
+            if gid is not None or trace is not None:
+                return 400, 'ValidationException', 'CountTokens takes no guardrail'
+            return None
+        want = self.guardrail
+        if want is not None and (gid, gver) != tuple(want):
+            return 400, 'ValidationException', f'expected guardrail {want}, got {(gid, gver)}'
+        if want is None and gid is not None:
+            return 400, 'ValidationException', 'unexpected guardrail'
+        if (trace == 'ENABLED') != bool(self.guardrail_trace and want is not None):
+            return 400, 'ValidationException', f'unexpected X-Amzn-Bedrock-Trace {trace!r}'
+        if not self.guardrail_tagging or want is None:
+            if config is not None or GUARD_TAG in json.dumps(j):
+                return 400, 'ValidationException', 'unexpected guardrail input tags'
+            return None
+        suffix = rec['guardrail']['suffix']
+        if config is None:  # nothing to tag (a turn of tool results): all is judged
+            if GUARD_TAG in json.dumps(j):
+                return 400, 'ValidationException', 'input tags without a tagSuffix'
+            return None
+        if not isinstance(suffix, str) or not suffix.isalnum():
+            return 400, 'ValidationException', 'tagSuffix must be alphanumeric'
+        msgs = j.get('messages') or []
+        last = max((i for i, m in enumerate(msgs) if m.get('role') == 'user'), default=None)
+        opening, closing = f'<{GUARD_TAG}{suffix}>', f'</{GUARD_TAG}{suffix}>'
+        for i, m in enumerate(msgs):
+            content = m.get('content')
+            texts = [content] if isinstance(content, str) else \
+                [b.get('text') for b in content or [] if b.get('type') == 'text']
+            for t in texts:
+                wrapped = isinstance(t, str) and t.startswith(opening) and t.endswith(closing) \
+                    and t.count(opening) == 1
+                if wrapped != (i == last):
+                    return 400, 'ValidationException', \
+                        f'messages[{i}]: input tags only around the last user turn'
+        if GUARD_TAG in json.dumps({k: v for k, v in j.items() if k != 'messages'}):
+            return 400, 'ValidationException', 'input tags outside the messages'
         return None
 
     @staticmethod

@@ -1,7 +1,7 @@
 /* fuzz_cloud_creds: the parsers of what cloud credential sources answer.
  *
- * The instance metadata services, the container endpoint, STS and OAuth
- * token endpoints answer over the network, and the credential files are
+ * The instance metadata services, the container endpoint, STS, OAuth and
+ * Entra token endpoints answer over the network, and the credential files are
  * whatever is on disk: every input goes to each parser. Oracles: what a
  * parser accepts can go into a header (printable ASCII without space for
  * keys and tokens) and is never empty; a refusal comes with a reason and
@@ -17,6 +17,7 @@
 #include <apr_strings.h>
 
 #include "cg_awscred.h"
+#include "cg_azure.h"
 #include "cg_vertex.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -95,6 +96,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cg_aws_time(text, &exp);
 
     why = cg_vertex_token_parse(p, text, size, now, &tok, &exp);
+    if (why == NULL) {
+        fuzz_header_safe(tok);
+        if (exp <= now) {
+            abort();
+        }
+    }
+    else if (tok != NULL || exp != 0) {
+        abort();
+    }
+
+    why = cg_azure_token_parse(p, text, size, now, &tok, &exp);
     if (why == NULL) {
         fuzz_header_safe(tok);
         if (exp <= now) {

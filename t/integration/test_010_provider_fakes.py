@@ -15,7 +15,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from fakes import azureid as az
 from fakes import bedrock as bd
+from fakes.azureid import AzureIdentityFake
 from fakes.bedrock import BedrockFake
 from fakes.foundry import FoundryFake
 from fakes.gcemeta import TOKEN_PATH, GceMetadataFake
@@ -453,6 +455,217 @@ class TestFoundryFake:
             assert [len(rec['violations']) for rec in fake.requests] == [0, 0, 1, 1, 1, 1, 0, 0]
         finally:
             fake.stop()
+
+
+    def test_fake_010_21_minted_entra_tokens(self):
+        """Tokens from mint(ttl) are taken as bearers until they expire (or
+        expire_tokens()); a bad bearer gets Azure's 401 for tokens; the
+        served request says which credential it carried."""
+        fake = FoundryFake(api_key=None).start()
+        try:
+            body = json.dumps({'model': 'claude-sonnet-4-5', 'max_tokens': 8,
+                               'messages': [{'role': 'user', 'content': 'hi'}]}).encode()
+            tok = fake.mint(60)
+            assert fake.tokens == [tok]
+            r = post(fake.port, '/anthropic/v1/messages', body,
+                     headers={'authorization': 'Bearer ' + tok})
+            assert r.status == 200, r.body
+            assert fake.last['credential'] == 'entra' and not fake.last['violations']
+            r = post(fake.port, '/anthropic/v1/messages', body,
+                     headers={'authorization': 'Bearer eyJ.forged'})
+            assert r.status == 401 and 'Access token is missing' in r.json['error']['message']
+            assert fake.last['violations'] == ['unknown Entra token']
+            # no key configured: no key is taken
+            assert post(fake.port, '/anthropic/v1/messages', body,
+                        headers={'x-api-key': 'fake-foundry-key'}).status == 401
+            old = fake.mint(-1)
+            r = post(fake.port, '/anthropic/v1/messages', body,
+                     headers={'authorization': 'Bearer ' + old})
+            assert r.status == 401 and fake.last['violations'] == ['expired Entra token']
+            fake.expire_tokens()
+            assert post(fake.port, '/anthropic/v1/messages', body,
+                        headers={'authorization': 'Bearer ' + tok}).status == 401
+            assert fake.last['violations'] == ['expired Entra token']
+            tok2 = fake.mint(60)
+            assert post(fake.port, '/anthropic/v1/messages', body,
+                        headers={'authorization': 'Bearer ' + tok2}).status == 200
+            fake.reset()
+            assert len(fake.tokens) == 3 and fake.count == 0
+        finally:
+            fake.stop()
+
+
+@pytest.fixture
+def azure():
+    fdy = FoundryFake(api_key=None).start()
+    idf = AzureIdentityFake(fdy).start()
+    yield idf, fdy
+    idf.stop()
+    fdy.stop()
+
+
+def foundry_ok(fdy, token):
+    body = json.dumps({'model': 'claude-sonnet-4-5', 'max_tokens': 8,
+                       'messages': [{'role': 'user', 'content': 'hi'}]}).encode()
+    return post(fdy.port, '/anthropic/v1/messages', body,
+                headers={'authorization': 'Bearer ' + token}).status == 200
+
+
+class TestAzureIdentityFake:
+
+    def test_fake_010_40_entra_token_endpoint(self, azure):
+        """The client-credentials grant with a secret (URL-encoded) or the
+        federated assertion, for the Cognitive Services scope only; every
+        other request refused in Entra's shape and status, and recorded."""
+        idf, fdy = azure
+        url = f'{idf.url}/{idf.tenant_id}/oauth2/v2.0/token'
+        assert set('+/=') <= set(idf.client_secret)
+        base = {'grant_type': 'client_credentials', 'client_id': idf.client_id,
+                'scope': 'https://cognitiveservices.azure.com/.default'}
+        secret = dict(base, client_secret=idf.client_secret)
+        fed = dict(base, client_assertion_type=az.JWT_BEARER, client_assertion=idf.federated_token)
+        r = requests.post(url, data=secret)
+        assert r.status_code == 200, r.text
+        tok = r.json()
+        assert set(tok) == {'token_type', 'expires_in', 'ext_expires_in', 'access_token'}
+        assert tok['token_type'] == 'Bearer' and tok['expires_in'] == 3599
+        assert foundry_ok(fdy, tok['access_token'])
+        r = requests.post(url, data=fed)
+        assert r.status_code == 200 and foundry_ok(fdy, r.json()['access_token'])
+        assert idf.counts == {'entra': 2, 'entra-secret': 1, 'entra-assertion': 1}
+        assert idf.violations == []
+        raw = ('grant_type=client_credentials&client_id=' + idf.client_id + '&client_secret=' +
+               idf.client_secret + '&scope=https%3A%2F%2Fcognitiveservices.azure.com%2F.default')
+        form = {'content-type': 'application/x-www-form-urlencoded'}
+        other = dict(fed, client_assertion=az.federated_token())
+        for how, status, error in [
+                (dict(data=dict(secret, client_secret='wrong' + idf.client_secret)), 401,
+                 'invalid_client'),
+                (dict(data=raw, headers=form), 401, 'invalid_client'),  # '+' not encoded
+                (dict(data=base), 401, 'invalid_client'),
+                (dict(data=dict(secret, **fed)), 400, 'invalid_request'),
+                (dict(data=other), 400, 'invalid_request'),
+                (dict(data=dict(fed, client_assertion_type='jwt')), 400, 'invalid_request'),
+                (dict(data=dict(secret, client_id='00000000-0000-0000-0000-000000000000')), 400,
+                 'unauthorized_client'),
+                (dict(data=dict(secret, scope='https://cognitiveservices.azure.com')), 400,
+                 'invalid_scope'),
+                (dict(data=dict(secret, grant_type='password')), 400, 'unsupported_grant_type'),
+                (dict(data=dict(secret, resource='https://cognitiveservices.azure.com')), 400,
+                 'invalid_request'),
+                (dict(json=secret), 400, 'invalid_request'),
+                (dict(data=secret, headers={'authorization': 'Basic eDp5'}), 400,
+                 'invalid_request')]:
+            r = requests.post(url, **how)
+            assert r.status_code == status and r.json()['error'] == error, (how, r.text)
+            desc = r.json()['error_description']
+            assert desc.startswith(f"AADSTS{r.json()['error_codes'][0]}: ")
+            assert '\r\nTrace ID: ' in desc and '\r\nCorrelation ID: ' in desc
+        r = requests.post(url.replace(idf.tenant_id, 'common'), data=secret)
+        assert r.status_code == 400 and r.json()['error_codes'] == [90002]
+        # an authority with its trailing slash kept: not the tenant's path
+        r = requests.post(f'{idf.url}//{idf.tenant_id}/oauth2/v2.0/token', data=secret)
+        assert r.status_code == 400 and r.json()['error_codes'] == [90002]
+        r = requests.get(url)
+        assert r.status_code == 400 and r.json()['error_codes'] == [900561]
+        assert len(idf.violations) == 15 and idf.n('entra') == 17
+        assert idf.counts['entra-secret'] == 1 and idf.counts['entra-assertion'] == 1
+        assert 'wrong client_secret' in idf.violations[0]
+        # the log keeps no secret
+        logged = json.dumps(idf.requests)
+        assert idf.client_secret not in logged and idf.federated_token not in logged
+        assert idf.seen('entra')[0]['params']['client_secret'] == ['<redacted>']
+        # a new federated token: the old one is refused
+        old = idf.federated_token
+        new = idf.rotate_federated_token()
+        assert new != old
+        assert requests.post(url, data=fed).status_code == 400
+        assert requests.post(url, data=dict(fed, client_assertion=new)).status_code == 200
+        assert len(idf.pop_violations()) == 16 and idf.violations == []
+        idf.ttl = 200
+        assert requests.post(url, data=secret).json()['expires_in'] == 200
+        idf.entra_down = True
+        r = requests.post(url, data=secret)
+        assert r.status_code == 503 and r.json()['error'] == 'temporarily_unavailable'
+        assert idf.violations == []
+        idf.reset()
+        assert idf.counts == {} and idf.requests == [] and idf.ttl == 3599
+        assert not idf.entra_down and idf.has_identity
+
+    def test_fake_010_41_app_service_identity_endpoint(self, azure):
+        """App Service / Container Apps: the identity header, api-version
+        2019-08-01, the resource, an optional client_id of this identity."""
+        idf, fdy = azure
+        assert idf.identity_endpoint == idf.url + '/msi/token'
+        q = {'api-version': '2019-08-01', 'resource': 'https://cognitiveservices.azure.com'}
+        hdr = {'X-IDENTITY-HEADER': idf.identity_header}
+        r = requests.get(idf.identity_endpoint, params=q, headers=hdr)
+        assert r.status_code == 200, r.text
+        tok = r.json()
+        assert set(tok) == {'access_token', 'expires_on', 'resource', 'token_type', 'client_id'}
+        assert tok['token_type'] == 'Bearer' and tok['client_id'] == idf.client_id
+        assert isinstance(tok['expires_on'], str)
+        assert abs(int(tok['expires_on']) - time.time() - 3599) < 5
+        assert tok['resource'] == 'https://cognitiveservices.azure.com'
+        assert foundry_ok(fdy, tok['access_token'])
+        r = requests.get(idf.identity_endpoint, params=dict(q, client_id=idf.client_id),
+                         headers=hdr)
+        assert r.status_code == 200
+        assert idf.seen('appservice')[-1]['params']['client_id'] == [idf.client_id]
+        assert idf.violations == []
+        for params, headers, status in [
+                (q, {}, 401), (q, {'X-IDENTITY-HEADER': 'other'}, 401),
+                (dict(q, client_id='00000000-0000-0000-0000-000000000000'), hdr, 400),
+                (dict(q, **{'api-version': '2017-09-01'}), hdr, 400),
+                (dict(q, resource='https://cognitiveservices.azure.com/.default'), hdr, 400),
+                (dict(q, clientid=idf.client_id), hdr, 400)]:
+            r = requests.get(idf.identity_endpoint, params=params, headers=headers)
+            assert r.status_code == status, (params, headers)
+            assert set(r.json()) == {'statusCode', 'message', 'correlationId'}
+        assert 'Unable to load the proper Managed Identity' in idf.violations[2]
+        assert requests.post(idf.identity_endpoint, params=q, headers=hdr).status_code == 405
+        assert idf.n('appservice') == 9 and len(idf.violations) == 7
+        assert idf.identity_header not in json.dumps(idf.requests)
+
+    def test_fake_010_42_imds_identity_endpoint(self, azure):
+        """IMDS: Metadata: true, no X-Forwarded-For, api-version 2018-02-01;
+        its numbers as strings; "Identity not found" without an identity."""
+        idf, fdy = azure
+        url = idf.url + '/metadata/identity/oauth2/token'
+        q = {'api-version': '2018-02-01', 'resource': 'https://cognitiveservices.azure.com'}
+        md = {'Metadata': 'true'}
+        r = requests.get(url, params=q, headers=md)
+        assert r.status_code == 200, r.text
+        tok = r.json()
+        assert set(tok) == {'access_token', 'client_id', 'expires_in', 'expires_on',
+                            'ext_expires_in', 'not_before', 'resource', 'token_type'}
+        assert tok['expires_in'] == '3599' and tok['token_type'] == 'Bearer'
+        assert abs(int(tok['expires_on']) - time.time() - 3599) < 5
+        assert foundry_ok(fdy, tok['access_token'])
+        assert requests.get(url, params=dict(q, client_id=idf.client_id),
+                            headers=md).status_code == 200
+        idf.has_identity = False
+        r = requests.get(url, params=q, headers=md)
+        assert r.status_code == 400
+        assert r.json() == {'error': 'invalid_request', 'error_description': 'Identity not found'}
+        assert idf.violations == []
+        idf.has_identity = True
+        for params, headers, why in [
+                (q, {}, 'Required metadata header not specified'),
+                (q, {'Metadata': 'false'}, 'Required metadata header not specified'),
+                (q, dict(md, **{'X-Forwarded-For': '10.0.0.1'}), 'X-Forwarded-For'),
+                (dict(q, **{'api-version': '2019-08-01'}), md, 'api-version'),
+                (dict(q, client_id='00000000-0000-0000-0000-000000000000'), md,
+                 'Identity not found'),
+                (dict(q, resource='https://management.azure.com/'), md, 'AADSTS500011')]:
+            r = requests.get(url, params=params, headers=headers)
+            assert r.status_code == 400, (params, headers)
+            assert set(r.json()) == {'error', 'error_description'}
+            assert why in r.json()['error_description']
+        assert requests.put(url, params=q, headers=md).status_code == 405
+        assert requests.get(idf.url + '/metadata/instance', headers=md).status_code == 404
+        assert idf.counts == {'imds': 10, 'other': 1}
+        assert len(idf.pop_violations()) == 8 and idf.violations == []
 
 
 def test_fake_010_30_fakes_run_as_scripts(tmp_path):

@@ -49,6 +49,7 @@ int main(void)
     srunner_add_suite(sr, unit_suite_cg_audit());
     srunner_add_suite(sr, unit_suite_cg_awscred());
     srunner_add_suite(sr, unit_suite_cg_tokcache());
+    srunner_add_suite(sr, unit_suite_cg_azure());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -247,6 +247,32 @@ START_TEST(times_and_roles)
 }
 END_TEST
 
+START_TEST(assume_role_requests)
+{
+    /* STS: [\w+=,.@-]{2,64} */
+    ck_assert_str_eq(cg_aws_session_name(unit_pool, "ada.lovelace+gw@example.com"),
+                     "ada.lovelace+gw@example.com");
+    ck_assert_str_eq(cg_aws_session_name(unit_pool, "auth0|5f/7 x"), "auth0-5f-7-x");
+    ck_assert_str_eq(cg_aws_session_name(unit_pool, "caf\xc3\xa9"), "caf--");
+    ck_assert_int_eq(
+        strlen(cg_aws_session_name(unit_pool, "0123456789012345678901234567890123456789"
+                                              "01234567890123456789012345678901234567"
+                                              "89")),
+        64);
+    ck_assert_ptr_null(cg_aws_session_name(unit_pool, "x"));
+    ck_assert_ptr_null(cg_aws_session_name(unit_pool, NULL));
+    ck_assert_str_eq(
+        cg_aws_assume_role_form(unit_pool, "arn:aws:iam::123456789012:role/gw", "ext id/1",
+                                "a@b.c"),
+        "Action=AssumeRole&DurationSeconds=3600&ExternalId=ext%20id%2F1"
+        "&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fgw&RoleSessionName=a%40b.c"
+        "&Version=2011-06-15");
+    ck_assert_str_eq(cg_aws_assume_role_form(unit_pool, "arn:r", NULL, "mod_claude"),
+                     "Action=AssumeRole&DurationSeconds=3600&RoleArn=arn%3Ar"
+                     "&RoleSessionName=mod_claude&Version=2011-06-15");
+}
+END_TEST
+
 Suite *unit_suite_cg_awscred(void)
 {
     Suite *s = suite_create("cg_awscred");
@@ -259,6 +285,7 @@ Suite *unit_suite_cg_awscred(void)
     tcase_add_test(tc, metadata_json);
     tcase_add_test(tc, sts_answer);
     tcase_add_test(tc, times_and_roles);
+    tcase_add_test(tc, assume_role_requests);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -188,6 +188,36 @@ START_TEST(body_translation)
 }
 END_TEST
 
+START_TEST(guardrail_input_tags)
+{
+    const char *in = "{\"model\":\"m\",\"max_tokens\":8,\"system\":\"sys\",\"messages\":["
+                     "{\"role\":\"user\",\"content\":\"old\"},"
+                     "{\"role\":\"assistant\",\"content\":\"a\"},"
+                     "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+                     "\"tool_use_id\":\"t\",\"content\":\"r\"},{\"type\":\"text\","
+                     "\"text\":\"new\"}]}]}";
+    apr_size_t n;
+    const char *out = cg_bedrock_body_tagged(unit_pool, in, strlen(in), NULL, "s1", &n);
+
+    ck_assert_ptr_nonnull(out);
+    ck_assert_ptr_nonnull(strstr(out, "\"messages\":[{\"role\":\"user\",\"content\":\"old\"}"));
+    ck_assert_ptr_nonnull(strstr(out, "{\"type\":\"tool_result\",\"tool_use_id\":\"t\","
+                                      "\"content\":\"r\"},{\"type\":\"text\",\"text\":\"<"
+                                      "amazon-bedrock-guardrails-guardContent_s1>new</"
+                                      "amazon-bedrock-guardrails-guardContent_s1>\"}"));
+    ck_assert_ptr_nonnull(strstr(out, "\"amazon-bedrock-guardrailConfig\":{\"tagSuffix\":\"s1\"}"));
+    ck_assert_ptr_null(strstr(out, "_s1>sys"));
+    /* no suffix: the plain translation */
+    ck_assert_str_eq(cg_bedrock_body_tagged(unit_pool, in, strlen(in), NULL, NULL, &n),
+                     cg_bedrock_body(unit_pool, in, strlen(in), NULL, &n));
+    /* nothing to tag: no config either */
+    in = "{\"model\":\"m\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":"
+         "[{\"type\":\"tool_result\",\"tool_use_id\":\"t\",\"content\":\"r\"}]}]}";
+    out = cg_bedrock_body_tagged(unit_pool, in, strlen(in), NULL, "s1", &n);
+    ck_assert_ptr_null(strstr(out, "guardrail"));
+}
+END_TEST
+
 START_TEST(paths_and_host)
 {
     ck_assert_str_eq(cg_bedrock_path(unit_pool, "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
@@ -484,6 +514,7 @@ Suite *unit_suite_cg_bedrock(void)
 
     tcase_add_checked_fixture(tc, unit_setup, unit_teardown);
     tcase_add_test(tc, body_translation);
+    tcase_add_test(tc, guardrail_input_tags);
     tcase_add_test(tc, paths_and_host);
     tcase_add_test(tc, count_tokens);
     tcase_add_test(tc, stream_whole_and_bytewise);

@@ -216,6 +216,49 @@ START_TEST(policy_validation_messages)
         policy_err("upstreams:\n  - {provider: bedrock, name: b1, region: us-east-1}\nmodels:\n"
                    "  - {id: m, upstream_model: {b2: x}}\n"),
         "t.yaml: models[0].upstream_model.b2: references unknown upstream 'b2'");
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: anthropicAws, region: us-west-2}\n"),
+                     "t.yaml: upstreams[0].workspace_id: Required");
+    /* assume_role: the reference's schema, strictly */
+    {
+        const cg_upstream_decl_t *u = &APR_ARRAY_IDX(
+            policy("upstreams:\n  - {provider: bedrock, region: us-east-1, assume_role: "
+                   "{role_arn: 'arn:aws:iam::1:role/r', external_id: x, session_name: email}}\n")
+                ->upstreams,
+            0, cg_upstream_decl_t);
+        ck_assert_str_eq(u->role_arn, "arn:aws:iam::1:role/r");
+        ck_assert_str_eq(u->role_external_id, "x");
+        ck_assert_str_eq(u->role_session, "email");
+    }
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: bedrock, region: us-east-1, "
+                                "assume_role: {external_id: x}}\n"),
+                     "t.yaml: upstreams[0].assume_role.role_arn: Required");
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: bedrock, region: us-east-1, "
+                                "assume_role: {role_arn: 'arn:r', session_name: name}}\n"),
+                     "t.yaml: upstreams[0].assume_role.session_name: Invalid enum value. "
+                     "Expected 'email' | 'sub'");
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: bedrock, region: us-east-1, "
+                                "assume_role: {role_arn: 'arn:r', duration: 900}}\n"),
+                     "t.yaml: upstreams[0].assume_role: Unrecognized key: \"duration\"");
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: bedrock, region: us-east-1, "
+                                "assume_role: {role_arn: 'arn:r'}, auth: {aws_bearer_token: t}}\n"),
+                     "t.yaml: upstreams[0].assume_role: a role is assumed with AWS keys, not "
+                     "with aws_bearer_token");
+    /* Foundry's Entra sign-in: a boolean, Foundry's only, not with a key */
+    ck_assert_int_eq(APR_ARRAY_IDX(policy("upstreams:\n  - {provider: foundry, resource: r, auth: "
+                                          "{use_azure_ad: true}}\n")
+                                       ->upstreams,
+                                   0, cg_upstream_decl_t)
+                         .use_azure_ad,
+                     1);
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: foundry, resource: r, auth: "
+                                "{use_azure_ad: 'yes'}}\n"),
+                     "t.yaml: upstreams[0].auth.use_azure_ad: Expected boolean, received string");
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: anthropic, auth: {use_azure_ad: "
+                                "true}}\n"),
+                     "t.yaml: upstreams[0].auth.use_azure_ad: only foundry upstreams take it");
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: foundry, resource: r, auth: "
+                                "{use_azure_ad: true, api_key: k}}\n"),
+                     "t.yaml: upstreams[0].auth: give api_key or use_azure_ad, not both");
     ck_assert_str_eq(policy_err("models:\n  - {id: m}\n"), "t.yaml: models[0].upstream_model: "
                                                            "Required");
     ck_assert_str_eq(policy_err("auto_include_builtin_models: yes\n"),

@@ -38,5 +38,6 @@ Suite *unit_suite_cs_batch(void);
 Suite *unit_suite_cg_audit(void);
 Suite *unit_suite_cg_awscred(void);
 Suite *unit_suite_cg_tokcache(void);
+Suite *unit_suite_cg_azure(void);
 
 #endif

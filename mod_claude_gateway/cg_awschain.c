@@ -116,30 +116,6 @@ static int cg_aws_http(request_rec *r, const char *method, const char *url, stru
     return ok;
 }
 
-static const char *cg_aws_read_file(apr_pool_t *p, const char *path, apr_size_t *len)
-{
-    apr_file_t *f;
-    apr_finfo_t fi;
-    char *buf;
-
-    if (apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p) != APR_SUCCESS) {
-        return NULL;
-    }
-    if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS || fi.size > 1024 * 1024) {
-        apr_file_close(f);
-        return NULL;
-    }
-    *len = (apr_size_t)fi.size;
-    buf = apr_palloc(p, *len + 1);
-    if (*len > 0 && apr_file_read_full(f, buf, *len, len) != APR_SUCCESS) {
-        apr_file_close(f);
-        return NULL;
-    }
-    buf[*len] = '\0';
-    apr_file_close(f);
-    return buf;
-}
-
 static const char *cg_aws_home(apr_pool_t *p)
 {
     const char *home = cg_aws_env("HOME");
@@ -232,7 +208,7 @@ static int cg_aws_from_files(request_rec *r, cg_aws_creds_t *out, const char **w
         apr_size_t len = 0;
         const char *text, *w = NULL;
 
-        if (paths[i] == NULL || (text = cg_aws_read_file(r->pool, paths[i], &len)) == NULL) {
+        if (paths[i] == NULL || cg_file_read(r->pool, paths[i], 1024 * 1024, &text, &len) != NULL) {
             continue;
         }
         if (cg_aws_ini_creds(r->pool, text, len, profile, i == 1, out, &w)) {

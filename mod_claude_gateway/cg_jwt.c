@@ -6,6 +6,7 @@
  * decoder is strict (one encoding per value, no duplicate JSON keys), so two
  * parties can never read different claims out of the same accepted token. */
 #include <limits.h>
+#include <stdlib.h>
 #include <strings.h>
 #include <string.h>
 
@@ -879,4 +880,32 @@ const char *cg_jwt_kid(apr_pool_t *p, const unsigned char *secret, apr_size_t le
     const char *hex = cg_jwt_sha256_hex(p, secret, len);
 
     return hex != NULL ? apr_pstrmemdup(p, hex, 16) : NULL;
+}
+
+const char *cg_jwt_sign_rs256(apr_pool_t *p, void *key, const json_t *header, const json_t *claims)
+{
+    char *h = json_dumps(header, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *c = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    const char *input = NULL;
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    EVP_MD_CTX *ctx;
+    int ok;
+
+    if (h != NULL && c != NULL) {
+        input = apr_pstrcat(p, cg_jwt_b64url_encode(p, h, strlen(h)), ".",
+                            cg_jwt_b64url_encode(p, c, strlen(c)), NULL);
+    }
+    free(h);
+    free(c);
+    if (input == NULL) {
+        return NULL;
+    }
+    ctx = EVP_MD_CTX_new();
+    ok = ctx != NULL && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+         EVP_DigestSign(ctx, NULL, &siglen, (const unsigned char *)input, strlen(input)) == 1;
+    sig = ok ? apr_palloc(p, siglen) : NULL;
+    ok = ok && EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)input, strlen(input)) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok ? apr_pstrcat(p, input, ".", cg_jwt_b64url_encode(p, sig, siglen), NULL) : NULL;
 }

@@ -64,6 +64,19 @@ typedef enum {
 const char *cg_jwt_b64url_encode(apr_pool_t *p, const void *data, apr_size_t len);
 
 /**
+ * An RS256 JWS of a header and claims (the assertions a service account or
+ * a certificate's service principal signs for an OAuth token endpoint).
+ * RSASSA-PKCS1-v1_5 is deterministic: the same input gives the same token.
+ * @param p pool for the result
+ * @param key an RSA private key (an EVP_PKEY *)
+ * @param header the JOSE header object (not consumed)
+ * @param claims the claims object (not consumed)
+ * @return the compact JWS owned by p (secret: never logged), or NULL if
+ *         libcrypto fails
+ */
+const char *cg_jwt_sign_rs256(apr_pool_t *p, void *key, const json_t *header, const json_t *claims);
+
+/**
  * Decode base64url without padding, strictly: any byte outside [A-Za-z0-9_-]
  * (including '=' and whitespace), an impossible length (4n+1) and non-zero
  * unused bits are refused, so each value has exactly one encoding.

@@ -121,41 +121,55 @@ const char *cg_uuid4(apr_pool_t *p)
     return out;
 }
 
-static const char *cg_secret_from_file(apr_pool_t *p, const char *path, const char **value)
+const char *cg_file_read(apr_pool_t *p, const char *path, apr_size_t max, const char **out,
+                         apr_size_t *out_len)
 {
     apr_file_t *f;
     apr_finfo_t fi;
     apr_status_t rv;
     apr_size_t len;
-    char *buf;
+    char *buf, err[128];
 
+    *out = NULL;
+    *out_len = 0;
     rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
     if (rv != APR_SUCCESS) {
-        char err[128];
-        return apr_psprintf(p, "cannot open secret file %s: %s", path,
-                            apr_strerror(rv, err, sizeof(err)));
+        return apr_psprintf(p, "cannot open %s: %s", path, apr_strerror(rv, err, sizeof(err)));
     }
     rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
-    if (rv != APR_SUCCESS || fi.size > CG_SECRET_FILE_MAX) {
+    if (rv != APR_SUCCESS || fi.size < 0 || (apr_size_t)fi.size > max) {
         apr_file_close(f);
-        return apr_psprintf(p, "secret file %s is unreadable or larger than %d bytes", path,
-                            CG_SECRET_FILE_MAX);
+        return apr_psprintf(p, "%s is unreadable or larger than %" APR_SIZE_T_FMT " bytes", path,
+                            max);
     }
     len = (apr_size_t)fi.size;
     buf = apr_palloc(p, len + 1);
     rv = len > 0 ? apr_file_read_full(f, buf, len, &len) : APR_SUCCESS;
     apr_file_close(f);
     if (rv != APR_SUCCESS) {
-        return apr_psprintf(p, "cannot read secret file %s", path);
+        return apr_psprintf(p, "cannot read %s: %s", path, apr_strerror(rv, err, sizeof(err)));
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    return NULL;
+}
+
+static const char *cg_secret_from_file(apr_pool_t *p, const char *path, const char **value)
+{
+    const char *buf, *err;
+    apr_size_t len;
+
+    if ((err = cg_file_read(p, path, CG_SECRET_FILE_MAX, &buf, &len)) != NULL) {
+        return apr_pstrcat(p, "secret file: ", err, NULL);
     }
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
         len--;
     }
-    buf[len] = '\0';
     if (len == 0 || memchr(buf, '\0', len) != NULL) {
         return apr_psprintf(p, "secret file %s is empty or binary", path);
     }
-    *value = buf;
+    *value = apr_pstrmemdup(p, buf, len);
     return NULL;
 }
 

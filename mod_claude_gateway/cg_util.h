@@ -35,6 +35,16 @@ const char *cg_uuid4(apr_pool_t *p);
 const char *cg_secret_resolve(apr_pool_t *p, const char *ref, const char **value);
 
 /**
+ * Read a whole small file (a credential file, a certificate).
+ * @param max the largest size taken
+ * @param out receives the bytes, NUL-terminated (they may hold NULs), owned by p
+ * @param out_len receives their number
+ * @return NULL on success, else a message naming the path
+ */
+const char *cg_file_read(apr_pool_t *p, const char *path, apr_size_t max, const char **out,
+                         apr_size_t *out_len);
+
+/**
  * Compare two secrets in time independent of where they differ.
  * @return non-zero when equal (both non-NULL, same length, same bytes)
  */

@@ -1,8 +1,10 @@
 /* cg_azchain: where a Foundry upstream with auth {use_azure_ad: true} gets
  * its Microsoft Entra token, in the order of azure-identity's
  * DefaultAzureCredential, as far as a server has them:
- *   1. a service principal with a client secret: AZURE_TENANT_ID,
- *      AZURE_CLIENT_ID, AZURE_CLIENT_SECRET;
+ *   1. a service principal: AZURE_TENANT_ID, AZURE_CLIENT_ID and its
+ *      AZURE_CLIENT_SECRET, else its certificate, AZURE_CLIENT_CERTIFICATE_PATH
+ *      (a PEM with the unencrypted key; AZURE_CLIENT_SEND_CERTIFICATE_CHAIN
+ *      sends the certificate along);
  *   2. workload identity (AKS): AZURE_TENANT_ID, AZURE_CLIENT_ID and the
  *      federated token in AZURE_FEDERATED_TOKEN_FILE, read at each fetch
  *      (the kubelet rotates it);
@@ -33,6 +35,7 @@
 #define CG_AZ_PAUSE apr_time_from_sec(5)     /* after nothing was found */
 #define CG_AZ_IMDS_TIMEOUT_MS 2000L          /* link-local: answers at once or not at all */
 #define CG_AZ_HTTP_TIMEOUT_MS 10000L         /* Entra and the App Service endpoint */
+#define CG_AZ_CERT_MAX (256 * 1024)          /* a PEM with its chain */
 
 static cg_tokcache_t *cg_az_cache;
 
@@ -69,10 +72,11 @@ static int cg_az_request(request_rec *r, cg_fetch_t *f, apr_time_t now, const ch
     return err == NULL;
 }
 
-/* 1 and 2: the client credentials grant at Entra. */
+/* 1 and 2: the client credentials grant at Entra, with a secret, a
+ * federated token, or an assertion signed with a certificate. */
 static int cg_az_entra(request_rec *r, apr_time_t now, const char *tenant, const char *client_id,
-                       const char *secret, const char *assertion, cg_tokcache_value_t *out,
-                       const char **why)
+                       const char *secret, const char *assertion, const cg_azure_cert_t *cert,
+                       cg_tokcache_value_t *out, const char **why)
 {
     const char *url = cg_azure_token_url(r->pool, cg_az_env("AZURE_AUTHORITY_HOST"), tenant);
     cg_fetch_t f = {.method = "POST", .timeout_ms = CG_AZ_HTTP_TIMEOUT_MS};
@@ -81,6 +85,16 @@ static int cg_az_entra(request_rec *r, apr_time_t now, const char *tenant, const
     if (url == NULL) {
         *why = "AZURE_TENANT_ID is not a tenant id";
         return 0;
+    }
+    if (cert != NULL) {
+        const char *chain = cg_az_env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN");
+        assertion = cg_azure_cert_assertion(
+            r->pool, cert, client_id, url, now,
+            chain != NULL && (!strcasecmp(chain, "true") || !strcmp(chain, "1")));
+        if (assertion == NULL) {
+            *why = "the certificate's assertion could not be signed";
+            return 0;
+        }
     }
     f.url = url;
     f.form = cg_azure_client_form(r->pool, client_id, secret, assertion);
@@ -130,23 +144,37 @@ static int cg_az_resolve(void *baton, apr_pool_t *p, apr_time_t now, cg_tokcache
     const char *fedfile = cg_az_env("AZURE_FEDERATED_TOKEN_FILE");
     const char *endpoint = cg_az_env("IDENTITY_ENDPOINT"), *header = cg_az_env("IDENTITY_HEADER");
     const char *imds = cg_az_env("AZURE_POD_IDENTITY_AUTHORITY_HOST"), *skipped = "", *w = NULL;
-    const char *assertion;
+    const char *certfile = cg_az_env("AZURE_CLIENT_CERTIFICATE_PATH"), *assertion;
 
     if (tenant != NULL && client_id != NULL && secret != NULL) {
         out->source = "service principal's client secret";
-        if (!cg_az_entra(r, now, tenant, client_id, secret, NULL, out, &w)) {
+        if (!cg_az_entra(r, now, tenant, client_id, secret, NULL, NULL, out, &w)) {
             *why = apr_pstrcat(p, "service principal (AZURE_CLIENT_SECRET): ", w, NULL);
             return 0;
         }
         return 1;
     }
-    if (cg_az_env("AZURE_CLIENT_CERTIFICATE_PATH") != NULL) {
-        skipped = "AZURE_CLIENT_CERTIFICATE_PATH: certificate credentials are not supported; ";
+    if (certfile != NULL && tenant != NULL && client_id != NULL) {
+        cg_azure_cert_t *cert = NULL;
+        const char *pem;
+        apr_size_t len;
+        out->source = "service principal's certificate";
+        /* read as bytes: a PKCS#12 file is refused by name, not as "binary" */
+        if ((w = cg_file_read(p, certfile, CG_AZ_CERT_MAX, &pem, &len)) == NULL &&
+            (w = cg_azure_cert_load(p, pem, len, &cert)) == NULL &&
+            cg_az_entra(r, now, tenant, client_id, NULL, NULL, cert, out, &w)) {
+            return 1;
+        }
+        *why = apr_pstrcat(p, "service principal (AZURE_CLIENT_CERTIFICATE_PATH): ", w, NULL);
+        return 0;
+    }
+    if (certfile != NULL) {
+        skipped = "AZURE_CLIENT_CERTIFICATE_PATH without AZURE_TENANT_ID and AZURE_CLIENT_ID; ";
     }
     if (tenant != NULL && client_id != NULL && fedfile != NULL) {
         out->source = "workload identity";
         w = cg_secret_resolve(p, apr_pstrcat(p, "file:", fedfile, NULL), &assertion);
-        if (w != NULL || !cg_az_entra(r, now, tenant, client_id, NULL, assertion, out, &w)) {
+        if (w != NULL || !cg_az_entra(r, now, tenant, client_id, NULL, assertion, NULL, out, &w)) {
             *why = apr_pstrcat(p, skipped, "workload identity: ", w, NULL);
             return 0;
         }

@@ -7,7 +7,14 @@
 #include <apr_strings.h>
 #include <jansson.h>
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "cg_azure.h"
+#include "cg_jwt.h"
+#include "cg_util.h"
 
 /* The longest access token taken: it goes into a header. Entra's run to a few KB. */
 #define CG_AZURE_TOKEN_MAX 16384
@@ -169,4 +176,120 @@ const char *cg_azure_token_parse(apr_pool_t *p, const char *buf, apr_size_t len,
     }
     json_decref(j);
     return err;
+}
+
+/* ---- a service principal's certificate ------------------------------------------------- */
+
+#define CG_AZURE_ASSERTION_TTL 600 /* seconds: MSAL's ten minutes */
+
+struct cg_azure_cert_t {
+    X509 *cert;
+    EVP_PKEY *key;      /* secret: never logged */
+    const char *x5t;    /* base64url SHA-1 of the DER */
+    const char *x5t256; /* base64url SHA-256 of the DER */
+    const char *x5c;    /* base64 of the DER */
+};
+
+static apr_status_t cg_azure_cert_free(void *data)
+{
+    cg_azure_cert_t *c = data;
+
+    X509_free(c->cert);
+    EVP_PKEY_free(c->key);
+    return APR_SUCCESS;
+}
+
+/* An encrypted key would make OpenSSL ask a terminal for a passphrase: say no. */
+static int cg_azure_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+static const char *cg_azure_thumbprint(apr_pool_t *p, X509 *cert, const EVP_MD *md)
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    return X509_digest(cert, md, d, &n) == 1 ? cg_jwt_b64url_encode(p, d, n) : NULL;
+}
+
+const char *cg_azure_cert_load(apr_pool_t *p, const char *pem, apr_size_t len,
+                               cg_azure_cert_t **out)
+{
+    cg_azure_cert_t *c = apr_pcalloc(p, sizeof(*c));
+    unsigned char *der = NULL;
+    BIO *bio;
+    int n;
+
+    *out = NULL;
+    if (pem == NULL || len == 0 || len > 1024 * 1024 || memchr(pem, '\0', len) != NULL ||
+        strstr(pem, "-----BEGIN ") == NULL) {
+        return "not a PEM file (PKCS#12/PFX certificates are not supported: convert with "
+               "openssl pkcs12 -nodes)";
+    }
+    apr_pool_cleanup_register(p, c, cg_azure_cert_free, apr_pool_cleanup_null);
+    /* either order: each read starts from the top and skips other blocks */
+    if ((bio = BIO_new_mem_buf(pem, (int)len)) != NULL) {
+        c->cert = PEM_read_bio_X509(bio, NULL, cg_azure_no_passphrase, NULL);
+        BIO_free(bio);
+    }
+    if ((bio = BIO_new_mem_buf(pem, (int)len)) != NULL) {
+        c->key = PEM_read_bio_PrivateKey(bio, NULL, cg_azure_no_passphrase, NULL);
+        BIO_free(bio);
+    }
+    if (c->cert == NULL) {
+        return "the PEM file holds no certificate";
+    }
+    if (c->key == NULL) {
+        return strstr(pem, "ENCRYPTED") != NULL
+                   ? "the private key is encrypted (AZURE_CLIENT_CERTIFICATE_PASSWORD is not "
+                     "supported)"
+                   : "the PEM file holds no private key";
+    }
+    if (EVP_PKEY_get_base_id(c->key) != EVP_PKEY_RSA) {
+        return "the private key is not an RSA key";
+    }
+    if (X509_check_private_key(c->cert, c->key) != 1) {
+        return "the private key does not belong to the certificate";
+    }
+    c->x5t = cg_azure_thumbprint(p, c->cert, EVP_sha1());
+    c->x5t256 = cg_azure_thumbprint(p, c->cert, EVP_sha256());
+    if ((n = i2d_X509(c->cert, &der)) > 0) {
+        char *b64 = apr_palloc(p, (apr_size_t)(n + 2) / 3 * 4 + 1);
+        EVP_EncodeBlock((unsigned char *)b64, der, n);
+        c->x5c = b64;
+    }
+    OPENSSL_free(der);
+    if (c->x5t == NULL || c->x5t256 == NULL || c->x5c == NULL) {
+        return "the certificate could not be encoded";
+    }
+    *out = c;
+    return NULL;
+}
+
+const char *cg_azure_cert_assertion(apr_pool_t *p, const cg_azure_cert_t *cert,
+                                    const char *client_id, const char *token_url, apr_time_t now,
+                                    int send_chain)
+{
+    json_int_t t = (json_int_t)apr_time_sec(now);
+    json_t *header = json_pack("{s:s, s:s, s:s, s:s}", "alg", "RS256", "typ", "JWT", "x5t",
+                               cert->x5t, "x5t#S256", cert->x5t256);
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "aud", token_url, "iss",
+                               client_id, "sub", client_id, "jti", cg_uuid4(p), "nbf", t, "iat", t,
+                               "exp", t + CG_AZURE_ASSERTION_TTL);
+    const char *jws = NULL;
+
+    if (header != NULL && claims != NULL) {
+        if (send_chain) {
+            json_object_set_new(header, "x5c", json_pack("[s]", cert->x5c));
+        }
+        jws = cg_jwt_sign_rs256(p, cert->key, header, claims);
+    }
+    json_decref(header);
+    json_decref(claims);
+    return jws;
 }

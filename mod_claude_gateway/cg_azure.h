@@ -64,4 +64,30 @@ const char *cg_azure_msi_url(apr_pool_t *p, const char *base, int app_service,
 const char *cg_azure_token_parse(apr_pool_t *p, const char *buf, apr_size_t len, apr_time_t now,
                                  const char **token, apr_time_t *expires);
 
+/** A service principal's certificate with its private key (opaque: holds the key). */
+typedef struct cg_azure_cert_t cg_azure_cert_t;
+
+/**
+ * Read AZURE_CLIENT_CERTIFICATE_PATH's file: a PEM holding the certificate
+ * and its unencrypted RSA private key, in either order.
+ * @param p pool owning the result; the key and certificate are freed by its cleanups
+ * @param pem the file's contents (secret: never logged)
+ * @return NULL on success, else what is wrong (PKCS#12 and encrypted keys are
+ *         refused by name); never key material
+ */
+const char *cg_azure_cert_load(apr_pool_t *p, const char *pem, apr_size_t len,
+                               cg_azure_cert_t **cert);
+
+/**
+ * The client assertion a certificate's service principal signs, as MSAL
+ * makes it: RS256 with the certificate's SHA-1 and SHA-256 thumbprints (x5t,
+ * x5t#S256), and with send_chain the certificate itself (x5c: subject
+ * name/issuer authentication); claims aud = the token endpoint, iss = sub =
+ * client_id, a fresh jti, nbf = iat = now, exp = now + 10 minutes.
+ * @return the compact JWS owned by p (secret: never logged), or NULL if signing fails
+ */
+const char *cg_azure_cert_assertion(apr_pool_t *p, const cg_azure_cert_t *cert,
+                                    const char *client_id, const char *token_url, apr_time_t now,
+                                    int send_chain);
+
 #endif

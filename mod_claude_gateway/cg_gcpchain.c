@@ -1,7 +1,9 @@
 /* cg_gcpchain: where a Vertex upstream with auth {} gets its access token,
  * in google-auth's order (application default credentials):
- *   1. the file GOOGLE_APPLICATION_CREDENTIALS names: a service account key
- *      or gcloud's user credentials;
+ *   1. the file GOOGLE_APPLICATION_CREDENTIALS names: a service account key,
+ *      gcloud's user credentials, or an external account (workload identity
+ *      federation: a subject token from a file or URL exchanged at Google's
+ *      STS, then, if named, a service account impersonated);
  *   2. gcloud's well-known file, application_default_credentials.json in
  *      CLOUDSDK_CONFIG, else in ~/.config/gcloud (`gcloud auth
  *      application-default login`);
@@ -100,6 +102,76 @@ static const char *cg_gcp_home(apr_pool_t *p)
     return NULL;
 }
 
+/* An external account's token: its subject token (a file, or a URL) for a
+ * federated token at STS, then, when it names a service account to
+ * impersonate, that account's token from generateAccessToken. NULL or why not. */
+static const char *cg_gcp_external(request_rec *r, const cg_vertex_adc_t *adc, apr_time_t now,
+                                   const char **token, apr_time_t *expires)
+{
+    const char *raw, *subject, *err, *federated;
+    struct curl_slist *h = NULL;
+    cg_fetch_t f = {.method = "GET", .timeout_ms = CG_GCP_TOKEN_TIMEOUT_MS};
+    apr_size_t len;
+    int i;
+
+    if (adc->source_file != NULL) {
+        err =
+            cg_secret_resolve(r->pool, apr_pstrcat(r->pool, "file:", adc->source_file, NULL), &raw);
+        if (err != NULL) {
+            return apr_pstrcat(r->pool, "subject token: ", err, NULL);
+        }
+        len = strlen(raw);
+    }
+    else {
+        for (i = 0; i < adc->source_headers->nelts; i++) {
+            h = curl_slist_append(h, APR_ARRAY_IDX(adc->source_headers, i, const char *));
+        }
+        f.url = adc->source_url;
+        f.headers = h;
+        i = cg_fetch(r->pool, &f, &err);
+        curl_slist_free_all(h);
+        if (!i || f.status != 200) {
+            return i ? apr_psprintf(r->pool, "subject token: %s answered %ld", adc->source_url,
+                                    f.status)
+                     : apr_pstrcat(r->pool, "subject token: ", err, NULL);
+        }
+        raw = f.body;
+        len = f.len;
+    }
+    if ((err = cg_vertex_subject_token(r->pool, adc, raw, len, &subject)) != NULL) {
+        return err;
+    }
+    err = cg_gcp_exchange(r, adc->token_uri, cg_vertex_sts_request(r->pool, adc, subject), now,
+                          &federated, expires);
+    if (err != NULL) {
+        return apr_pstrcat(r->pool, "STS: ", err, NULL);
+    }
+    if (adc->impersonation_url == NULL) {
+        *token = federated;
+        return NULL;
+    }
+    memset(&f, 0, sizeof(f));
+    h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, apr_pstrcat(r->pool, "Authorization: Bearer ", federated, NULL));
+    f.method = "POST";
+    f.url = adc->impersonation_url;
+    f.headers = h;
+    f.form = CG_VERTEX_IMPERSONATION_BODY;
+    f.timeout_ms = CG_GCP_TOKEN_TIMEOUT_MS;
+    i = cg_fetch(r->pool, &f, &err);
+    curl_slist_free_all(h);
+    if (!i) {
+        return apr_pstrcat(r->pool, "generateAccessToken: ", err, NULL);
+    }
+    err = cg_vertex_impersonation_parse(r->pool, f.body, f.len, token, expires);
+    if (err != NULL || f.status != 200) {
+        *token = NULL;
+        return apr_psprintf(r->pool, "%s (%ld)", err ? err : "generateAccessToken failed",
+                            f.status);
+    }
+    return NULL;
+}
+
 /* 1 and 2: a credentials file, exchanged at its token endpoint. */
 static int cg_gcp_from_file(request_rec *r, const char *path, apr_time_t now, const char **token,
                             apr_time_t *expires, const char **quota, const char **why)
@@ -111,7 +183,10 @@ static int cg_gcp_from_file(request_rec *r, const char *path, apr_time_t now, co
     if (err == NULL) {
         err = cg_vertex_adc_parse(r->pool, json, strlen(json), &adc);
     }
-    if (err == NULL) {
+    if (err == NULL && adc.audience != NULL) {
+        err = cg_gcp_external(r, &adc, now, token, expires);
+    }
+    else if (err == NULL) {
         form = cg_vertex_adc_token_request(r->pool, &adc, now);
         err = form ? cg_gcp_exchange(r, adc.token_uri, form, now, token, expires)
                    : "signing the service account's assertion failed";

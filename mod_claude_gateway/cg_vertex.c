@@ -10,12 +10,14 @@
 #include <strings.h>
 
 #include <apr_escape.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "cg_awscred.h"
 #include "cg_jwt.h"
 #include "cg_provider.h"
 #include "cg_vertex.h"
@@ -215,44 +217,20 @@ const char *cg_vertex_sa_project(const cg_vertex_sa_t *sa)
 
 /* ---- token exchange --------------------------------------------------------------------- */
 
-static const char *cg_vertex_b64_json(apr_pool_t *p, json_t *j)
-{
-    const char *s = j ? cg_provider_body_dump(p, j, NULL) : NULL;
-
-    json_decref(j);
-    return s ? cg_jwt_b64url_encode(p, s, strlen(s)) : NULL;
-}
-
 const char *cg_vertex_assertion(apr_pool_t *p, const cg_vertex_sa_t *sa, apr_time_t now)
 {
     json_int_t iat = (json_int_t)apr_time_sec(now);
-    const char *header, *claims, *input;
-    unsigned char *sig;
-    size_t siglen = 0;
-    EVP_MD_CTX *ctx;
-    int ok;
+    json_t *header = sa->private_key_id ? json_pack("{s:s, s:s, s:s}", "alg", "RS256", "kid",
+                                                    sa->private_key_id, "typ", "JWT")
+                                        : json_pack("{s:s, s:s}", "alg", "RS256", "typ", "JWT");
+    json_t *claims =
+        json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", sa->client_email, "scope", CG_VERTEX_SCOPE,
+                  "aud", sa->token_uri, "iat", iat, "exp", iat + CG_VERTEX_ASSERTION_TTL);
+    const char *jws = header && claims ? cg_jwt_sign_rs256(p, sa->key, header, claims) : NULL;
 
-    header = sa->private_key_id
-                 ? cg_vertex_b64_json(p, json_pack("{s:s, s:s, s:s}", "alg", "RS256", "kid",
-                                                   sa->private_key_id, "typ", "JWT"))
-                 : cg_vertex_b64_json(p, json_pack("{s:s, s:s}", "alg", "RS256", "typ", "JWT"));
-    claims = cg_vertex_b64_json(p, json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", sa->client_email,
-                                             "scope", CG_VERTEX_SCOPE, "aud", sa->token_uri, "iat",
-                                             iat, "exp", iat + CG_VERTEX_ASSERTION_TTL));
-    if (header == NULL || claims == NULL) {
-        return NULL;
-    }
-    input = apr_pstrcat(p, header, ".", claims, NULL);
-    ctx = EVP_MD_CTX_new();
-    ok = ctx != NULL && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, sa->key) == 1 &&
-         EVP_DigestSign(ctx, NULL, &siglen, (const unsigned char *)input, strlen(input)) == 1;
-    sig = ok ? apr_palloc(p, siglen) : NULL;
-    ok = ok && EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)input, strlen(input)) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) {
-        return NULL;
-    }
-    return apr_pstrcat(p, input, ".", cg_jwt_b64url_encode(p, sig, siglen), NULL);
+    json_decref(header);
+    json_decref(claims);
+    return jws;
 }
 
 const char *cg_vertex_token_request(apr_pool_t *p, const char *assertion)
@@ -313,12 +291,105 @@ const char *cg_vertex_token_parse(apr_pool_t *p, const char *buf, apr_size_t len
 
 /* ---- application default credentials -------------------------------------------------------- */
 
+static int cg_vertex_is_url(const char *s)
+{
+    return s != NULL && (!strncmp(s, "https://", 8) || !strncmp(s, "http://", 7));
+}
+
+/* Whether a header name and value can be sent as they are. */
+static int cg_vertex_header_ok(const char *name, const char *value)
+{
+    const char *c;
+
+    if (!cg_vertex_chars_ok(name, "-_")) {
+        return 0;
+    }
+    for (c = value; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* An "external_account" file: workload identity federation, google-auth's
+ * identity pool credentials (a subject token from a file or a URL). */
+static const char *cg_vertex_external_parse(apr_pool_t *p, const json_t *j, cg_vertex_adc_t *adc)
+{
+    const json_t *src = json_object_get(j, "credential_source"), *fmt, *hdrs, *v;
+    const char *key, *type;
+
+    adc->audience = cg_vertex_jstr(j, "audience");
+    adc->subject_token_type = cg_vertex_jstr(j, "subject_token_type");
+    adc->token_uri = cg_vertex_jstr(j, "token_url");
+    adc->impersonation_url = cg_vertex_jstr(j, "service_account_impersonation_url");
+    if (adc->audience == NULL || adc->subject_token_type == NULL) {
+        return "the external account needs audience and subject_token_type";
+    }
+    if (!cg_vertex_is_url(adc->token_uri)) {
+        return "the external account's token_url is not an http(s) URL";
+    }
+    if (adc->impersonation_url != NULL && !cg_vertex_is_url(adc->impersonation_url)) {
+        return "the external account's service_account_impersonation_url is not an http(s) URL";
+    }
+    if (!json_is_object(src)) {
+        return "the external account has no credential_source";
+    }
+    if (json_object_get(src, "environment_id") != NULL) {
+        return "external_account credentials sourced from AWS (environment_id) are not supported";
+    }
+    if (json_object_get(src, "executable") != NULL) {
+        return "external_account credentials sourced from an executable are not supported";
+    }
+    adc->source_file = cg_vertex_jstr(src, "file");
+    adc->source_url = cg_vertex_jstr(src, "url");
+    if ((adc->source_file == NULL) == (adc->source_url == NULL)) {
+        return "the external account's credential_source needs a file or a url";
+    }
+    if (adc->source_url != NULL && !cg_vertex_is_url(adc->source_url)) {
+        return "the external account's credential_source url is not an http(s) URL";
+    }
+    adc->source_headers = apr_array_make(p, 2, sizeof(const char *));
+    if ((hdrs = json_object_get(src, "headers")) != NULL) {
+        if (!json_is_object(hdrs)) {
+            return "the external account's credential_source headers are not an object";
+        }
+        json_object_foreach((json_t *)hdrs, key, v)
+        {
+            if (!json_is_string(v) || !cg_vertex_header_ok(key, json_string_value(v))) {
+                return "the external account's credential_source headers hold one that cannot "
+                       "be sent";
+            }
+            APR_ARRAY_PUSH(adc->source_headers, const char *) =
+                apr_pstrcat(p, key, ": ", json_string_value(v), NULL);
+        }
+    }
+    if ((fmt = json_object_get(src, "format")) != NULL) {
+        type = cg_vertex_jstr(fmt, "type");
+        if (type != NULL && !strcmp(type, "json")) {
+            if ((adc->source_field = cg_vertex_jstr(fmt, "subject_token_field_name")) == NULL) {
+                return "the external account's json format needs subject_token_field_name";
+            }
+            adc->source_field = apr_pstrdup(p, adc->source_field);
+        }
+        else if (type != NULL && strcmp(type, "text") != 0) {
+            return "the external account's credential_source format is neither text nor json";
+        }
+    }
+    adc->audience = apr_pstrdup(p, adc->audience);
+    adc->subject_token_type = apr_pstrdup(p, adc->subject_token_type);
+    adc->token_uri = apr_pstrdup(p, adc->token_uri);
+    adc->impersonation_url = adc->impersonation_url ? apr_pstrdup(p, adc->impersonation_url) : NULL;
+    adc->source_file = adc->source_file ? apr_pstrdup(p, adc->source_file) : NULL;
+    adc->source_url = adc->source_url ? apr_pstrdup(p, adc->source_url) : NULL;
+    return NULL;
+}
+
 const char *cg_vertex_adc_parse(apr_pool_t *p, const char *json, apr_size_t len,
                                 cg_vertex_adc_t *adc)
 {
     static const char *const unsupported[] = {
-        "external_account", "external_account_authorized_user", "impersonated_service_account",
-        "gdch_service_account"};
+        "external_account_authorized_user", "impersonated_service_account", "gdch_service_account"};
     json_t *j = json ? json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
     const char *type, *err = NULL, *quota;
     apr_size_t i;
@@ -358,6 +429,9 @@ const char *cg_vertex_adc_parse(apr_pool_t *p, const char *json, apr_size_t len,
             adc->token_uri = apr_pstrdup(p, uri ? uri : CG_VERTEX_DEFAULT_TOKEN_URI);
         }
     }
+    else if (!strcmp(type, "external_account")) {
+        err = cg_vertex_external_parse(p, j, adc);
+    }
     else {
         err = apr_psprintf(p, "credentials of type \"%.64s\" are unknown", type);
         for (i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
@@ -381,6 +455,9 @@ const char *cg_vertex_adc_parse(apr_pool_t *p, const char *json, apr_size_t len,
 
 const char *cg_vertex_adc_token_request(apr_pool_t *p, const cg_vertex_adc_t *adc, apr_time_t now)
 {
+    if (adc->audience != NULL) {
+        return NULL; /* an external account: cg_vertex_sts_request */
+    }
     if (adc->sa != NULL) {
         const char *assertion = cg_vertex_assertion(p, adc->sa, now);
         return assertion ? cg_vertex_token_request(p, assertion) : NULL;
@@ -401,4 +478,100 @@ const char *cg_vertex_metadata_url(apr_pool_t *p, const char *host)
                        "/computeMetadata/v1/instance/service-accounts/default/token?scopes="
                        "https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform",
                        NULL);
+}
+
+const char *cg_vertex_subject_token(apr_pool_t *p, const cg_vertex_adc_t *adc, const char *raw,
+                                    apr_size_t len, const char **token)
+{
+    const char *t = NULL;
+    apr_size_t b = 0, e = len;
+
+    *token = NULL;
+    if (adc->source_field != NULL) {
+        json_t *j = raw ? json_loadb(raw, len, 0, NULL) : NULL;
+        if ((t = cg_vertex_jstr(j, adc->source_field)) != NULL) {
+            t = apr_pstrdup(p, t);
+        }
+        json_decref(j);
+        if (t == NULL) {
+            return apr_psprintf(p, "the subject token source holds no \"%.64s\" string",
+                                adc->source_field);
+        }
+    }
+    else {
+        while (b < e && apr_isspace(raw[b])) {
+            b++;
+        }
+        while (e > b && apr_isspace(raw[e - 1])) {
+            e--;
+        }
+        if (e > b && memchr(raw + b, '\0', e - b) == NULL) {
+            t = apr_pstrmemdup(p, raw + b, e - b);
+        }
+        if (t == NULL) {
+            return "the subject token source is empty";
+        }
+    }
+    *token = t;
+    return NULL;
+}
+
+const char *cg_vertex_sts_request(apr_pool_t *p, const cg_vertex_adc_t *adc,
+                                  const char *subject_token)
+{
+    return apr_pstrcat(p, "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange",
+                       "&audience=", apr_pescape_urlencoded(p, adc->audience),
+                       "&scope=", apr_pescape_urlencoded(p, CG_VERTEX_SCOPE),
+                       "&requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_"
+                       "token",
+                       "&subject_token=", apr_pescape_urlencoded(p, subject_token),
+                       "&subject_token_type=", apr_pescape_urlencoded(p, adc->subject_token_type),
+                       NULL);
+}
+
+const char *cg_vertex_impersonation_parse(apr_pool_t *p, const char *buf, apr_size_t len,
+                                          const char **token, apr_time_t *expires)
+{
+    json_t *j = buf ? json_loadb(buf, len, 0, NULL) : NULL;
+    const char *tok, *exp, *err = NULL, *c;
+    const json_t *e;
+
+    *token = NULL;
+    *expires = 0;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return "the generateAccessToken answer is not a JSON object";
+    }
+    tok = cg_vertex_jstr(j, "accessToken");
+    exp = cg_vertex_jstr(j, "expireTime");
+    if (tok == NULL) {
+        e = json_object_get(j, "error");
+        err = json_is_object(e)
+                  ? apr_psprintf(p, "generateAccessToken refused: %.32s: %.200s",
+                                 cg_vertex_jstr(e, "status") ? cg_vertex_jstr(e, "status") : "?",
+                                 cg_vertex_jstr(e, "message") ? cg_vertex_jstr(e, "message") : "")
+                  : "the generateAccessToken answer has no accessToken";
+    }
+    else if (exp == NULL || !cg_aws_time(exp, expires)) {
+        err = "the generateAccessToken answer has no RFC 3339 expireTime";
+    }
+    else if (strlen(tok) > CG_VERTEX_TOKEN_MAX) {
+        err = "the access token is too long";
+    }
+    else {
+        for (c = tok; *c; c++) {
+            if (*c < 0x21 || *c > 0x7e) {
+                err = "the access token holds characters a header cannot carry";
+                break;
+            }
+        }
+    }
+    if (err == NULL) {
+        *token = apr_pstrdup(p, tok);
+    }
+    else {
+        *expires = 0;
+    }
+    json_decref(j);
+    return err;
 }

@@ -18,6 +18,7 @@
 #define CG_VERTEX_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
 #include <apr_time.h>
 
 /** The version Vertex's Anthropic models take in the body. */
@@ -137,12 +138,21 @@ typedef struct cg_vertex_adc_t {
     const char *refresh_token; /**< "authorized_user" (secret: never logged) */
     const char *token_uri;     /**< where either kind is exchanged for an access token */
     const char *quota_project; /**< quota_project_id (sent as x-goog-user-project), or NULL */
+    /* "external_account" (workload identity federation); token_uri is its STS */
+    const char *audience;               /**< the workload identity pool provider */
+    const char *subject_token_type;     /**< e.g. urn:ietf:params:oauth:token-type:jwt */
+    const char *impersonation_url;      /**< a generateAccessToken URL, or NULL */
+    const char *source_file;            /**< where the subject token is read, or NULL */
+    const char *source_url;             /**< where it is fetched (GET), or NULL */
+    apr_array_header_t *source_headers; /**< const char * "Name: value" for source_url */
+    const char *source_field;           /**< the json format's field, NULL: the text itself */
 } cg_vertex_adc_t;
 
 /**
- * Parse an application default credentials file. "service_account" and
- * "authorized_user" are understood; the federated and impersonated kinds are
- * refused by name.
+ * Parse an application default credentials file. "service_account",
+ * "authorized_user" and "external_account" with a file or URL credential
+ * source are understood; AWS- and executable-sourced external accounts and
+ * the impersonated kinds are refused by name.
  * @param p pool owning the results (the private key is freed by a cleanup on it)
  * @param json the file's contents (secret: never logged)
  * @param len their length
@@ -158,6 +168,34 @@ const char *cg_vertex_adc_parse(apr_pool_t *p, const char *json, apr_size_t len,
  * @return the body owned by p (secret: never logged), or NULL if signing fails
  */
 const char *cg_vertex_adc_token_request(apr_pool_t *p, const cg_vertex_adc_t *adc, apr_time_t now);
+
+/**
+ * The subject token of an external account from what its source gave: the
+ * text trimmed, or the json format's field.
+ * @return NULL with *token (secret), else what is wrong (never the token)
+ */
+const char *cg_vertex_subject_token(apr_pool_t *p, const cg_vertex_adc_t *adc, const char *raw,
+                                    apr_size_t len, const char **token);
+
+/**
+ * The token exchange form to POST to an external account's STS (token_uri):
+ * the subject token for an access token with the cloud-platform scope.
+ * @return the body owned by p (secret: never logged)
+ */
+const char *cg_vertex_sts_request(apr_pool_t *p, const cg_vertex_adc_t *adc,
+                                  const char *subject_token);
+
+/** The JSON body of a generateAccessToken request: cloud-platform, an hour. */
+#define CG_VERTEX_IMPERSONATION_BODY                                                               \
+    "{\"scope\":[\"https://www.googleapis.com/auth/cloud-platform\"],\"lifetime\":\"3600s\"}"
+
+/**
+ * Read generateAccessToken's answer {"accessToken", "expireTime": RFC 3339}, or
+ * its Google error {"error": {"code", "message", "status"}}.
+ * @return NULL with *token and *expires, else a message for the log (never the token)
+ */
+const char *cg_vertex_impersonation_parse(apr_pool_t *p, const char *buf, apr_size_t len,
+                                          const char **token, apr_time_t *expires);
 
 /** The metadata server's host when GCE_METADATA_HOST and GCE_METADATA_ROOT are unset. */
 #define CG_VERTEX_METADATA_HOST "metadata.google.internal"

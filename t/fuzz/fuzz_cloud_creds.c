@@ -123,7 +123,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                       strncmp(adc.token_uri, "http://", 7) != 0)) {
             abort();
         }
-        if (adc.sa == NULL) {
+        if (adc.audience != NULL) {
+            if ((adc.source_file == NULL) == (adc.source_url == NULL) ||
+                adc.source_headers == NULL || adc.subject_token_type == NULL) {
+                abort();
+            }
+            fuzz_header_safe(cg_vertex_sts_request(p, &adc, "subject"));
+        }
+        else if (adc.sa == NULL) {
             /* any bytes in the user credentials: the form carries them encoded */
             if (adc.client_id == NULL || adc.client_secret == NULL || adc.refresh_token == NULL) {
                 abort();
@@ -135,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     else if (adc.sa != NULL || adc.client_id != NULL || adc.token_uri != NULL ||
-             adc.quota_project != NULL) {
+             adc.quota_project != NULL || adc.audience != NULL) {
         abort();
     }
     apr_pool_destroy(p);

@@ -8,6 +8,7 @@ import http.client
 import json
 import struct
 import time
+import uuid
 import zlib
 
 import jwt
@@ -666,6 +667,185 @@ class TestAzureIdentityFake:
         assert requests.get(idf.url + '/metadata/instance', headers=md).status_code == 404
         assert idf.counts == {'imds': 10, 'other': 1}
         assert len(idf.pop_violations()) == 8 and idf.violations == []
+
+    def test_fake_010_43_entra_certificate_assertion(self, azure):
+        """A service principal's certificate: the client assertion MSAL
+        signs (RS256, x5t, optional x5t#S256 and x5c) is taken once; a
+        wrong thumbprint, key, algorithm, audience, issuer, lifetime, a
+        replay or a missing x5c under require_x5c is refused 401
+        invalid_client and recorded; the federated token and the secret
+        still work beside it."""
+        idf, fdy = azure
+        cert = idf.certificate
+        url = f'{idf.url}/{idf.tenant_id}/oauth2/v2.0/token'
+        base = {'grant_type': 'client_credentials', 'client_id': idf.client_id,
+                'scope': 'https://cognitiveservices.azure.com/.default',
+                'client_assertion_type': az.JWT_BEARER}
+
+        def signed(key=None, headers=None, algorithm='RS256', **over):
+            now = int(time.time())
+            claims = {'aud': url, 'iss': idf.client_id, 'sub': idf.client_id,
+                      'jti': str(uuid.uuid4()), 'nbf': now, 'iat': now, 'exp': now + 600}
+            claims.update(over)
+            claims = {k: v for k, v in claims.items() if v is not None}
+            return jwt.encode(claims, key or cert.key, algorithm=algorithm,
+                              headers=dict({'x5t': cert.x5t}, **(headers or {})))
+
+        def grant(assertion):
+            return requests.post(url, data=dict(base, client_assertion=assertion))
+
+        # what Entra knows of the certificate
+        assert cert.thumbprint == hashlib.sha1(cert.der).hexdigest().upper()
+        assert cert.x5t == base64.urlsafe_b64encode(
+            bytes.fromhex(cert.thumbprint)).rstrip(b'=').decode() and len(cert.x5t) == 27
+        assert cert.x5t_s256 == base64.urlsafe_b64encode(
+            hashlib.sha256(cert.der).digest()).rstrip(b'=').decode()
+        assert base64.b64decode(cert.x5c) == cert.der
+        first = signed()
+        assert jwt.get_unverified_header(first) == {'alg': 'RS256', 'typ': 'JWT',
+                                                    'x5t': cert.x5t}
+        r = grant(first)
+        assert r.status_code == 200, r.text
+        tok = r.json()
+        assert set(tok) == {'token_type', 'expires_in', 'ext_expires_in', 'access_token'}
+        assert foundry_ok(fdy, tok['access_token'])
+        logged = idf.seen('entra')[-1]
+        assert logged['params']['client_assertion'] == ['<redacted>']
+        assert logged['assertion']['header']['x5t'] == cert.x5t
+        assert logged['assertion']['claims']['aud'] == url
+        assert first.split('.')[2] not in json.dumps(idf.requests)
+        assert idf.assertions == [first]
+        # with both thumbprints and the certificate itself, as MSAL can send them
+        full = signed(headers={'x5t#S256': cert.x5t_s256, 'x5c': [cert.x5c]})
+        assert grant(full).status_code == 200
+        assert idf.counts == {'entra': 2, 'entra-certificate': 2}
+        assert idf.violations == []
+        other = az.Certificate(common_name='someone-else')
+        now = int(time.time())
+        for assertion, code, why in [
+                (first, 50027, 'replayed'),
+                (signed(key=other.key, headers={'x5t': other.x5t}), 700027, 'x5t'),
+                (signed(key=other.key), 700027, "not signed by the certificate's key"),
+                (signed(headers={'x5t': cert.thumbprint}), 700027, 'x5t'),  # hex, not base64url
+                (signed(headers={'x5t': cert.x5t + '='}), 700027, 'x5t'),  # padded
+                (signed(headers={'x5t': None}), 700027, 'x5t missing'),
+                (signed(headers={'x5t#S256': cert.x5t}), 700027, 'x5t#S256'),
+                (signed(headers={'x5c': [other.x5c]}), 700027, 'x5c'),
+                (signed(headers={'x5c': [az.b64url(cert.der)]}), 700027, 'x5c'),  # base64url
+                (signed(headers={'kid': cert.thumbprint}), 50027, 'unexpected header'),
+                (signed(headers={'typ': None}), 50027, 'typ'),
+                (signed(algorithm='RS384'), 5002738, 'RS384'),
+                (signed(algorithm='PS256'), 5002738, 'PS256'),
+                (signed(aud=url.replace('/v2.0', '')), 700023, 'aud'),  # the v1 endpoint
+                (signed(aud=f'https://login.microsoftonline.com/{idf.tenant_id}/oauth2/v2.0/'
+                            'token'), 700023, 'aud'),
+                (signed(aud=url.replace('127.0.0.1', 'localhost')), 700023, 'aud'),
+                (signed(iss='someone'), 700021, 'iss'),
+                (signed(sub='someone'), 700021, 'sub'),
+                (signed(jti=None), 50027, "missing ['jti']"),
+                (signed(jti=''), 50027, 'jti'),
+                (signed(iat=None), 50027, "missing ['iat']"),
+                (signed(scope='x'), 50027, 'unexpected'),
+                (signed(nbf=now, iat=now, exp=now + 3600), 700024, 'at most 600'),
+                (signed(exp=now + 600.5), 50027, 'integers'),
+                (signed(nbf=now - 900, iat=now - 900, exp=now - 300), 700024, 'outside'),
+                (signed(nbf=now + 600, iat=now + 600, exp=now + 1200), 700024, 'outside')]:
+            r = grant(assertion)
+            assert r.status_code == 401 and r.json()['error'] == 'invalid_client', \
+                (why, r.text)
+            assert r.json()['error_codes'] == [code], (why, r.text)
+            assert r.json()['error_description'].startswith(f'AADSTS{code}: ')
+            assert why in idf.violations[-1], (why, idf.violations[-1])
+            assert idf.violations[-1].startswith('entra POST ')
+        assert len(idf.pop_violations()) == 26
+        # Entra names the thumbprint it does not know
+        r = grant(signed(key=other.key, headers={'x5t': other.x5t}))
+        assert f"Thumbprint of key used by client: '{other.thumbprint}'" in \
+            r.json()['error_description']
+        assert len(idf.pop_violations()) == 1
+        # skew: five minutes early is taken, a second later not
+        assert grant(signed(nbf=now + 290, iat=now + 290, exp=now + 890)).status_code == 200
+        # not a certificate's: taken for a federated token that matches nothing
+        r = grant(az.federated_token())
+        assert r.status_code == 400 and r.json()['error_codes'] == [70021]
+        assert 'wrong client_assertion' in idf.pop_violations()[0]
+        # subject name/issuer authentication: the certificate must come along
+        idf.require_x5c = True
+        assert grant(signed()).status_code == 401
+        assert 'x5c missing' in idf.pop_violations()[0]
+        assert grant(signed(headers={'x5c': [cert.x5c]})).status_code == 200
+        # the other credentials beside it
+        assert requests.post(url, data=dict(base, client_assertion=idf.federated_token)) \
+            .status_code == 200
+        assert requests.post(url, data={k: v for k, v in dict(
+            base, client_secret=idf.client_secret).items() if k != 'client_assertion_type'}) \
+            .status_code == 200
+        # a secret and a certificate's assertion together: one credential only
+        r = requests.post(url, data=dict(base, client_assertion=signed(),
+                                         client_secret=idf.client_secret))
+        assert r.status_code == 400 and r.json()['error_codes'] == [90014]
+        assert len(idf.pop_violations()) == 1 and idf.violations == []
+        assert idf.n('entra-certificate') == 4 and idf.n('entra-assertion') == 1
+        assert idf.n('entra-secret') == 1
+        idf.reset()
+        assert not idf.require_x5c and idf.counts == {}
+        # reset() forgets no jti: an assertion is never good twice
+        assert grant(full).status_code == 401 and 'replayed' in idf.pop_violations()[0]
+
+    def test_fake_010_44_certificate_files(self, azure, tmp_path):
+        """The files a client is given: the PEM with the certificate and
+        its key in either order (PKCS#8 or PKCS#1, with or without
+        openssl's bag attributes), the key encrypted, and a PKCS#12."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.serialization import pkcs12
+        idf, fdy = azure
+        cert = idf.certificate
+        der = cert.der
+        pub = cert.key.public_key().public_numbers()
+        for order, fmt, bags, first in [('cert-first', 'pkcs8', False, '-----BEGIN CERTIFICATE'),
+                                        ('key-first', 'rsa', False, '-----BEGIN RSA PRIVATE'),
+                                        ('key-first', 'pkcs8', True, 'Bag Attributes'),
+                                        ('cert-first', 'rsa', True, 'Bag Attributes')]:
+            path = idf.certificate_pem(str(tmp_path / f'{order}-{fmt}-{bags}.pem'), order, fmt,
+                                       bags)
+            data = open(path, 'rb').read()
+            assert data.startswith(first.encode()), (order, fmt, bags)
+            assert data.count(b'-----BEGIN ') == 2 and b'ENCRYPTED' not in data
+            blocks = data.split(b'-----END ')
+            assert (b'CERTIFICATE' in blocks[0]) == (order == 'cert-first')
+            assert x509.load_pem_x509_certificate(data).public_bytes(
+                serialization.Encoding.DER) == der
+            key = serialization.load_pem_private_key(data, None)
+            assert key.public_key().public_numbers() == pub
+            assert all(line in data.decode() for line in cert.key_lines(fmt))
+        path = idf.encrypted_pem(str(tmp_path / 'enc.pem'), 'pa55word')
+        data = open(path, 'rb').read()
+        assert b'-----BEGIN ENCRYPTED PRIVATE KEY-----' in data
+        assert not any(line in data.decode() for line in cert.key_lines())
+        with pytest.raises(TypeError):
+            serialization.load_pem_private_key(data, None)
+        assert serialization.load_pem_private_key(data, b'pa55word').public_key() \
+            .public_numbers() == pub
+        data = open(idf.encrypted_pem(str(tmp_path / 'enc-rsa.pem'), 'pa55word',
+                                      order='key-first', key_format='rsa'), 'rb').read()
+        assert data.startswith(b'-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED')
+        for password in (None, 'pa55word'):
+            data = open(idf.pfx(str(tmp_path / f'cert-{password}.pfx'), password), 'rb').read()
+            assert b'-----BEGIN' not in data and b'\0' in data
+            key, c, _ = pkcs12.load_key_and_certificates(
+                data, password.encode() if password else None)
+            assert c.public_bytes(serialization.Encoding.DER) == der
+            assert key.public_key().public_numbers() == pub
+        # another certificate: another key, other thumbprints
+        other = az.Certificate()
+        assert other.x5t != cert.x5t and other.key.public_key().public_numbers() != pub
+        given = AzureIdentityFake(fdy, certificate=other)
+        try:
+            assert given.certificate is other and given.certificate_pem(
+                str(tmp_path / 'other.pem')) and given.jtis == set()
+        finally:
+            given.httpd.server_close()
 
 
 def test_fake_010_30_fakes_run_as_scripts(tmp_path):

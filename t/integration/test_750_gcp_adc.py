@@ -242,7 +242,7 @@ def test_cg_750_06_metadata_imposter_and_no_gce_check(env, pg, gen_dir, session_
 
 
 def test_cg_750_07_bad_file_is_no_fall_through(env, pg, gen_dir, session_secret, gcp):
-    """A file the chain cannot use fails it, as in google-auth: an
+    """A file the chain cannot use fails it, as in google-auth: an AWS-sourced
     external_account file is not supported, a missing file is named, a broken
     well-known file too; neither the next file nor the metadata server is asked."""
     vtx, meta = gcp
@@ -256,7 +256,11 @@ def test_cg_750_07_bad_file_is_no_fall_through(env, pg, gen_dir, session_secret,
                                'workloadIdentityPools/ci-pool/providers/ci-provider',
                    'subject_token_type': 'urn:ietf:params:oauth:token-type:jwt',
                    'token_url': 'https://sts.googleapis.com/v1/token',
-                   'credential_source': {'file': f'{gen_dir}/oidc-subject-token'},
+                   # sourced from AWS: not supported (test_755 covers the supported kinds)
+                   'credential_source': {'environment_id': 'aws1',
+                                         'regional_cred_verification_url':
+                                             'https://sts.{region}.amazonaws.com?Action='
+                                             'GetCallerIdentity&Version=2011-06-15'},
                    'universe_domain': 'googleapis.com'}, f, indent=2)
     install(env, pg, gen_dir, gcp, GOOGLE_APPLICATION_CREDENTIALS=ext, CLOUDSDK_CONFIG=config,
             NO_GCE_CHECK='')

@@ -1,8 +1,8 @@
 """Foundry with auth {use_azure_ad: true}: a Microsoft Entra token for
 https://cognitiveservices.azure.com, from the server-side sources of
 azure-identity's DefaultAzureCredential in its order (a service principal's
-secret, workload identity's federated token, the App Service / Container
-Apps identity endpoint, the VM's instance metadata service), against a
+secret or certificate, workload identity's federated token, the App Service /
+Container Apps identity endpoint, the VM's instance metadata service), against a
 strict fake of those endpoints (fakes/azureid.py) whose tokens the Foundry
 fake takes until they expire. Every test sets all the chain's variables:
 AZURE_AUTHORITY_HOST and AZURE_POD_IDENTITY_AUTHORITY_HOST name the fake
@@ -14,13 +14,15 @@ import time
 
 import pytest
 
+from fakes import azureid as az
 from fakes.azureid import AzureIdentityFake
 from fakes.foundry import FoundryFake
 from pyclaude.client import post
 from test_730_providers import body, headers
 
 CHAIN_VARS = ('AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET',
-              'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_FEDERATED_TOKEN_FILE',
+              'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_CLIENT_CERTIFICATE_PASSWORD',
+              'AZURE_CLIENT_SEND_CERTIFICATE_CHAIN', 'AZURE_FEDERATED_TOKEN_FILE',
               'AZURE_AUTHORITY_HOST', 'IDENTITY_ENDPOINT', 'IDENTITY_HEADER',
               'AZURE_POD_IDENTITY_AUTHORITY_HOST')
 
@@ -250,17 +252,18 @@ def test_cg_760_06_nothing_found(env, pg, gen_dir, session_secret, azure):
     assert fdy.count == 0
     assert pg.wait_value("SELECT count(*) FROM claude_ledger "
                          "WHERE request_id LIKE 'entra-none-%'") == '0'
-    # a certificate instead of a secret: named, skipped, and the next sources asked
-    cert = f'{gen_dir}/azure-sp-cert.pem'
-    with open(cert, 'w') as f:
-        f.write('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')
+    # a certificate without AZURE_TENANT_ID is not a service principal (a
+    # good one: were it used, the fake would grant): named, skipped, and
+    # the next sources asked
+    cert = os.path.join(gen_dir, 'azure-sp-cert-notenant.pem')
+    os.chmod(idf.certificate_pem(cert), 0o644)
     idf.reset()
     idf.has_identity = False
-    install(env, pg, gen_dir, azure, AZURE_TENANT_ID=idf.tenant_id,
-            AZURE_CLIENT_ID=idf.client_id, AZURE_CLIENT_CERTIFICATE_PATH=cert)
+    install(env, pg, gen_dir, azure, AZURE_CLIENT_ID=idf.client_id,
+            AZURE_CLIENT_CERTIFICATE_PATH=cert)
     before = failures(env)
     refused(env, session_secret, 'entra-none-3')
-    assert failure(env, r'.*certificate credentials are not supported.*Identity not found',
+    assert failure(env, r'.*AZURE_CLIENT_CERTIFICATE_PATH.*Identity not found',
                    after=before) is not None
     assert idf.n('entra') == 0 and idf.n('imds') >= 1
     assert all(r['params'].get('client_id') == [idf.client_id] for r in idf.seen('imds'))
@@ -317,3 +320,158 @@ def test_cg_760_08_refresh_failure_keeps_the_current_token(env, pg, gen_dir, ses
     assert pg.wait_value("SELECT upstream FROM claude_ledger "
                          f"WHERE request_id = 'entra-keep-2{len(statuses) - 1}'") == 'foundry'
     no_secret_logged(env, idf, fdy)
+
+
+# --- a service principal's certificate ------------------------------------------------
+
+def certificate_principal(idf, path, **over):
+    """The variables of a service principal with a certificate (no secret)."""
+    return dict(dict(AZURE_TENANT_ID=idf.tenant_id, AZURE_CLIENT_ID=idf.client_id,
+                     AZURE_CLIENT_CERTIFICATE_PATH=path), **over)
+
+
+def readable(path):
+    """The file as a deployment leaves it for the server's user (the children
+    run as www-data)."""
+    os.chmod(path, 0o644)
+    return path
+
+
+def key_material(*certs):
+    """What of a certificate's key must never reach the log: its PEM lines
+    in both encodings."""
+    return [x for c in certs for fmt in ('pkcs8', 'rsa') for x in c.key_lines(fmt)]
+
+
+def assertions_seen(idf):
+    """The certificate assertions the token endpoint took (header and claims)."""
+    return [r['assertion'] for r in idf.seen('entra') if r['status'] == 200]
+
+
+def test_cg_760_09_certificate(env, pg, gen_dir, session_secret, azure):
+    """A service principal's certificate (PEM, either order): a new signed assertion per grant."""
+    idf, fdy = azure
+    cert = idf.certificate
+    idf.has_identity = True  # there, and not asked
+    # certificate first, then an RSA (PKCS#1) key, as `cat cert.pem key.pem` makes
+    path = readable(idf.certificate_pem(f'{gen_dir}/azure-sp-cert.pem', order='cert-first',
+                                        key_format='rsa'))
+    install(env, pg, gen_dir, azure, **certificate_principal(idf, path))
+    for i in range(3):
+        ok(env, session_secret, fdy, f'entra-cert-1{i}')
+    assert 1 <= idf.n('entra-certificate') <= 2  # once per child that served a request
+    assert idf.n('entra') == idf.n('entra-certificate')
+    assert idf.n('imds') == 0 and idf.n('appservice') == 0
+    url = f'{idf.url}/{idf.tenant_id}/oauth2/v2.0/token'
+    for r in idf.seen('entra'):
+        assert sorted(r['params']) == ['client_assertion', 'client_assertion_type', 'client_id',
+                                       'grant_type', 'scope']
+    for a in assertions_seen(idf):
+        assert a['header']['alg'] == 'RS256' and a['header']['x5t'] == cert.x5t
+        assert 'x5c' not in a['header']  # not asked for
+        assert a['claims']['aud'] == url
+        assert a['claims']['iss'] == a['claims']['sub'] == idf.client_id
+    assert pg.wait_value("SELECT upstream FROM claude_ledger WHERE request_id = 'entra-cert-10'") \
+        == 'foundry'
+    assert env.error_log.scan_recent(r'CG0149: Microsoft Entra token from the ') is not None
+    no_secret_logged(env, idf, fdy, *key_material(cert), *idf.assertions)
+    # the key first (PKCS#8), with the bag attributes `openssl pkcs12 -nodes`
+    # writes; tokens too short-lived to keep: each request signs anew, a new
+    # jti each time (the fake refuses a replay)
+    idf.reset()
+    idf.has_identity = True
+    idf.ttl = 200
+    path = readable(idf.certificate_pem(f'{gen_dir}/azure-sp-cert-keyfirst.pem',
+                                        order='key-first', key_format='pkcs8',
+                                        bag_attributes=True))
+    install(env, pg, gen_dir, azure, **certificate_principal(idf, path))
+    for i in range(3):
+        ok(env, session_secret, fdy, f'entra-cert-2{i}')
+    assert idf.n('entra-certificate') == 3 and idf.n('entra') == 3
+    assert len({a['claims']['jti'] for a in assertions_seen(idf)}) == 3
+    assert idf.n('imds') == 0
+    assert pg.wait_value("SELECT upstream FROM claude_ledger WHERE request_id = 'entra-cert-22'") \
+        == 'foundry'
+    no_secret_logged(env, idf, fdy, *key_material(cert), *idf.assertions)
+
+
+def test_cg_760_10_send_certificate_chain(env, pg, gen_dir, session_secret, azure):
+    """Subject name/issuer: AZURE_CLIENT_SEND_CERTIFICATE_CHAIN=true puts the certificate in x5c."""
+    idf, fdy = azure
+    cert = idf.certificate
+    idf.require_x5c = True
+    path = readable(idf.certificate_pem(f'{gen_dir}/azure-sp-cert-sni.pem'))
+    # without the variable no x5c: Entra can't tie the certificate to the app
+    install(env, pg, gen_dir, azure, **certificate_principal(idf, path))
+    refused(env, session_secret, 'entra-sni-1')
+    assert failure(env, r'.*invalid_client') is not None
+    provoked = idf.pop_violations()
+    assert provoked and all('x5c missing' in v for v in provoked), provoked
+    assert idf.n('entra-certificate') == 0 and idf.n('imds') == 0
+    idf.reset()
+    idf.require_x5c = True
+    install(env, pg, gen_dir, azure,
+            **certificate_principal(idf, path, AZURE_CLIENT_SEND_CERTIFICATE_CHAIN='true'))
+    for i in range(3):
+        ok(env, session_secret, fdy, f'entra-sni-2{i}')
+    assert 1 <= idf.n('entra-certificate') <= 2 and idf.n('entra') == idf.n('entra-certificate')
+    for a in assertions_seen(idf):
+        assert a['header']['x5c'] == [cert.x5c] and a['header']['x5t'] == cert.x5t
+    assert pg.wait_value("SELECT upstream FROM claude_ledger WHERE request_id = 'entra-sni-20'") \
+        == 'foundry'
+    no_secret_logged(env, idf, fdy, *key_material(cert), *idf.assertions)
+
+
+def test_cg_760_11_certificate_refused(env, pg, gen_dir, session_secret, azure):
+    """A PFX, an encrypted key, a certificate Entra doesn't know: 502, CG0148, the chain ends."""
+    idf, fdy = azure
+    cert = idf.certificate
+    password = 'Pfx-' + os.urandom(6).hex()
+    stranger = az.Certificate(common_name='not-registered')
+    for n, (how, path, extra, pattern) in enumerate([
+            ('PKCS#12', idf.pfx(f'{gen_dir}/azure-sp-cert.pfx', password),
+             dict(AZURE_CLIENT_CERTIFICATE_PASSWORD=password), r'.*(not supported|PEM)'),
+            ('encrypted key', idf.encrypted_pem(f'{gen_dir}/azure-sp-cert-enc.pem', password),
+             dict(AZURE_CLIENT_CERTIFICATE_PASSWORD=password),
+             r'.*(?i:not supported|encrypted)'),
+            ('unknown certificate', stranger.pem(f'{gen_dir}/azure-sp-cert-stranger.pem'), {},
+             r'.*invalid_client')]):
+        idf.reset()
+        idf.has_identity = True  # would answer, were the chain to fall through
+        install(env, pg, gen_dir, azure,
+                **certificate_principal(idf, readable(path), **extra))
+        before = failures(env)
+        refused(env, session_secret, f'entra-certbad-{n}')
+        line = failure(env, pattern, after=before)
+        assert line is not None, (how, [x for x in env.error_log.recent_lines()
+                                        if 'CG0148' in x][before:])
+        assert password not in line
+        assert idf.n('imds') == 0 and idf.n('appservice') == 0, how
+        assert idf.n('entra-certificate') == 0, how
+        assert fdy.count == 0, how
+        if how == 'unknown certificate':  # Entra was asked, and said no
+            assert 1 <= idf.n('entra') <= 2
+            provoked = idf.pop_violations()
+            assert provoked and all('x5t' in v for v in provoked), provoked
+        else:  # refused before anything was sent
+            assert idf.n('entra') == 0, how
+    assert pg.wait_value("SELECT count(*) FROM claude_ledger "
+                         "WHERE request_id LIKE 'entra-certbad-%'") == '0'
+    no_secret_logged(env, idf, fdy, password, *key_material(cert, stranger), *idf.assertions)
+
+
+def test_cg_760_12_secret_wins_over_certificate(env, pg, gen_dir, session_secret, azure):
+    """A client secret and a certificate both set: the secret is used, no assertion signed."""
+    idf, fdy = azure
+    signed = len(idf.assertions)
+    # a good certificate: were it used, the fake would grant it (and count it)
+    path = readable(idf.certificate_pem(f'{gen_dir}/azure-sp-cert-both.pem'))
+    install(env, pg, gen_dir, azure, **service_principal(idf, AZURE_CLIENT_CERTIFICATE_PATH=path))
+    for i in range(3):
+        ok(env, session_secret, fdy, f'entra-both-{i}')
+    assert 1 <= idf.n('entra-secret') <= 2 and idf.n('entra') == idf.n('entra-secret')
+    assert idf.n('entra-certificate') == 0 and len(idf.assertions) == signed
+    for r in idf.seen('entra'):
+        assert 'client_secret' in r['params'] and 'client_assertion' not in r['params']
+    assert idf.n('imds') == 0
+    no_secret_logged(env, idf, fdy, *key_material(idf.certificate))

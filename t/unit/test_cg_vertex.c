@@ -258,8 +258,7 @@ START_TEST(adc_files)
                                      "\"token_uri\": \"file:///etc/passwd\"}"),
                                  "token_uri"));
     ck_assert_str_eq(ADC("{\"type\": \"external_account\", \"audience\": \"//iam\"}"),
-                     "external_account credentials are not supported; use a service account "
-                     "key, gcloud's user credentials or the metadata server");
+                     "the external account needs audience and subject_token_type");
     ck_assert_ptr_nonnull(
         strstr(ADC("{\"type\": \"impersonated_service_account\"}"), "not supported"));
     ck_assert_str_eq(ADC("{\"type\": \"mystery\"}"), "credentials of type \"mystery\" are unknown");
@@ -270,6 +269,76 @@ START_TEST(adc_files)
     ck_assert_ptr_nonnull(ADC(sa_json("service_account", NULL, EMAIL, NULL)));
     ck_assert_ptr_null(adc.sa);
 #undef ADC
+}
+END_TEST
+
+START_TEST(external_accounts)
+{
+    cg_vertex_adc_t adc;
+    const char *tok, *form;
+    apr_time_t exp;
+
+#define EXT(src)                                                                                   \
+    "{\"type\": \"external_account\", \"audience\": \"//iam.googleapis.com/projects/1/locations/"  \
+    "global/workloadIdentityPools/p/providers/q\", \"subject_token_type\": "                       \
+    "\"urn:ietf:params:oauth:token-type:jwt\", \"token_url\": \"https://sts.googleapis.com/v1/"    \
+    "token\", \"service_account_impersonation_url\": \"https://iamcredentials.googleapis.com/v1/"  \
+    "projects/-/serviceAccounts/gw@p.iam.gserviceaccount.com:generateAccessToken\", "              \
+    "\"credential_source\": " src "}"
+#define ADC(s) cg_vertex_adc_parse(unit_pool, (s), strlen(s), &adc)
+    ck_assert_ptr_null(ADC(EXT("{\"file\": \"/var/run/token\"}")));
+    ck_assert_str_eq(adc.source_file, "/var/run/token");
+    ck_assert_str_eq(adc.token_uri, "https://sts.googleapis.com/v1/token");
+    ck_assert_ptr_nonnull(strstr(adc.impersonation_url, ":generateAccessToken"));
+    ck_assert_ptr_null(cg_vertex_adc_token_request(unit_pool, &adc, 0));
+    ck_assert_ptr_null(cg_vertex_subject_token(unit_pool, &adc, " eyJ.a.b\n", 9, &tok));
+    ck_assert_str_eq(tok, "eyJ.a.b");
+    form = cg_vertex_sts_request(unit_pool, &adc, tok);
+    ck_assert_str_eq(form, "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
+                           "&audience=%2f%2fiam.googleapis.com%2fprojects%2f1%2flocations%2fglobal"
+                           "%2fworkloadIdentityPools%2fp%2fproviders%2fq"
+                           "&scope=https%3a%2f%2fwww.googleapis.com%2fauth%2fcloud-platform"
+                           "&requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3A"
+                           "access_token&subject_token=eyJ.a.b"
+                           "&subject_token_type=urn%3aietf%3aparams%3aoauth%3atoken-type%3ajwt");
+    ck_assert_ptr_nonnull(cg_vertex_subject_token(unit_pool, &adc, " \n", 2, &tok));
+    /* a URL source with headers and the json format */
+    ck_assert_ptr_null(ADC(EXT("{\"url\": \"http://169.254.169.254/token\", \"headers\": "
+                               "{\"Metadata\": \"True\"}, \"format\": {\"type\": \"json\", "
+                               "\"subject_token_field_name\": \"access_token\"}}")));
+    ck_assert_int_eq(adc.source_headers->nelts, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(adc.source_headers, 0, const char *), "Metadata: True");
+    ck_assert_ptr_null(
+        cg_vertex_subject_token(unit_pool, &adc, "{\"access_token\":\"t1\"}", 21, &tok));
+    ck_assert_str_eq(tok, "t1");
+    ck_assert_ptr_nonnull(cg_vertex_subject_token(unit_pool, &adc, "{\"id\":1}", 8, &tok));
+    /* refusals name what is wrong */
+    ck_assert_ptr_nonnull(strstr(ADC(EXT("{\"environment_id\": \"aws1\"}")), "not supported"));
+    ck_assert_ptr_nonnull(
+        strstr(ADC(EXT("{\"executable\": {\"command\": \"x\"}}")), "not supported"));
+    ck_assert_ptr_nonnull(strstr(ADC(EXT("{}")), "a file or a url"));
+    ck_assert_ptr_nonnull(
+        strstr(ADC(EXT("{\"url\": \"http://x/\", \"headers\": {\"A\": \"b\\r\\nC: d\"}}")),
+               "cannot be sent"));
+    ck_assert_ptr_nonnull(
+        strstr(ADC(EXT("{\"file\": \"/t\", \"format\": {\"type\": \"json\"}}")), "field_name"));
+    ck_assert_ptr_null(adc.audience);
+#undef ADC
+#undef EXT
+    /* generateAccessToken's answers */
+#define IMP(s) cg_vertex_impersonation_parse(unit_pool, (s), strlen(s), &tok, &exp)
+    ck_assert_ptr_null(
+        IMP("{\"accessToken\": \"ya29.imp\", \"expireTime\": \"2026-12-01T06:00:00.5Z\"}"));
+    ck_assert_str_eq(tok, "ya29.imp");
+    ck_assert_int_eq(apr_time_sec(exp), 1796104800); /* 2026-12-01T06:00:00Z */
+    ck_assert_str_eq(IMP("{\"error\": {\"code\": 403, \"message\": \"Permission denied\", "
+                         "\"status\": \"PERMISSION_DENIED\"}}"),
+                     "generateAccessToken refused: PERMISSION_DENIED: Permission denied");
+    ck_assert_ptr_null(tok);
+    ck_assert_ptr_nonnull(IMP("{\"accessToken\": \"a\", \"expireTime\": \"tomorrow\"}"));
+    ck_assert_ptr_nonnull(
+        IMP("{\"accessToken\": \"a b\", \"expireTime\": \"2026-12-01T06:00:00Z\"}"));
+#undef IMP
 }
 END_TEST
 
@@ -302,6 +371,7 @@ Suite *unit_suite_cg_vertex(void)
     tcase_add_test(tc, service_account_refusals);
     tcase_add_test(tc, token_answers);
     tcase_add_test(tc, adc_files);
+    tcase_add_test(tc, external_accounts);
     tcase_add_test(tc, metadata_urls);
     suite_add_tcase(s, tc);
     return s;

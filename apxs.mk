@@ -54,6 +54,8 @@ CG_PURE += $(CG_DIR)/cg_tokcache.c
 # Foundry use_azure_ad: Microsoft Entra tokens (DefaultAzureCredential's server sources)
 CG_PURE += $(CG_DIR)/cg_azure.c
 CG_GLUE += $(CG_DIR)/cg_azchain.c
+# anthropic upstreams with workload identity federation
+CG_GLUE += $(CG_DIR)/cg_wif.c
 
 CG_SRCS := $(CG_GLUE) $(CG_PURE)
 CS_SRCS := $(CS_GLUE) $(CS_PURE)

@@ -1164,6 +1164,32 @@ static int cg_check_upstream(cg_val_t *v, const char *path, const json_t *u, cg_
     if (d->api_key != NULL && d->oauth_token != NULL) {
         return cg_fail(v, apath, "give api_key or oauth_token, not both");
     }
+    d->wif_rule = cg_opt_string(v, apath, auth, "federation_rule_id", &ok);
+    d->wif_organization = cg_opt_string(v, apath, auth, "organization_id", &ok);
+    d->wif_token_file = cg_opt_string(v, apath, auth, "identity_token_file", &ok);
+    d->wif_service_account = cg_opt_string(v, apath, auth, "service_account_id", &ok);
+    d->wif_workspace = cg_opt_string(v, apath, auth, "workspace_id", &ok);
+    if (!ok) {
+        return 0;
+    }
+    if (d->wif_rule || d->wif_organization || d->wif_token_file || d->wif_service_account ||
+        d->wif_workspace) {
+        static const char *const need[] = {"federation_rule_id", "organization_id",
+                                           "identity_token_file"};
+        const char *have[] = {d->wif_rule, d->wif_organization, d->wif_token_file};
+        apr_size_t n;
+        if (strcmp(d->provider, "anthropic") != 0) {
+            return cg_fail(v, apath, "workload identity federation is for anthropic upstreams");
+        }
+        for (n = 0; n < 3; n++) {
+            if (have[n] == NULL) {
+                return cg_fail(v, cg_sub(v, apath, need[n]), "Required");
+            }
+        }
+        if (d->api_key != NULL || d->oauth_token != NULL) {
+            return cg_fail(v, apath, "give api_key, oauth_token or federation_rule_id, only one");
+        }
+    }
     if (d->role_arn != NULL && d->aws_bearer_token != NULL) {
         return cg_fail(v, cg_sub(v, path, "assume_role"),
                        "a role is assumed with AWS keys, not with aws_bearer_token");

@@ -72,6 +72,9 @@ typedef struct cg_upstream_decl_t {
     const char *service_account_json; /* vertex: path of the key file */
     const char *access_token;         /* vertex: a static token */
     int use_azure_ad; /* foundry: a Microsoft Entra token (DefaultAzureCredential) */
+    /* anthropic: workload identity federation, the token file exchanged for an
+     * access token at {base_url}/v1/oauth/token; NULL: none */
+    const char *wif_rule, *wif_organization, *wif_token_file, *wif_service_account, *wif_workspace;
     /* bedrock assume_role: the role the requests are signed as, NULL: none */
     const char *role_arn, *role_external_id;
     const char *role_session; /* "email", "sub", or NULL: one session for everyone */

@@ -347,3 +347,62 @@ const char *cg_provider_sse_error(apr_pool_t *p, const char *type, const char *m
                               "\"message\":\"upstream error\"}}",
                        "\n\n", NULL);
 }
+
+const char *cg_provider_wif_request(apr_pool_t *p, const char *assertion, const char *rule,
+                                    const char *organization, const char *service_account,
+                                    const char *workspace)
+{
+    json_t *j;
+    const char *out;
+
+    if (assertion == NULL || rule == NULL || organization == NULL) {
+        return NULL;
+    }
+    j = json_pack("{s:s, s:s, s:s, s:s}", "grant_type",
+                  "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion", assertion,
+                  "federation_rule_id", rule, "organization_id", organization);
+    if (j != NULL && service_account != NULL) {
+        json_object_set_new(j, "service_account_id", json_string(service_account));
+    }
+    if (j != NULL && workspace != NULL) {
+        json_object_set_new(j, "workspace_id", json_string(workspace));
+    }
+    out = j ? cg_provider_body_dump(p, j, NULL) : NULL;
+    json_decref(j);
+    return out;
+}
+
+int cg_provider_secure_endpoint(const char *url)
+{
+    static const char *const loopback[] = {"http://127.0.0.1", "http://localhost", "http://[::1]"};
+    apr_size_t i, n;
+
+    if (url == NULL) {
+        return 0;
+    }
+    if (!strncasecmp(url, "https://", 8)) {
+        return 1;
+    }
+    for (i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+        n = strlen(loopback[i]);
+        if (!strncasecmp(url, loopback[i], n) &&
+            (url[n] == '\0' || url[n] == ':' || url[n] == '/')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+const char *cg_provider_beta_with(apr_pool_t *p, const char *header, const char *beta)
+{
+    apr_array_header_t *betas = cg_provider_betas(p, header, NULL);
+    int i;
+
+    for (i = 0; i < betas->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(betas, i, const char *), beta)) {
+            return cg_provider_betas_join(p, betas);
+        }
+    }
+    APR_ARRAY_PUSH(betas, const char *) = beta;
+    return cg_provider_betas_join(p, betas);
+}

@@ -160,4 +160,32 @@ const char *cg_provider_error_type(int status);
  */
 const char *cg_provider_sse_error(apr_pool_t *p, const char *type, const char *message);
 
+/** The betas of Anthropic's workload identity exchange and of OAuth bearer requests. */
+#define CG_PROVIDER_FEDERATION_BETA "oidc-federation-2026-04-01"
+#define CG_PROVIDER_OAUTH_BETA "oauth-2025-04-20"
+
+/**
+ * The JSON body of Anthropic's workload identity exchange (POST
+ * /v1/oauth/token, RFC 7523 jwt-bearer): the identity token as the
+ * assertion, the federation rule and organization, and the service account
+ * and workspace when given.
+ * @return compact JSON owned by p (secret: never logged), or NULL on a NULL argument
+ */
+const char *cg_provider_wif_request(apr_pool_t *p, const char *assertion, const char *rule,
+                                    const char *organization, const char *service_account,
+                                    const char *workspace);
+
+/**
+ * Whether a credential may be sent to this base URL: https, or plain http
+ * to a loopback host only (as Anthropic's SDKs require).
+ */
+int cg_provider_secure_endpoint(const char *url);
+
+/**
+ * An anthropic-beta value with one beta added when it is not there yet.
+ * @param header the client's value; may be NULL
+ * @return the value owned by p
+ */
+const char *cg_provider_beta_with(apr_pool_t *p, const char *header, const char *beta);
+
 #endif

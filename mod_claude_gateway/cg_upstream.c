@@ -31,6 +31,7 @@
 #include "cg_provider.h"
 #include "cg_sigv4.h"
 #include "cg_vertex.h"
+#include "cg_wif.h"
 #include "cg_upstream.h"
 #include "cg_util.h"
 
@@ -61,6 +62,7 @@ typedef struct cg_attempt_t {
     int aws_chain;                /* signed with the default chain's credentials */
     int gcp_chain;                /* the application default credentials' token */
     int az_chain;                 /* a Microsoft Entra token */
+    int wif;                      /* an Anthropic workload identity token */
     const char *role_session;     /* signed with this assumed role session's credentials */
     cg_bedrock_stream_t *bedrock; /* event-stream to SSE, on a streaming Bedrock answer */
 } cg_attempt_t;
@@ -190,6 +192,7 @@ void cg_upstream_child_init(apr_pool_t *pchild, server_rec *s)
     cg_aws_chain_child_init(pchild);
     cg_gcp_chain_child_init(pchild);
     cg_az_chain_child_init(pchild);
+    cg_wif_child_init(pchild);
     cg_breakers = apr_hash_make(pchild);
     if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
         threads = 1;
@@ -458,7 +461,7 @@ static int cg_on_progress(void *baton, curl_off_t dltotal, curl_off_t dlnow, cur
 
 /* The request as this upstream takes it: URL, headers and body. */
 static struct curl_slist *cg_attempt_headers(request_rec *r, const cg_upstream_decl_t *u,
-                                             const cg_identity_t *id)
+                                             const cg_identity_t *id, const char *bearer)
 {
     const apr_array_header_t *arr = apr_table_elts(r->headers_in);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
@@ -472,13 +475,23 @@ static struct curl_slist *cg_attempt_headers(request_rec *r, const cg_upstream_d
          * credential and framing are this attempt's own */
         if (e[i].key == NULL || !strcasecmp(e[i].key, "host") ||
             !strcasecmp(e[i].key, "content-length") || !strcasecmp(e[i].key, "x-api-key") ||
-            !strcasecmp(e[i].key, "authorization") || !strcasecmp(e[i].key, "expect")) {
+            !strcasecmp(e[i].key, "authorization") || !strcasecmp(e[i].key, "expect") ||
+            (bearer != NULL && !strcasecmp(e[i].key, "anthropic-beta"))) {
             continue;
         }
         h = curl_slist_append(h, apr_pstrcat(r->pool, e[i].key, ": ", e[i].val, NULL));
     }
     h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
-    if (u->api_key != NULL) {
+    if (bearer != NULL) {                /* a workload identity token, with the OAuth beta */
+        h = curl_slist_append(h, apr_pstrcat(r->pool, "Authorization: Bearer ", bearer, NULL));
+        h = curl_slist_append(
+            h, apr_pstrcat(r->pool, "anthropic-beta: ",
+                           cg_provider_beta_with(r->pool,
+                                                 apr_table_get(r->headers_in, "anthropic-beta"),
+                                                 CG_PROVIDER_OAUTH_BETA),
+                           NULL));
+    }
+    else if (u->api_key != NULL) {
         h = curl_slist_append(h, apr_pstrcat(r->pool, "x-api-key: ", u->api_key, NULL));
     }
     else if (u->oauth_token != NULL) {
@@ -925,10 +938,19 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
         if (strcmp(target, rq->model) != 0) {
             body = cg_body_set_model(r->pool, rq->body, rq->body_len, target, &body_len);
         }
-        hdrs = cg_attempt_headers(r, u, rq->identity.sub ? &rq->identity : NULL);
+        const char *wif = NULL;
+        if (a->kind == CG_PROVIDER_ANTHROPIC && u->wif_rule != NULL) {
+            a->wif = 1;
+            prepared = cg_wif_token(r, u, &wif);
+        }
+        hdrs = cg_attempt_headers(r, u, rq->identity.sub ? &rq->identity : NULL, wif);
         url = cg_attempt_url(r, u);
-        if (a->kind == CG_PROVIDER_ANTHROPIC_AWS && u->api_key == NULL && u->oauth_token == NULL &&
-            !cg_anthropic_aws_sign(r, a, url, body, body_len, &hdrs)) {
+        if (!prepared) {
+            curl_slist_free_all(hdrs);
+        }
+        else if (a->kind == CG_PROVIDER_ANTHROPIC_AWS && u->api_key == NULL &&
+                 u->oauth_token == NULL &&
+                 !cg_anthropic_aws_sign(r, a, url, body, body_len, &hdrs)) {
             curl_slist_free_all(hdrs);
             prepared = 0;
         }
@@ -984,6 +1006,9 @@ static cg_attempt_t *cg_attempt(request_rec *r, cg_req_t *rq, const cg_upstream_
     }
     if (a->status == 401 && a->az_chain) {
         cg_az_chain_forget();
+    }
+    if (a->status == 401 && a->wif) {
+        cg_wif_forget(u); /* expired or revoked: exchange again next time */
     }
     if (a->status == 403 && a->role_session != NULL) {
         /* the role's credentials, expired or revoked: assume it again next time */

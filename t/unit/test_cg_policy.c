@@ -218,6 +218,23 @@ START_TEST(policy_validation_messages)
         "t.yaml: models[0].upstream_model.b2: references unknown upstream 'b2'");
     ck_assert_str_eq(policy_err("upstreams:\n  - {provider: anthropicAws, region: us-west-2}\n"),
                      "t.yaml: upstreams[0].workspace_id: Required");
+    /* Anthropic workload identity federation: the three together, alone */
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: anthropic, auth: {federation_rule_id: "
+                                "fdrl_1, identity_token_file: /t}}\n"),
+                     "t.yaml: upstreams[0].auth.organization_id: Required");
+    ck_assert_str_eq(policy_err("upstreams:\n  - {provider: anthropic, auth: {federation_rule_id: "
+                                "fdrl_1, organization_id: o, identity_token_file: /t, api_key: "
+                                "k}}\n"),
+                     "t.yaml: upstreams[0].auth: give api_key, oauth_token or "
+                     "federation_rule_id, only one");
+    ck_assert_str_eq(
+        APR_ARRAY_IDX(policy("upstreams:\n  - {provider: anthropic, auth: {federation_rule_id: "
+                             "fdrl_1, organization_id: o, identity_token_file: /t, workspace_id: "
+                             "default}}\n")
+                          ->upstreams,
+                      0, cg_upstream_decl_t)
+            .wif_workspace,
+        "default");
     /* assume_role: the reference's schema, strictly */
     {
         const cg_upstream_decl_t *u = &APR_ARRAY_IDX(

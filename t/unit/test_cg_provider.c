@@ -169,6 +169,36 @@ START_TEST(sse_error_frame)
 }
 END_TEST
 
+START_TEST(workload_identity)
+{
+    ck_assert_str_eq(
+        cg_provider_wif_request(unit_pool, "eyJ.a.b", "fdrl_1", "org-uuid", NULL, NULL),
+        "{\"grant_type\":\"urn:ietf:params:oauth:grant-type:jwt-bearer\","
+        "\"assertion\":\"eyJ.a.b\",\"federation_rule_id\":\"fdrl_1\","
+        "\"organization_id\":\"org-uuid\"}");
+    ck_assert_str_eq(cg_provider_wif_request(unit_pool, "t", "r", "o", "svac_1", "default"),
+                     "{\"grant_type\":\"urn:ietf:params:oauth:grant-type:jwt-bearer\","
+                     "\"assertion\":\"t\",\"federation_rule_id\":\"r\",\"organization_id\":"
+                     "\"o\",\"service_account_id\":\"svac_1\",\"workspace_id\":\"default\"}");
+    ck_assert_ptr_null(cg_provider_wif_request(unit_pool, NULL, "r", "o", NULL, NULL));
+    ck_assert_int_eq(cg_provider_secure_endpoint("https://api.anthropic.com"), 1);
+    ck_assert_int_eq(cg_provider_secure_endpoint("http://127.0.0.1:8080/x"), 1);
+    ck_assert_int_eq(cg_provider_secure_endpoint("http://localhost"), 1);
+    ck_assert_int_eq(cg_provider_secure_endpoint("http://[::1]:9"), 1);
+    ck_assert_int_eq(cg_provider_secure_endpoint("http://127.0.0.1.evil.example"), 0);
+    ck_assert_int_eq(cg_provider_secure_endpoint("http://localhost.evil"), 0);
+    ck_assert_int_eq(cg_provider_secure_endpoint("http://proxy.corp:8080"), 0);
+    ck_assert_int_eq(cg_provider_secure_endpoint(NULL), 0);
+    ck_assert_str_eq(cg_provider_beta_with(unit_pool, "claude-code-20250219", "oauth-2025-04-20"),
+                     "claude-code-20250219,oauth-2025-04-20");
+    ck_assert_str_eq(cg_provider_beta_with(unit_pool, "oauth-2025-04-20, claude-code-20250219",
+                                           "oauth-2025-04-20"),
+                     "oauth-2025-04-20,claude-code-20250219");
+    ck_assert_str_eq(cg_provider_beta_with(unit_pool, NULL, "oauth-2025-04-20"),
+                     "oauth-2025-04-20");
+}
+END_TEST
+
 Suite *unit_suite_cg_provider(void)
 {
     Suite *s = suite_create("cg_provider");
@@ -177,6 +207,7 @@ Suite *unit_suite_cg_provider(void)
     tcase_add_checked_fixture(tc, unit_setup, unit_teardown);
     tcase_add_test(tc, names);
     tcase_add_test(tc, beta_lists);
+    tcase_add_test(tc, workload_identity);
     tcase_add_test(tc, body_helpers);
     tcase_add_test(tc, foundry);
     tcase_add_test(tc, hygiene_passthrough_and_anthropic_envelope);

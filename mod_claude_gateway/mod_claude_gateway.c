@@ -664,7 +664,9 @@ static apr_status_t cg_replay_in(ap_filter_t *f, apr_bucket_brigade *bb, ap_inpu
 
 /* --- lifecycle ------------------------------------------------------------ */
 
-/* process-wide: curl_global_init may run once per process, not per restart */
+/* curl_global_init once per load of this module: its cleanup goes with
+ * pconf, the pool this DSO lives and is unloaded with. On the process pool
+ * it would outlive the DSO and, at exit, jump into unmapped code. */
 static int cg_curl_ready;
 
 static apr_status_t cg_curl_global_cleanup(void *unused)
@@ -765,8 +767,7 @@ static int cg_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     if (!cg_curl_ready) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         cg_curl_ready = 1;
-        apr_pool_cleanup_register(s->process->pool, NULL, cg_curl_global_cleanup,
-                                  apr_pool_cleanup_null);
+        apr_pool_cleanup_register(pconf, NULL, cg_curl_global_cleanup, apr_pool_cleanup_null);
     }
     /* post_config runs twice at first start; speak only on the real pass */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {

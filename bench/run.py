@@ -212,6 +212,7 @@ ServerRoot "{root}"
 ServerName 127.0.0.1
 Listen 127.0.0.1:{port}
 PidFile "{run}/httpd.pid"
+GracefulShutdownTimeout 5
 DefaultRuntimeDir "{run}"
 Mutex file:{run} default
 ErrorLog "{logs}/error_log"

@@ -44,6 +44,8 @@ ServerRoot "{root}"
 ServerName 127.0.0.1
 Listen 127.0.0.1:{port}
 PidFile "{run}/httpd.pid"
+CoreDumpDirectory "{run}"
+GracefulShutdownTimeout 5
 DefaultRuntimeDir "{run}"
 Mutex file:{run} default
 ErrorLog "{logs}/error_log"
@@ -236,14 +238,22 @@ class HttpdEnv:
 
     def stop(self):
         """Signal the parent directly: `-k stop` would parse the config, and a
-        test may just have installed one that is meant to be refused."""
+        test may just have installed one that is meant to be refused. A
+        graceful stop (SIGWINCH, bounded by GracefulShutdownTimeout) lets each
+        child finish and run its exit cleanups, as an operator's
+        `apachectl graceful-stop` does; SIGTERM and SIGKILL only if it hangs."""
         pid = self._pid()
         if pid is None:
             return 0
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGWINCH)
         except ProcessLookupError:
             pass
+        if not self.is_dead(timeout=10):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         if not self.is_dead(timeout=15):
             try:
                 os.killpg(pid, signal.SIGKILL)  # httpd leads its own process group

@@ -1,6 +1,7 @@
 """HttpdErrorLog: the error-log check of the harness (after pyhttpd's log.py).
 
-Keeps a file offset. Every error or warning written since the last check must
+Keeps a file offset. Every error or warning (and every child that died of a
+signal, which httpd logs at notice level) written since the last check must
 have been declared expected (by tag such as CG0101 or AH01114, or by regex),
 otherwise the test module that caused it fails: regressions nobody was
 looking for show up here.
@@ -11,6 +12,7 @@ import time
 
 LEVEL_RE = re.compile(r'\[(?:[\w_]+:)?(emerg|alert|crit|error|warn)\]')
 TAG_RE = re.compile(r'\b((?:AH|CG|CS)\d{4,5})\b')
+CRASH_RE = re.compile(r'AH00052: child pid \d+ exit signal')
 
 
 class HttpdErrorLog:
@@ -74,7 +76,8 @@ class HttpdErrorLog:
         lines, new_offset = self._read_from(self._offset)
         missed = []
         for line in lines:
-            if not LEVEL_RE.search(line):
+            # a child that died of a signal is logged at notice level: still a failure
+            if not LEVEL_RE.search(line) and not CRASH_RE.search(line):
                 continue
             if line in self._recent_ok:
                 continue

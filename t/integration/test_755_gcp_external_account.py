@@ -409,7 +409,7 @@ def test_cg_755_01_file_source_impersonated(env, pg, gen_dir, session_secret, gc
     cred = sts.external_account(f'{gen_dir}/wif-file.json', subject_path=subject)
     install(env, pg, gen_dir, gcp, GOOGLE_APPLICATION_CREDENTIALS=cred, NO_GCE_CHECK='')
     for i in range(4):
-        rec = ok(env, session_secret, vtx, f'wif-file-{i}')
+        rec = ok(env, session_secret, vtx, f'gwif-file-{i}')
         assert bearer(rec) in sts.issued['impersonated']
         assert rec['user_project'] is None
     assert 1 <= sts.n('sts') <= 2  # once per child that served a request
@@ -422,7 +422,7 @@ def test_cg_755_01_file_source_impersonated(env, pg, gen_dir, session_secret, gc
     for q in sts.seen('impersonate'):
         assert q['status'] == 200 and q['bearer'] in fed
     assert not set(fed) & set(vtx.tokens)  # Vertex would refuse STS's token
-    assert ledger(pg, 'wif-file-0') == 'vertex'
+    assert ledger(pg, 'gwif-file-0') == 'vertex'
     assert env.error_log.scan_recent(
         r'CG0146: Google credentials from the .*GOOGLE_APPLICATION_CREDENTIALS') is not None
     no_secret_logged(env, sts, vtx)
@@ -436,7 +436,7 @@ def test_cg_755_02_url_source_json_unimpersonated(env, pg, gen_dir, session_secr
                                 impersonate=False, quota_project='quota-proj-9')
     install(env, pg, gen_dir, gcp, GOOGLE_APPLICATION_CREDENTIALS=cred)
     for i in range(3):
-        rec = ok(env, session_secret, vtx, f'wif-url-{i}')
+        rec = ok(env, session_secret, vtx, f'gwif-url-{i}')
         assert bearer(rec) in sts.issued['sts-vertex']
         assert rec['user_project'] == 'quota-proj-9'
     assert 1 <= sts.n('sts') <= 2  # once per child that served a request
@@ -448,7 +448,7 @@ def test_cg_755_02_url_source_json_unimpersonated(env, pg, gen_dir, session_secr
     for q in sts.seen('sts'):
         assert q['status'] == 200 and q['subject_token'] == sts.subject_token
     assert meta.n('token') == 0 and vtx.grants == NO_GRANTS
-    assert ledger(pg, 'wif-url-2') == 'vertex'
+    assert ledger(pg, 'gwif-url-2') == 'vertex'
     no_secret_logged(env, sts, vtx)
 
 
@@ -461,7 +461,7 @@ def test_cg_755_03_rotated_subject_token_read_anew(env, pg, gen_dir, session_sec
                                 token_type=SAML2_TYPE)
     install(env, pg, gen_dir, gcp, GOOGLE_APPLICATION_CREDENTIALS=cred)
     for i in range(2):
-        ok(env, session_secret, vtx, f'wif-rot-1{i}')
+        ok(env, session_secret, vtx, f'gwif-rot-1{i}')
     n = sts.n('sts')
     assert 1 <= n <= 2 and sts.n('impersonate') == n
     old = sts.subject_token
@@ -469,14 +469,14 @@ def test_cg_755_03_rotated_subject_token_read_anew(env, pg, gen_dir, session_sec
     assert new != old and open(subject).read().strip() == new
     vtx.expire_tokens()  # revoked behind our back: Vertex says 401
     # STS now takes only the new subject token: the old one would be a violation
-    statuses = [ask(env, session_secret, f'wif-rot-2{i}').status for i in range(4)]
+    statuses = [ask(env, session_secret, f'gwif-rot-2{i}').status for i in range(4)]
     assert statuses[-1] == 200, statuses
     assert len([s for s in statuses if s != 200]) <= 2, statuses  # one 401 per child at most
     assert n + 1 <= sts.n('sts') <= n + 2
     assert [q['subject_token'] for q in sts.seen('sts')[n:]] == [new] * (sts.n('sts') - n)
     assert all(q['status'] == 200 for q in sts.seen('sts'))
     assert bearer(vtx.last) in sts.issued['impersonated']
-    assert ledger(pg, 'wif-rot-23') == 'vertex'
+    assert ledger(pg, 'gwif-rot-23') == 'vertex'
     no_secret_logged(env, sts, vtx)
 
 
@@ -489,13 +489,13 @@ def test_cg_755_04_sts_refuses(env, pg, gen_dir, session_secret, gcp):
                                 subject_path=f'{gen_dir}/wif-audience-token', audience=other)
     install(env, pg, gen_dir, gcp, GOOGLE_APPLICATION_CREDENTIALS=cred, NO_GCE_CHECK='')
     before = failures(env)
-    refused(env, session_secret, 'wif-aud-1')
+    refused(env, session_secret, 'gwif-aud-1')
     assert failure(env, r'.*invalid_grant', after=before) is not None
     assert sts.n('sts') >= 1 and sts.n('impersonate') == 0
     violations = sts.pop_violations()  # provoked: the audience
     assert violations and all('invalid_grant' in v for v in violations), violations
     assert vtx.count == 0 and meta.n('token') == 0
-    assert none_in_ledger(pg, 'wif-aud-')
+    assert none_in_ledger(pg, 'gwif-aud-')
     no_secret_logged(env, sts, vtx)
 
 
@@ -507,14 +507,14 @@ def test_cg_755_05_impersonation_refused(env, pg, gen_dir, session_secret, gcp):
                                 sa_email=f'intruder@{vtx.project}.iam.gserviceaccount.com')
     install(env, pg, gen_dir, gcp, GOOGLE_APPLICATION_CREDENTIALS=cred, NO_GCE_CHECK='')
     before = failures(env)
-    refused(env, session_secret, 'wif-imp-1')
+    refused(env, session_secret, 'gwif-imp-1')
     assert failure(env, r'.*(PERMISSION_DENIED|403)', after=before) is not None
     assert sts.n('sts') >= 1 and sts.n('impersonate') >= 1
     assert all(q['status'] == 200 for q in sts.seen('sts'))
     violations = sts.pop_violations()  # provoked: the account
     assert violations and all('impersonating intruder@' in v for v in violations), violations
     assert vtx.count == 0 and meta.n('token') == 0
-    assert none_in_ledger(pg, 'wif-imp-')
+    assert none_in_ledger(pg, 'gwif-imp-')
     no_secret_logged(env, sts, vtx)
 
 
@@ -545,10 +545,10 @@ def test_cg_755_06_unsupported_sources_no_fall_through(env, pg, gen_dir, session
                 CLOUDSDK_CONFIG=config, NO_GCE_CHECK='',
                 GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES='1')
         before = failures(env)
-        refused(env, session_secret, f'wif-{name}-1')
+        refused(env, session_secret, f'gwif-{name}-1')
         assert failure(env, r'.*not supported', after=before) is not None, name
         assert meta.n('token') == 0 and vtx.grants == NO_GRANTS, name
         assert sts.requests == [], name
     assert not os.path.exists(marker)
     assert vtx.count == 0
-    assert none_in_ledger(pg, 'wif-aws-') and none_in_ledger(pg, 'wif-exec-')
+    assert none_in_ledger(pg, 'gwif-aws-') and none_in_ledger(pg, 'gwif-exec-')

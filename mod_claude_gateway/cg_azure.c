@@ -124,7 +124,7 @@ const char *cg_azure_token_parse(apr_pool_t *p, const char *buf, apr_size_t len,
                                  const char **token, apr_time_t *expires)
 {
     json_t *j = buf ? json_loadb(buf, len, 0, NULL) : NULL;
-    const char *tok, *type, *err = NULL, *c;
+    const char *tok, *type, *err = NULL;
     json_int_t in = 0, on = 0;
     int have_in, have_on;
     apr_time_t at = 0;
@@ -159,16 +159,8 @@ const char *cg_azure_token_parse(apr_pool_t *p, const char *buf, apr_size_t len,
     else if (type != NULL && strcasecmp(type, "Bearer") != 0) {
         err = "the token_type is not Bearer";
     }
-    else if (strlen(tok) > CG_AZURE_TOKEN_MAX) {
-        err = "the access token is too long";
-    }
     else {
-        for (c = tok; *c; c++) {
-            if (*c < 0x21 || *c > 0x7e) {
-                err = "the access token holds characters a header cannot carry";
-                break;
-            }
-        }
+        err = cg_bearer_check(tok, CG_AZURE_TOKEN_MAX);
     }
     if (err == NULL) {
         *token = apr_pstrdup(p, tok);

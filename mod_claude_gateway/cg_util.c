@@ -292,3 +292,18 @@ apr_int64_t cg_atoi64(const char *s)
     }
     return apr_atoi64(s); /* spaces, a plus, no digits, 19 digits and more */
 }
+
+const char *cg_bearer_check(const char *token, apr_size_t max)
+{
+    const char *c;
+
+    if (strlen(token) > max) {
+        return "the access token is too long";
+    }
+    for (c = token; *c; c++) {
+        if (*c < 0x21 || *c > 0x7e) {
+            return "the access token holds characters a header cannot carry";
+        }
+    }
+    return NULL;
+}

@@ -35,6 +35,13 @@ const char *cg_uuid4(apr_pool_t *p);
 const char *cg_secret_resolve(apr_pool_t *p, const char *ref, const char **value);
 
 /**
+ * Whether an access token from a token endpoint can be sent as a bearer:
+ * printable ASCII without blanks, at most max bytes.
+ * @return NULL when it can, else why not (never the token)
+ */
+const char *cg_bearer_check(const char *token, apr_size_t max);
+
+/**
  * Read a whole small file (a credential file, a certificate).
  * @param max the largest size taken
  * @param out receives the bytes, NUL-terminated (they may hold NULs), owned by p

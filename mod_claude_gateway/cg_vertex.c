@@ -20,6 +20,7 @@
 #include "cg_awscred.h"
 #include "cg_jwt.h"
 #include "cg_provider.h"
+#include "cg_util.h"
 #include "cg_vertex.h"
 
 /* The longest access token accepted: it goes into a header. */
@@ -244,7 +245,7 @@ const char *cg_vertex_token_parse(apr_pool_t *p, const char *buf, apr_size_t len
                                   const char **token, apr_time_t *expires)
 {
     json_t *j = buf ? json_loadb(buf, len, 0, NULL) : NULL;
-    const char *tok, *type, *err = NULL, *c;
+    const char *tok, *type, *err = NULL;
     const json_t *exp;
 
     *token = NULL;
@@ -270,16 +271,8 @@ const char *cg_vertex_token_parse(apr_pool_t *p, const char *buf, apr_size_t len
     else if (type != NULL && strcasecmp(type, "Bearer") != 0) {
         err = "the token endpoint's token_type is not Bearer";
     }
-    else if (strlen(tok) > CG_VERTEX_TOKEN_MAX) {
-        err = "the access token is too long";
-    }
     else {
-        for (c = tok; *c; c++) {
-            if (*c < 0x21 || *c > 0x7e) {
-                err = "the access token holds characters a header cannot carry";
-                break;
-            }
-        }
+        err = cg_bearer_check(tok, CG_VERTEX_TOKEN_MAX);
     }
     if (err == NULL) {
         *token = apr_pstrdup(p, tok);
@@ -533,7 +526,7 @@ const char *cg_vertex_impersonation_parse(apr_pool_t *p, const char *buf, apr_si
                                           const char **token, apr_time_t *expires)
 {
     json_t *j = buf ? json_loadb(buf, len, 0, NULL) : NULL;
-    const char *tok, *exp, *err = NULL, *c;
+    const char *tok, *exp, *err = NULL;
     const json_t *e;
 
     *token = NULL;
@@ -555,16 +548,8 @@ const char *cg_vertex_impersonation_parse(apr_pool_t *p, const char *buf, apr_si
     else if (exp == NULL || !cg_aws_time(exp, expires)) {
         err = "the generateAccessToken answer has no RFC 3339 expireTime";
     }
-    else if (strlen(tok) > CG_VERTEX_TOKEN_MAX) {
-        err = "the access token is too long";
-    }
     else {
-        for (c = tok; *c; c++) {
-            if (*c < 0x21 || *c > 0x7e) {
-                err = "the access token holds characters a header cannot carry";
-                break;
-            }
-        }
+        err = cg_bearer_check(tok, CG_VERTEX_TOKEN_MAX);
     }
     if (err == NULL) {
         *token = apr_pstrdup(p, tok);

@@ -117,6 +117,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
+    why = cg_vertex_impersonation_parse(p, text, size, &tok, &exp);
+    if (why == NULL) {
+        fuzz_header_safe(tok);
+    }
+    else if (tok != NULL || exp != 0) {
+        abort();
+    }
+
     why = cg_vertex_adc_parse(p, text, size, &adc);
     if (why == NULL) {
         if (adc.token_uri == NULL || (strncmp(adc.token_uri, "https://", 8) != 0 &&
@@ -129,6 +137,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             }
             fuzz_header_safe(cg_vertex_sts_request(p, &adc, "subject"));
+            /* the same input as what the subject token source answered */
+            if (cg_vertex_subject_token(p, &adc, text, size, &tok) == NULL) {
+                if (tok == NULL || *tok == '\0') {
+                    abort();
+                }
+            }
         }
         else if (adc.sa == NULL) {
             /* any bytes in the user credentials: the form carries them encoded */

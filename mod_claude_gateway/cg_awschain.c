@@ -33,9 +33,6 @@
 #include <http_log.h>
 #include <curl/curl.h>
 
-#include <pwd.h>
-#include <unistd.h>
-
 #include "cg_private.h"
 #include "cg_awschain.h"
 #include "cg_fetch.h"
@@ -81,16 +78,9 @@ void cg_aws_chain_child_init(apr_pool_t *pchild)
     }
 }
 
-static const char *cg_aws_env(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && *v != '\0' ? v : NULL;
-}
-
 static int cg_aws_env_true(const char *name)
 {
-    const char *v = cg_aws_env(name);
+    const char *v = cg_cred_env(name);
 
     return v != NULL && strcasecmp(v, "true") == 0;
 }
@@ -116,29 +106,14 @@ static int cg_aws_http(request_rec *r, const char *method, const char *url, stru
     return ok;
 }
 
-static const char *cg_aws_home(apr_pool_t *p)
-{
-    const char *home = cg_aws_env("HOME");
-    struct passwd pw, *res = NULL;
-    char buf[1024];
-
-    if (home != NULL) {
-        return home;
-    }
-    if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res) == 0 && res != NULL &&
-        pw.pw_dir != NULL) {
-        return apr_pstrdup(p, pw.pw_dir);
-    }
-    return NULL;
-}
-
 /* 1: web identity. */
 static int cg_aws_from_web_identity(request_rec *r, const char *region, cg_aws_creds_t *out,
                                     const char **why)
 {
-    const char *file = cg_aws_env("AWS_WEB_IDENTITY_TOKEN_FILE"), *arn = cg_aws_env("AWS_ROLE_ARN");
-    const char *session = cg_aws_env("AWS_ROLE_SESSION_NAME"), *token, *endpoint, *form, *body;
-    const char *sts_region = cg_aws_env("AWS_REGION");
+    const char *file = cg_cred_env("AWS_WEB_IDENTITY_TOKEN_FILE"),
+               *arn = cg_cred_env("AWS_ROLE_ARN");
+    const char *session = cg_cred_env("AWS_ROLE_SESSION_NAME"), *token, *endpoint, *form, *body;
+    const char *sts_region = cg_cred_env("AWS_REGION");
     struct curl_slist *h;
     apr_size_t len;
     long status;
@@ -154,14 +129,14 @@ static int cg_aws_from_web_identity(request_rec *r, const char *region, cg_aws_c
         return 0;
     }
     if (sts_region == NULL) {
-        sts_region = cg_aws_env("AWS_DEFAULT_REGION");
+        sts_region = cg_cred_env("AWS_DEFAULT_REGION");
     }
     if (sts_region == NULL) {
         sts_region = region;
     }
-    endpoint = cg_aws_env("AWS_ENDPOINT_URL_STS");
+    endpoint = cg_cred_env("AWS_ENDPOINT_URL_STS");
     if (endpoint == NULL) {
-        endpoint = cg_aws_env("AWS_ENDPOINT_URL");
+        endpoint = cg_cred_env("AWS_ENDPOINT_URL");
     }
     if (endpoint == NULL) {
         endpoint = apr_psprintf(r->pool, "https://sts.%s.amazonaws.com", sts_region);
@@ -189,15 +164,15 @@ static int cg_aws_from_web_identity(request_rec *r, const char *region, cg_aws_c
 /* 3: the shared files. */
 static int cg_aws_from_files(request_rec *r, cg_aws_creds_t *out, const char **why)
 {
-    const char *profile = cg_aws_env("AWS_PROFILE"), *home = cg_aws_home(r->pool);
+    const char *profile = cg_cred_env("AWS_PROFILE"), *home = cg_cred_home(r->pool);
     const char *paths[2], *reasons = NULL;
     int i;
 
     if (profile == NULL) {
         profile = "default";
     }
-    paths[0] = cg_aws_env("AWS_SHARED_CREDENTIALS_FILE");
-    paths[1] = cg_aws_env("AWS_CONFIG_FILE");
+    paths[0] = cg_cred_env("AWS_SHARED_CREDENTIALS_FILE");
+    paths[1] = cg_cred_env("AWS_CONFIG_FILE");
     if (paths[0] == NULL && home != NULL) {
         paths[0] = apr_pstrcat(r->pool, home, "/.aws/credentials", NULL);
     }
@@ -244,10 +219,10 @@ static int cg_aws_container_host_ok(const char *uri)
 /* 4: the container endpoint. */
 static int cg_aws_from_container(request_rec *r, cg_aws_creds_t *out, const char **why)
 {
-    const char *rel = cg_aws_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    const char *full = cg_aws_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    const char *tfile = cg_aws_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-    const char *auth = cg_aws_env("AWS_CONTAINER_AUTHORIZATION_TOKEN"), *url, *body;
+    const char *rel = cg_cred_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const char *full = cg_cred_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    const char *tfile = cg_cred_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    const char *auth = cg_cred_env("AWS_CONTAINER_AUTHORIZATION_TOKEN"), *url, *body;
     struct curl_slist *h = NULL;
     apr_size_t len;
     long status;
@@ -301,7 +276,8 @@ static int cg_aws_from_container(request_rec *r, cg_aws_creds_t *out, const char
 /* 5: the instance metadata service. */
 static int cg_aws_from_imds(request_rec *r, cg_aws_creds_t *out, const char **why)
 {
-    const char *base = cg_aws_env("AWS_EC2_METADATA_SERVICE_ENDPOINT"), *token = NULL, *body, *role;
+    const char *base = cg_cred_env("AWS_EC2_METADATA_SERVICE_ENDPOINT"), *token = NULL, *body,
+               *role;
     struct curl_slist *h;
     apr_size_t len, n;
     long status;
@@ -367,14 +343,15 @@ static int cg_aws_from_imds(request_rec *r, cg_aws_creds_t *out, const char **wh
 static int cg_aws_resolve(request_rec *r, const char *region, cg_aws_creds_t *out,
                           const char **source, const char **why)
 {
-    const char *id = cg_aws_env("AWS_ACCESS_KEY_ID"), *secret = cg_aws_env("AWS_SECRET_ACCESS_KEY");
+    const char *id = cg_cred_env("AWS_ACCESS_KEY_ID"),
+               *secret = cg_cred_env("AWS_SECRET_ACCESS_KEY");
     const char *reasons = NULL, *w = NULL;
 
     memset(out, 0, sizeof(*out));
     if (id != NULL && secret != NULL) {
         out->access_key_id = id;
         out->secret_access_key = secret;
-        out->session_token = cg_aws_env("AWS_SESSION_TOKEN");
+        out->session_token = cg_cred_env("AWS_SESSION_TOKEN");
         *source = "environment";
         return 1;
     }
@@ -531,7 +508,7 @@ static int cg_aws_sts_assume(request_rec *r, const cg_aws_creds_t *base, const c
                              const char *role_arn, const char *external_id, const char *session,
                              cg_aws_creds_t *out, long *status, const char **why)
 {
-    const char *endpoint = cg_aws_env("AWS_ENDPOINT_URL_STS"), *form, *body;
+    const char *endpoint = cg_cred_env("AWS_ENDPOINT_URL_STS"), *form, *body;
     cg_sigv4_header_t hdrs[2] = {{"host", NULL},
                                  {"content-type", "application/x-www-form-urlencoded"}};
     cg_sigv4_credentials_t creds = {base->access_key_id, base->secret_access_key,
@@ -544,7 +521,7 @@ static int cg_aws_sts_assume(request_rec *r, const cg_aws_creds_t *base, const c
     int i, ok;
 
     if (endpoint == NULL) {
-        endpoint = cg_aws_env("AWS_ENDPOINT_URL");
+        endpoint = cg_cred_env("AWS_ENDPOINT_URL");
     }
     if (endpoint == NULL) {
         endpoint = apr_psprintf(r->pool, "https://sts.%s.amazonaws.com", region);

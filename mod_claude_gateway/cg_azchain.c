@@ -44,13 +44,6 @@ void cg_az_chain_child_init(apr_pool_t *pchild)
     cg_az_cache = cg_tokcache_create(pchild, CG_AZ_REFRESH, CG_AZ_PAUSE);
 }
 
-static const char *cg_az_env(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && *v != '\0' ? v : NULL;
-}
-
 /* One token request; 1 with *token and *expires, else 0 with *why. */
 static int cg_az_request(request_rec *r, cg_fetch_t *f, apr_time_t now, const char **token,
                          apr_time_t *expires, const char **why)
@@ -78,7 +71,7 @@ static int cg_az_entra(request_rec *r, apr_time_t now, const char *tenant, const
                        const char *secret, const char *assertion, const cg_azure_cert_t *cert,
                        cg_tokcache_value_t *out, const char **why)
 {
-    const char *url = cg_azure_token_url(r->pool, cg_az_env("AZURE_AUTHORITY_HOST"), tenant);
+    const char *url = cg_azure_token_url(r->pool, cg_cred_env("AZURE_AUTHORITY_HOST"), tenant);
     cg_fetch_t f = {.method = "POST", .timeout_ms = CG_AZ_HTTP_TIMEOUT_MS};
     int ok;
 
@@ -87,7 +80,7 @@ static int cg_az_entra(request_rec *r, apr_time_t now, const char *tenant, const
         return 0;
     }
     if (cert != NULL) {
-        const char *chain = cg_az_env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN");
+        const char *chain = cg_cred_env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN");
         assertion = cg_azure_cert_assertion(
             r->pool, cert, client_id, url, now,
             chain != NULL && (!strcasecmp(chain, "true") || !strcmp(chain, "1")));
@@ -139,12 +132,14 @@ static int cg_az_resolve(void *baton, apr_pool_t *p, apr_time_t now, cg_tokcache
                          const char **why)
 {
     request_rec *r = baton;
-    const char *tenant = cg_az_env("AZURE_TENANT_ID"), *client_id = cg_az_env("AZURE_CLIENT_ID");
-    const char *secret = cg_az_env("AZURE_CLIENT_SECRET");
-    const char *fedfile = cg_az_env("AZURE_FEDERATED_TOKEN_FILE");
-    const char *endpoint = cg_az_env("IDENTITY_ENDPOINT"), *header = cg_az_env("IDENTITY_HEADER");
-    const char *imds = cg_az_env("AZURE_POD_IDENTITY_AUTHORITY_HOST"), *skipped = "", *w = NULL;
-    const char *certfile = cg_az_env("AZURE_CLIENT_CERTIFICATE_PATH"), *assertion;
+    const char *tenant = cg_cred_env("AZURE_TENANT_ID"),
+               *client_id = cg_cred_env("AZURE_CLIENT_ID");
+    const char *secret = cg_cred_env("AZURE_CLIENT_SECRET");
+    const char *fedfile = cg_cred_env("AZURE_FEDERATED_TOKEN_FILE");
+    const char *endpoint = cg_cred_env("IDENTITY_ENDPOINT"),
+               *header = cg_cred_env("IDENTITY_HEADER");
+    const char *imds = cg_cred_env("AZURE_POD_IDENTITY_AUTHORITY_HOST"), *skipped = "", *w = NULL;
+    const char *certfile = cg_cred_env("AZURE_CLIENT_CERTIFICATE_PATH"), *assertion;
 
     if (tenant != NULL && client_id != NULL && secret != NULL) {
         out->source = "service principal's client secret";

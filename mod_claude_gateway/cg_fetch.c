@@ -6,7 +6,10 @@
 #include <apr_strings.h>
 #include <apr_tables.h>
 
+#include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "cg_fetch.h"
@@ -96,4 +99,27 @@ int cg_fetch(apr_pool_t *p, cg_fetch_t *f, const char **why)
     f->body = ctx.answer->elts;
     f->len = (apr_size_t)ctx.answer->nelts - 1;
     return 1;
+}
+
+const char *cg_cred_env(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && *v != '\0' ? v : NULL;
+}
+
+const char *cg_cred_home(apr_pool_t *p)
+{
+    const char *home = cg_cred_env("HOME");
+    struct passwd pw, *res = NULL;
+    char buf[1024];
+
+    if (home != NULL) {
+        return home;
+    }
+    if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res) == 0 && res != NULL &&
+        pw.pw_dir != NULL) {
+        return apr_pstrdup(p, pw.pw_dir);
+    }
+    return NULL;
 }

@@ -35,4 +35,10 @@ typedef struct cg_fetch_t {
  */
 int cg_fetch(apr_pool_t *p, cg_fetch_t *f, const char **why);
 
+/** A credential chain's environment variable: its value, or NULL when unset or empty. */
+const char *cg_cred_env(const char *name);
+
+/** The home directory the chains look in: $HOME, else the user's passwd entry (in p). */
+const char *cg_cred_home(apr_pool_t *p);
+
 #endif

@@ -27,9 +27,7 @@
 #include <httpd.h>
 #include <http_log.h>
 
-#include <pwd.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "cg_private.h"
 #include "cg_fetch.h"
@@ -48,13 +46,6 @@ static cg_tokcache_t *cg_gcp_cache;
 void cg_gcp_chain_child_init(apr_pool_t *pchild)
 {
     cg_gcp_cache = cg_tokcache_create(pchild, CG_GCP_REFRESH, CG_GCP_NEGATIVE);
-}
-
-static const char *cg_gcp_env(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && *v != '\0' ? v : NULL;
 }
 
 const char *cg_gcp_exchange(request_rec *r, const char *uri, const char *form, apr_time_t now,
@@ -84,22 +75,6 @@ const char *cg_gcp_exchange(request_rec *r, const char *uri, const char *form, a
                    : apr_psprintf(r->pool, "the token endpoint answered %ld", f.status);
     }
     return err;
-}
-
-static const char *cg_gcp_home(apr_pool_t *p)
-{
-    const char *home = cg_gcp_env("HOME");
-    struct passwd pw, *res = NULL;
-    char buf[1024];
-
-    if (home != NULL) {
-        return home;
-    }
-    if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res) == 0 && res != NULL &&
-        pw.pw_dir != NULL) {
-        return apr_pstrdup(p, pw.pw_dir);
-    }
-    return NULL;
 }
 
 /* An external account's token: its subject token (a file, or a URL) for a
@@ -203,7 +178,7 @@ static int cg_gcp_from_file(request_rec *r, const char *path, apr_time_t now, co
 static int cg_gcp_from_metadata(request_rec *r, apr_time_t now, const char **token,
                                 apr_time_t *expires, const char **why)
 {
-    const char *host = cg_gcp_env("GCE_METADATA_HOST"), *url, *err;
+    const char *host = cg_cred_env("GCE_METADATA_HOST"), *url, *err;
     struct curl_slist *h;
     cg_fetch_t f = {.method = "GET",
                     .timeout_ms = CG_GCP_METADATA_TIMEOUT_MS,
@@ -212,7 +187,7 @@ static int cg_gcp_from_metadata(request_rec *r, apr_time_t now, const char **tok
     int ok;
 
     if (host == NULL) {
-        host = cg_gcp_env("GCE_METADATA_ROOT");
+        host = cg_cred_env("GCE_METADATA_ROOT");
     }
     if ((url = cg_vertex_metadata_url(r->pool, host ? host : CG_VERTEX_METADATA_HOST)) == NULL) {
         *why = "metadata server: GCE_METADATA_HOST is not a host[:port]";
@@ -249,8 +224,8 @@ static int cg_gcp_from_metadata(request_rec *r, apr_time_t now, const char **tok
 static int cg_gcp_resolve_r(request_rec *r, apr_time_t now, const char **token, apr_time_t *expires,
                             const char **quota, const char **source, const char **why)
 {
-    const char *path = cg_gcp_env("GOOGLE_APPLICATION_CREDENTIALS"), *dir, *reasons, *w = NULL;
-    const char *no_gce = cg_gcp_env("NO_GCE_CHECK");
+    const char *path = cg_cred_env("GOOGLE_APPLICATION_CREDENTIALS"), *dir, *reasons, *w = NULL;
+    const char *no_gce = cg_cred_env("NO_GCE_CHECK");
     apr_finfo_t fi;
 
     *quota = NULL;
@@ -262,8 +237,8 @@ static int cg_gcp_resolve_r(request_rec *r, apr_time_t now, const char **token, 
         *why = apr_pstrcat(r->pool, "GOOGLE_APPLICATION_CREDENTIALS ", w, NULL);
         return 0;
     }
-    dir = cg_gcp_env("CLOUDSDK_CONFIG");
-    if (dir == NULL && (dir = cg_gcp_home(r->pool)) != NULL) {
+    dir = cg_cred_env("CLOUDSDK_CONFIG");
+    if (dir == NULL && (dir = cg_cred_home(r->pool)) != NULL) {
         dir = apr_pstrcat(r->pool, dir, "/.config/gcloud", NULL);
     }
     if (dir != NULL) {

@@ -15,6 +15,7 @@
  * The own metrics aggregate (cg_metrics) of each telemetry configuration is
  * filled by log_transaction under a mutex and swapped for a fresh one at
  * each interval; the old one is encoded outside the lock. */
+#include <pthread.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
@@ -920,6 +921,10 @@ static void *APR_THREAD_FUNC cg_tel_run(apr_thread_t *thread, void *data)
     int running;
 
     (void)data;
+    /* named for top -H, perf and gdb: the child's one telemetry exporter */
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "claude-otlp");
+#endif
     for (;;) {
         int stop, wait_ms = 1000;
         cg_tel_item_t *it;

@@ -444,7 +444,22 @@ class Bench:
         self.pg = pg.init().start()
         assert self.pg.wait_ready(), 'PostgreSQL did not start'
         self.pg.create_db()
+        self.warm_pg()
         self.upstream = Upstream(self.args.sse_deltas, self.args.sse_delay_ms)
+
+    def warm_pg(self):
+        """Touch every page of the cluster's shared buffers once, as a server
+        that has been up for a while has: in a fresh cluster the first target
+        to write pays a page fault for each buffer it uses first (some 1-3
+        us of PostgreSQL per request until 128 MB of ledger pages went
+        through), which no long-running deployment pays and the targets
+        measured later do not."""
+        nbuf = int(self.pg.psql("SELECT setting FROM pg_settings WHERE name = 'shared_buffers'"))
+        # a table of more blocks than there are buffers, read into them
+        self.pg.psql('CREATE EXTENSION IF NOT EXISTS pg_prewarm; '
+                     'CREATE TABLE bench_warm WITH (fillfactor = 10) AS '
+                     f'SELECT g FROM generate_series(1, {nbuf * 25 + 1000}) g; '
+                     "SELECT pg_prewarm('bench_warm', 'buffer'); DROP TABLE bench_warm")
 
     def pg_pids(self, db=None):
         """The cluster's processes; with db, those that work for that

@@ -79,6 +79,12 @@ REF_BIN = os.path.join(TOP, '.cache', 'claude-code', 'node_modules', '@anthropic
 MODEL = 'claude-haiku-4-5-20251001'   # a built-in id: neither gateway rewrites the body
 TICK = os.sysconf('SC_CLK_TCK')
 
+# The cells' modes: non-streaming; SSE as fast as the stand-in writes it
+# (what the usage filter costs per event); SSE paced by the stand-in
+# (--sse-pace-ms before each event, as a model streams tokens: what the
+# gateway adds to a stream's duration).
+MODES = ('json', 'sse', 'paced')
+
 PROFILES = {
     # duration of each wrk run (s), concurrencies, soak requests, warm-up (s),
     # per-run request cap (0: none), rounds (runs per target and cell; the
@@ -429,11 +435,16 @@ class Bench:
         msg = 'Say ok.' + (' ' + 'x' * (pad - 1) if pad else '')
         self.body_json = os.path.join(self.gen, 'body.json')
         self.body_sse = os.path.join(self.gen, 'body-sse.json')
-        for path, stream in ((self.body_json, False), (self.body_sse, True)):
+        self.body_paced = os.path.join(self.gen, 'body-paced.json')
+        for path, stream, pace in ((self.body_json, False, None), (self.body_sse, True, None),
+                                   (self.body_paced, True, self.args.sse_pace_ms)):
             b = {'model': MODEL, 'max_tokens': 16,
                  'messages': [{'role': 'user', 'content': msg}]}
             if stream:
                 b['stream'] = True
+            if pace is not None:
+                # bench/upstream.js paces the stream it answers this with
+                b['metadata'] = {'user_id': f'bench-pace-{pace:g}'}
             with open(path, 'w') as f:
                 json.dump(b, f)
 
@@ -495,6 +506,7 @@ class Bench:
         threads = min(2, c)
         env = dict(os.environ, BENCH_MODE=mode, BENCH_TOKENS=self.tokens_file,
                    BENCH_BODY_JSON=self.body_json, BENCH_BODY_SSE=self.body_sse,
+                   BENCH_BODY_PACED=self.body_paced,
                    BENCH_LIMIT=str(int(math.ceil(limit / threads)) if limit else 0),
                    BENCH_AUTH='1' if auth else '0')
         cmd = ['wrk', '-t', str(threads), '-c', str(c), '-d', f'{int(duration)}s',
@@ -571,14 +583,21 @@ class Bench:
                     self.wrk(t.url, mode, 16, prof['warmup'], pids_fn=t.pids, pg_db=t.db)
             elif prof['limit']:
                 self.wrk(t.url, 'mix', 4, 1, limit=20, pids_fn=t.pids, pg_db=t.db)
-        for mode in ('json', 'sse'):
+        for mode in MODES:
             for c in prof['conns']:
                 runs = {t.name: [] for t in live}
                 for k in range(rounds):
                     for t in live[k % len(live):] + live[:k % len(live)]:
+                        paced0 = self.upstream.stats()['paced'] if mode == 'paced' else 0
                         r = self.wrk(t.url, mode, c, prof['duration'], limit=prof['limit'],
                                      pids_fn=t.pids, pg_db=t.db)
                         r['target'] = t.name
+                        if mode == 'paced' and \
+                                self.upstream.stats()['paced'] - paced0 < r['requests']:
+                            # the marker did not reach the stand-in: these
+                            # streams were not paced
+                            self.failures.append(f'{t.name} paced c={c}: the stand-in saw '
+                                                 'fewer paced requests than wrk sent')
                         runs[t.name].append(r)
                         if r['requests'] == 0 or r['errors'] > 0.01 * max(1, r['requests']):
                             self.failures.append(
@@ -591,7 +610,7 @@ class Bench:
                     self.results[t.name].append(r)
                     spread = (f'  rounds {"/".join(f"{x:.0f}" for x in r["rounds_rps"])}'
                               if rounds > 1 else '')
-                    log(f'   {t.name:9s} {mode:4s} c={c:<3d} {r["rps"]:9.1f} req/s  '
+                    log(f'   {t.name:9s} {mode:5s} c={c:<3d} {r["rps"]:9.1f} req/s  '
                         f'p50 {r["p50_ms"]:7.2f} ms  p99 {r["p99_ms"]:7.2f} ms  '
                         f'errors {r["errors"]}  server {r["server_cpu_us_per_req"]:.0f} us/req  '
                         f'other load {r["other_cpu_cores"]:.2f} cores{spread}')
@@ -915,12 +934,12 @@ upstreams:
         names = [n for n in ('upstream', 'bare', 'gateway', 'route', 'reference')
                  if n in self.results]
         lines = []
-        hdr = (f'{"target":10s} {"mode":4s} {"c":>3s} {"req/s":>9s} {"p50 ms":>8s} '
+        hdr = (f'{"target":10s} {"mode":5s} {"c":>3s} {"req/s":>9s} {"p50 ms":>8s} '
                f'{"p99 ms":>8s} {"+p50":>7s} {"+p99":>7s} {"x bare":>7s} {"x ref":>7s} '
                f'{"us/req":>7s} {"err":>4s} {"other":>5s}')
         lines.append(hdr)
         lines.append('-' * len(hdr))
-        for mode in ('json', 'sse'):
+        for mode in MODES:
             for c in self.prof['conns']:
                 base = self.row('upstream', mode, c)
                 bare = self.row('bare', mode, c)
@@ -935,7 +954,7 @@ upstreams:
                         else f'{"":7s}'
                     xb = f'{r["rps"] / bare["rps"]:7.2f}' if bare and bare['rps'] else f'{"-":>7s}'
                     xr = f'{r["rps"] / ref["rps"]:7.2f}' if ref and ref['rps'] else f'{"-":>7s}'
-                    lines.append(f'{n:10s} {mode:4s} {c:3d} {r["rps"]:9.1f} {r["p50_ms"]:8.2f} '
+                    lines.append(f'{n:10s} {mode:5s} {c:3d} {r["rps"]:9.1f} {r["p50_ms"]:8.2f} '
                                  f'{r["p99_ms"]:8.2f} {add50} {add99} {xb} {xr} '
                                  f'{r["server_cpu_us_per_req"]:7.0f} {r["errors"]:4d} '
                                  f'{r["other_cpu_cores"]:5.2f}')
@@ -989,7 +1008,8 @@ upstreams:
             log(f'note: load average {self.loadavg_start[0]:.2f} before the run: other work '
                 'on this machine will show in the figures (see "other load")')
         log(f'profile {self.args.profile}: {self.prof}; {len(self.users)} users; '
-            f'SSE {self.args.sse_deltas + 6} events, {self.args.sse_delay_ms} ms apart; '
+            f'SSE {self.args.sse_deltas + 6} events, {self.args.sse_delay_ms} ms apart, '
+            f'paced: {self.args.sse_pace_ms} ms before each; '
             f'telemetry {"on" if self.telemetry else "not in this build: off"}')
         t0 = time.monotonic()
         live = []
@@ -1050,6 +1070,7 @@ upstreams:
                    'users': len(self.users), 'body_bytes': os.path.getsize(self.body_json)
                    if os.path.exists(self.body_json) else None,
                    'sse_events': self.args.sse_deltas + 6, 'sse_delay_ms': self.args.sse_delay_ms,
+                   'sse_pace_ms': self.args.sse_pace_ms,
                    'db_pool_per_child': self.args.db_pool, 'telemetry': self.telemetry,
                    'reference_version': self.reference_version,
                    'machine': self.machine(), 'results': self.results, 'memory': self.memory,
@@ -1085,6 +1106,8 @@ def parse_args(argv=None):
     ap.add_argument('--body-bytes', type=int, default=0, help='pad the request body to this')
     ap.add_argument('--sse-deltas', type=int, default=6, help='content deltas (events - 6)')
     ap.add_argument('--sse-delay-ms', type=float, default=0.0, help='delay between SSE events')
+    ap.add_argument('--sse-pace-ms', type=float, default=5.0,
+                    help="the paced cells' upstream delay before each SSE event (5)")
     ap.add_argument('--db-pool', type=int, default=16,
                     help='ClaudeGatewayDatabasePool per child (the reference gets 2x)')
     ap.add_argument('--modules', default=TOP, help='tree whose built modules to load')

@@ -13,7 +13,11 @@
 // content_block_delta events, content_block_stop, message_delta (usage),
 // message_stop: N + 6 events in all. Every event is its own write (its own
 // chunk); BENCH_SSE_DELAY_MS > 0 waits that long between events, 0 only
-// yields to the event loop.
+// yields to the event loop. A streaming request whose body holds
+// "user_id": "bench-pace-<ms>" (metadata.user_id, which the gateway passes
+// on as it is) is paced instead: <ms> before each event, the first one too,
+// as a model takes time to its first token and between tokens (bench/run.py's
+// "paced" cells).
 //
 // Environment: BENCH_SSE_DELTAS (default 6, i.e. 12 events),
 // BENCH_SSE_DELAY_MS (default 0), BENCH_PORT (default: any free port).
@@ -56,22 +60,29 @@ sseEvents.push(ev('message_delta', {type: 'message_delta',
 sseEvents.push(ev('message_stop', {type: 'message_stop'}));
 
 const STREAM_RE = /"stream"\s*:\s*true/;
-const stats = {json: 0, sse: 0, count_tokens: 0, otlp: 0, otlp_bytes: 0, connections: 0};
+const PACE_RE = /"user_id"\s*:\s*"bench-pace-(\d+(?:\.\d+)?)"/;
+const stats = {json: 0, sse: 0, paced: 0, count_tokens: 0, otlp: 0, otlp_bytes: 0,
+               connections: 0};
 
-function stream(res) {
+function stream(res, pace) {
   res.writeHead(200, {'content-type': 'text/event-stream', 'cache-control': 'no-cache'});
+  const gap = pace > 0 ? pace : DELAY;
   let i = 0;
   const next = () => {
     res.write(sseEvents[i++]);
     if (i === sseEvents.length) {
       res.end();
-    } else if (DELAY > 0) {
-      setTimeout(next, DELAY);
+    } else if (gap > 0) {
+      setTimeout(next, gap);
     } else {
       setImmediate(next);
     }
   };
-  next();
+  if (pace > 0) {
+    setTimeout(next, pace); // the headers go with the first event
+  } else {
+    next();
+  }
 }
 
 const server = http.createServer((req, res) => {
@@ -91,9 +102,14 @@ const server = http.createServer((req, res) => {
       res.writeHead(200, {'content-type': 'application/json', 'content-length': countBody.length});
       res.end(countBody);
     } else if (url.startsWith('/v1/messages')) {
-      if (STREAM_RE.test(Buffer.concat(chunks).toString('latin1'))) {
-        stats.sse++;
-        stream(res);
+      const body = Buffer.concat(chunks).toString('latin1');
+      if (STREAM_RE.test(body)) {
+        const m = PACE_RE.exec(body);
+        stats.sse++; // paced streams too; stats.paced counts those apart
+        if (m) {
+          stats.paced++;
+        }
+        stream(res, m ? parseFloat(m[1]) : 0);
       } else {
         stats.json++;
         res.writeHead(200, {'content-type': 'application/json', 'content-length': jsonBody.length,

@@ -2,10 +2,13 @@
 -- Claude Code client does, rotating over a set of users' session tokens.
 --
 -- Environment (set by run.py):
---   BENCH_MODE        json | sse | mix (alternate JSON and SSE requests)
+--   BENCH_MODE        json | sse | paced | mix (alternate JSON and SSE
+--                     requests)
 --   BENCH_TOKENS      file with one session token per line
 --   BENCH_BODY_JSON   request body file, non-streaming
 --   BENCH_BODY_SSE    request body file, "stream": true
+--   BENCH_BODY_PACED  request body file, "stream": true, asking the stand-in
+--                     to pace its events (mode paced only)
 --   BENCH_LIMIT       stop each thread after this many responses (0: run
 --                     for wrk's -d duration only; wrk itself still ends
 --                     at -d)
@@ -34,6 +37,9 @@ for line in io.lines(os.getenv("BENCH_TOKENS")) do
 end
 local bodies = {json = slurp(os.getenv("BENCH_BODY_JSON")),
                 sse = slurp(os.getenv("BENCH_BODY_SSE"))}
+if mode == "paced" then
+   bodies.paced = slurp(os.getenv("BENCH_BODY_PACED"))
+end
 
 local nthreads = 0
 function setup(thread)
@@ -56,7 +62,7 @@ function init(args)
          if auth then
             h["Authorization"] = "Bearer " .. tok
          end
-         if k == "sse" then
+         if k == "sse" or k == "paced" then
             h["Accept"] = "text/event-stream"
          else
             h["Accept"] = "application/json"

@@ -286,8 +286,12 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
     params[7] = cs_srv_group_mode(sc);
     params[8] = ret.lease_id;
     params[9] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, ret.micro);
+    /* from here on this request is the child's admission of lkey: every way
+     * out ends it (cs_leases_asked or cs_leases_install), so that requests
+     * waiting for it go on */
     rv = cs_db_acquire(r->server, &conn);
     if (rv == APR_ENOTIMPL) {
+        cs_leases_asked(leases, lkey, 0);
         return DECLINED; /* no database: no caps */
     }
     ok = 0;
@@ -305,6 +309,7 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
                       CS_LOGNO(0402) "no database connection for the spend caps of %s", id->sub);
     }
     if (!ok) {
+        cs_leases_asked(leases, lkey, 1);
         /* the retired lease's unused part goes back with the writer's next batch */
         cs_settle_return(r, ret.lease_id, ret.micro);
         if (cs_srv_fail_open(sc)) {
@@ -316,9 +321,11 @@ int cs_admit(request_rec *r, cs_req_t *rq, const cg_identity_t *id)
     }
     cs_caps_verdict(r->pool, caps, n, now, sc->blocked_msg, &v);
     if (v.blocked) {
+        cs_leases_asked(leases, lkey, 0);
         return cs_refuse(r, &v, "spend cap reached");
     }
     if (v.capped && granted < estimate) {
+        cs_leases_asked(leases, lkey, 0);
         /* cannot happen with claude_admit_lease; never admit uncovered */
         cs_caps_unavailable(r->pool, &v);
         return cs_refuse(r, &v, "spend caps unavailable");

@@ -4,6 +4,7 @@
 
 #include <apr_hash.h>
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
 
 #include "cs_lease.h"
@@ -27,10 +28,22 @@ struct cs_lease_t {
     int renewing; /* its successor was asked for */
 };
 
+/* Admissions of one key in flight, and the requests waiting for them; in
+ * its own subpool, freed when both are none. */
+typedef struct cs_asking_t {
+    apr_pool_t *pool;
+    const char *key;
+    int count;   /* admissions in flight */
+    int waiters; /* requests waiting for one */
+} cs_asking_t;
+
 struct cs_leases_t {
     apr_pool_t *pool; /* parent of the leases' subpools; used under mutex only */
     apr_thread_mutex_t *mutex;
-    apr_hash_t *current; /* key -> cs_lease_t */
+    apr_thread_cond_t *asked; /* broadcast when an admission or a renewal ends */
+    apr_hash_t *current;      /* key -> cs_lease_t */
+    apr_hash_t *asking;       /* key -> cs_asking_t */
+    apr_time_t failed;        /* the last admission the database did not answer */
     cs_lease_conf_t conf;
 };
 
@@ -40,11 +53,15 @@ apr_status_t cs_leases_create(cs_leases_t **out, apr_pool_t *p, const cs_lease_c
     apr_status_t rv;
 
     rv = apr_thread_mutex_create(&t->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_cond_create(&t->asked, p);
+    }
     if (rv != APR_SUCCESS) {
         return rv;
     }
     apr_pool_create(&t->pool, p);
     t->current = apr_hash_make(p);
+    t->asking = apr_hash_make(p);
     t->conf = *conf;
     if (t->conf.max_requests < 1) {
         t->conf.max_requests = 1;
@@ -151,10 +168,35 @@ static void cs_take_from(const cs_leases_t *t, cs_lease_t *l, apr_int64_t estima
     }
 }
 
+/* Forget a key's admissions entry once nothing refers to it. Under the
+ * mutex. */
+static void cs_asking_free_if_done(cs_leases_t *t, cs_asking_t *a)
+{
+    if (a->count == 0 && a->waiters == 0) {
+        apr_hash_set(t->asking, a->key, APR_HASH_KEY_STRING, NULL);
+        apr_pool_destroy(a->pool);
+    }
+}
+
+/* An admission of key ends: the requests waiting for it look again. Under
+ * the mutex. */
+static void cs_asking_end(cs_leases_t *t, const char *key)
+{
+    cs_asking_t *a = apr_hash_get(t->asking, key, APR_HASH_KEY_STRING);
+
+    if (a != NULL && a->count > 0) {
+        a->count--;
+        apr_thread_cond_broadcast(t->asked);
+        cs_asking_free_if_done(t, a);
+    }
+}
+
 int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_time_t now,
                    apr_pool_t *rp, cs_lease_take_t *take, apr_int64_t *want, cs_lease_return_t *ret)
 {
     cs_lease_t *l;
+    cs_asking_t *a;
+    apr_time_t deadline = 0;
     int size = CS_LEASE_FIRST;
 
     ret->lease_id = NULL;
@@ -163,12 +205,34 @@ int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_ti
         estimate = 0;
     }
     apr_thread_mutex_lock(t->mutex);
-    l = apr_hash_get(t->current, key, APR_HASH_KEY_STRING);
-    if (l != NULL && now - l->created < t->conf.max_age && now >= l->created &&
-        (l->id == NULL || l->remaining >= estimate)) {
-        cs_take_from(t, l, estimate, now, take);
-        apr_thread_mutex_unlock(t->mutex);
-        return 1;
+    for (;;) {
+        apr_time_t clock;
+        l = apr_hash_get(t->current, key, APR_HASH_KEY_STRING);
+        if (l != NULL && now - l->created < t->conf.max_age && now >= l->created &&
+            (l->id == NULL || l->remaining >= estimate)) {
+            cs_take_from(t, l, estimate, now, take);
+            apr_thread_mutex_unlock(t->mutex);
+            return 1;
+        }
+        a = apr_hash_get(t->asking, key, APR_HASH_KEY_STRING);
+        if (t->conf.wait <= 0 || a == NULL || a->count == 0) {
+            break;
+        }
+        /* another request is asking the database for this key: its answer
+         * serves this one too, unless the database is failing */
+        clock = apr_time_now();
+        if (deadline == 0) {
+            deadline = clock + t->conf.wait;
+        }
+        if (clock >= deadline ||
+            (t->failed != 0 && clock >= t->failed && clock - t->failed < t->conf.wait)) {
+            break;
+        }
+        a->waiters++;
+        apr_thread_cond_timedwait(t->asked, t->mutex, deadline - clock);
+        a->waiters--;
+        cs_asking_free_if_done(t, a);
+        now = apr_time_now();
     }
     if (l != NULL) {
         /* a lease used up quickly asks for twice as much next time */
@@ -180,9 +244,34 @@ int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_ti
     if (size > t->conf.max_requests) {
         size = t->conf.max_requests;
     }
+    if (t->conf.wait > 0) {
+        a = apr_hash_get(t->asking, key, APR_HASH_KEY_STRING);
+        if (a == NULL) {
+            apr_pool_t *ap;
+            apr_pool_create(&ap, t->pool);
+            a = apr_pcalloc(ap, sizeof(*a));
+            a->pool = ap;
+            a->key = apr_pstrdup(ap, key);
+            apr_hash_set(t->asking, a->key, APR_HASH_KEY_STRING, a);
+        }
+        a->count++;
+    }
     apr_thread_mutex_unlock(t->mutex);
     *want = cs_want(estimate, size);
     return 0;
+}
+
+void cs_leases_asked(cs_leases_t *t, const char *key, int failed)
+{
+    if (t == NULL) {
+        return; /* no table (the writer is not running): nothing was asked */
+    }
+    apr_thread_mutex_lock(t->mutex);
+    if (failed) {
+        t->failed = apr_time_now();
+    }
+    cs_asking_end(t, key);
+    apr_thread_mutex_unlock(t->mutex);
 }
 
 /* A lease in its own subpool, not yet in the table. Under the mutex. */
@@ -235,6 +324,8 @@ void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, ap
     }
     apr_hash_set(t->current, l->key, APR_HASH_KEY_STRING, l);
     cs_take_from(t, l, estimate, now, take);
+    t->failed = 0;
+    cs_asking_end(t, key);
     apr_thread_mutex_unlock(t->mutex);
 }
 
@@ -260,6 +351,7 @@ void cs_leases_renewed(cs_leases_t *t, const char *key, const char *old_id, cons
     cs_return_copy(p, ret);
     cs_lease_free_if_done(old);
     apr_hash_set(t->current, l->key, APR_HASH_KEY_STRING, l);
+    apr_thread_cond_broadcast(t->asked); /* requests waiting for this key take from it */
     apr_thread_mutex_unlock(t->mutex);
 }
 

@@ -11,6 +11,10 @@
  * the request that notices asks for the next one to be reserved in the
  * background (cs_lease_take_t.renew), so a steady principal's requests do
  * not wait for the database when a lease runs out.
+ * When a principal's lease runs out under load, one request asks the
+ * database for the next and the others of this child wait for its answer
+ * (at most conf.wait) instead of all asking at once, which the database
+ * would serialize on the principal's lock.
  * A principal with no cap gets an "uncapped" entry, which admits without
  * any reservation until it is too old, so caps set later apply within the
  * lease lifetime.
@@ -33,6 +37,8 @@ typedef struct cs_lease_conf_t {
     int max_requests; /* a lease covers at most this many estimates; 1: one per request */
     apr_interval_time_t max_age; /* a lease is not used after this */
     apr_interval_time_t idle;    /* an unused lease is handed back after this */
+    apr_interval_time_t wait;    /* how long a request waits for another one's
+                                    admission of its key; 0: never */
 } cs_lease_conf_t;
 
 /** What one admitted request took. lease_id and headers are the lease's
@@ -59,10 +65,14 @@ apr_status_t cs_leases_create(cs_leases_t **out, apr_pool_t *p, const cs_lease_c
  * Admit a request of key (the principal, its groups and the period keys)
  * from its current lease when that is young enough and has room.
  * @param rp pool for ret's strings
+ * While another request of this child asks the database for the key, this
+ * one waits for that answer (at most conf.wait, not at all after a failed
+ * admission) and takes from the lease it brings.
  * @return 1 when admitted (take filled); 0 when the database must be
  *         asked: *want receives the amount to ask for, and *ret the part of
  *         a lease that was retired now (lease_id NULL if none), to give
- *         back in the same call
+ *         back in the same call. The caller then ends its admission with
+ *         cs_leases_install() or cs_leases_asked(), exactly once.
  */
 int cs_leases_take(cs_leases_t *t, const char *key, apr_int64_t estimate, apr_time_t now,
                    apr_pool_t *rp, cs_lease_take_t *take, apr_int64_t *want,
@@ -79,6 +89,15 @@ void cs_leases_install(cs_leases_t *t, const char *key, const char *lease_id, ap
                        int uncapped, apr_int64_t estimate, const apr_table_t *headers,
                        apr_time_t now, apr_pool_t *rp, cs_lease_take_t *take,
                        cs_lease_return_t *ret);
+
+/**
+ * End an admission that installs nothing (the cap refused, the database
+ * failed, no database): requests waiting for it go on.
+ * @param failed the database did not answer: for conf.wait after it, no
+ *        request waits for another one's admission
+ * t NULL: nothing to do.
+ */
+void cs_leases_asked(cs_leases_t *t, const char *key, int failed);
 
 /**
  * Install a lease the database granted to follow the one a take asked to

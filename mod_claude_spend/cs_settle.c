@@ -1039,6 +1039,9 @@ void cs_settle_child_init(apr_pool_t *pchild, server_rec *s)
     lc.max_requests = cs_srv_lease_requests(sc);
     lc.max_age = cs_srv_lease_age(sc);
     lc.idle = lc.max_age < apr_time_from_sec(1) ? lc.max_age : apr_time_from_sec(1);
+    /* a request waits this long for another one's admission of its key: an
+     * admission is one round trip, so this only bounds a stuck one */
+    lc.wait = apr_time_from_sec(1);
     apr_pool_create(&cs_q.fill.pool, cs_q.pool);
     apr_pool_create(&cs_q.spare.pool, cs_q.pool);
     apr_pool_create(&cs_q.colpool, cs_q.pool);

@@ -1,8 +1,10 @@
 /* Unit tests of cs_lease: local admission from a lease, growth of the
  * lease size, retirement (replaced, displaced, idle, too old) with the
- * unused part handed back exactly, uncapped entries, and a lease outliving
- * its table entry while requests still hold part of it. */
+ * unused part handed back exactly, uncapped entries, a lease outliving
+ * its table entry while requests still hold part of it, and requests of
+ * one key waiting for the admission in flight instead of asking too. */
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
 
 #include "unit.h"
 #include "cs_lease.h"
@@ -452,6 +454,203 @@ START_TEST(headers_add_as_setn)
 }
 END_TEST
 
+/* --- one admission in flight per key ------------------------------------- */
+
+static cs_leases_t *make_waiting(apr_interval_time_t wait)
+{
+    cs_leases_t *t;
+    cs_lease_conf_t c = {1024, SEC(5), SEC(1), wait};
+
+    ck_assert_int_eq(cs_leases_create(&t, unit_pool, &c), APR_SUCCESS);
+    return t;
+}
+
+typedef struct taker_t {
+    cs_leases_t *t;
+    const char *key;
+    apr_pool_t *pool; /* the thread's own: pools are not shared across threads */
+    apr_thread_t *thread;
+    int rc;
+    cs_lease_take_t take;
+    apr_int64_t want;
+    apr_interval_time_t took; /* how long cs_leases_take took */
+    volatile int done;
+} taker_t;
+
+static void *APR_THREAD_FUNC taker_run(apr_thread_t *thd, void *data)
+{
+    taker_t *k = data;
+    cs_lease_return_t ret;
+    apr_time_t t0 = apr_time_now();
+
+    k->rc = cs_leases_take(k->t, k->key, 100, t0, k->pool, &k->take, &k->want, &ret);
+    k->took = apr_time_now() - t0;
+    k->done = 1;
+    apr_thread_exit(thd, APR_SUCCESS);
+    return NULL;
+}
+
+static taker_t *taker_start(cs_leases_t *t, const char *key)
+{
+    taker_t *k = apr_pcalloc(unit_pool, sizeof(*k));
+
+    k->t = t;
+    k->key = key;
+    apr_pool_create(&k->pool, unit_pool);
+    ck_assert_int_eq(apr_thread_create(&k->thread, NULL, taker_run, k, unit_pool), APR_SUCCESS);
+    return k;
+}
+
+static void taker_join(taker_t *k)
+{
+    apr_status_t rv;
+
+    ck_assert_int_eq(apr_thread_join(&rv, k->thread), APR_SUCCESS);
+}
+
+START_TEST(requests_wait_for_the_admission_in_flight)
+{
+    cs_leases_t *t = make_waiting(SEC(5));
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+    taker_t *b, *c, *other;
+
+    /* the first request asks the database; two more of the key wait for
+     * its answer, one of another key does not */
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    b = taker_start(t, "k");
+    c = taker_start(t, "k");
+    other = taker_start(t, "other");
+    taker_join(other);
+    ck_assert_int_eq(other->rc, 0);
+    cs_leases_asked(t, "other", 0);
+    apr_sleep(MS(100));
+    ck_assert_int_eq(b->done, 0);
+    ck_assert_int_eq(c->done, 0);
+    /* the answer serves both */
+    cs_leases_install(t, "k", "L1", 800, 0, 100, headers("allowed"), apr_time_now(), unit_pool,
+                      &take, &ret);
+    taker_join(b);
+    taker_join(c);
+    ck_assert_int_eq(b->rc, 1);
+    ck_assert_int_eq(c->rc, 1);
+    ck_assert_str_eq(b->take.lease_id, "L1");
+    ck_assert_str_eq(c->take.lease_id, "L1");
+    ck_assert_int_eq(b->take.held + c->take.held, 200);
+    ck_assert_int_eq(cs_leases_count(t), 1);
+}
+END_TEST
+
+START_TEST(a_refused_admission_lets_the_next_request_ask)
+{
+    cs_leases_t *t = make_waiting(SEC(5));
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+    taker_t *b;
+
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    b = taker_start(t, "k");
+    apr_sleep(MS(50));
+    ck_assert_int_eq(b->done, 0);
+    cs_leases_asked(t, "k", 0); /* the cap refused it: nothing installed */
+    taker_join(b);
+    ck_assert_int_eq(b->rc, 0); /* so this one asks the database itself */
+    ck_assert_int_eq(b->want, 800);
+    ck_assert(b->took < SEC(2));
+    cs_leases_asked(t, "k", 0);
+    /* nothing left in flight: the next request asks at once */
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    cs_leases_asked(t, "k", 0);
+}
+END_TEST
+
+START_TEST(no_waiting_while_the_database_fails)
+{
+    cs_leases_t *t = make_waiting(SEC(5));
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+    taker_t *b;
+
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    cs_leases_asked(t, "k", 1); /* the database did not answer */
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    /* another admission is in flight, but waiting behind a failing database
+     * would only add its timeout to every request */
+    b = taker_start(t, "k");
+    taker_join(b);
+    ck_assert_int_eq(b->rc, 0);
+    ck_assert(b->took < SEC(1));
+    cs_leases_asked(t, "k", 0);
+    cs_leases_asked(t, "k", 0);
+    /* an installed lease ends the failure: requests wait again */
+    ck_assert_int_eq(cs_leases_take(t, "j", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    cs_leases_install(t, "j", "J1", 100, 0, 100, headers("allowed"), apr_time_now(), unit_pool,
+                      &take, &ret);
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    b = taker_start(t, "k");
+    apr_sleep(MS(50));
+    ck_assert_int_eq(b->done, 0);
+    cs_leases_asked(t, "k", 0);
+    taker_join(b);
+    cs_leases_asked(t, "k", 0);
+}
+END_TEST
+
+START_TEST(a_stuck_admission_is_waited_for_at_most_conf_wait)
+{
+    cs_leases_t *t = make_waiting(MS(150));
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+    taker_t *b;
+
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    b = taker_start(t, "k");
+    taker_join(b);
+    ck_assert_int_eq(b->rc, 0);
+    ck_assert(b->took >= MS(150));
+    ck_assert(b->took < SEC(2));
+    cs_leases_asked(t, "k", 0);
+    cs_leases_asked(t, "k", 0);
+}
+END_TEST
+
+START_TEST(a_renewal_wakes_the_waiting_requests)
+{
+    cs_leases_t *t = make_waiting(SEC(5));
+    cs_lease_take_t take, first;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+    apr_time_t now = apr_time_now();
+    taker_t *b;
+    int i;
+
+    /* a lease of 8, used up; its successor is being renewed in the
+     * background while a request asks the database too */
+    cs_leases_install(t, "k", "L1", 800, 0, 100, headers("allowed"), now, unit_pool, &first, &ret);
+    for (i = 0; i < 7; i++) {
+        ck_assert_int_eq(cs_leases_take(t, "k", 100, now, unit_pool, &take, &want, &ret), 1);
+    }
+    ck_assert_int_eq(cs_leases_take(t, "k", 100, now, unit_pool, &take, &want, &ret), 0);
+    b = taker_start(t, "k");
+    apr_sleep(MS(50));
+    ck_assert_int_eq(b->done, 0);
+    /* the retired L1 is no longer current: a renewal of it comes too late,
+     * goes back whole and wakes nobody into a lease; the admission does */
+    cs_leases_renewed(t, "k", "L1", "L2", 800, 100, headers("allowed"), apr_time_now(), unit_pool,
+                      &ret);
+    ck_assert_str_eq(ret.lease_id, "L2");
+    cs_leases_install(t, "k", "L3", 800, 0, 100, headers("allowed"), apr_time_now(), unit_pool,
+                      &take, &ret);
+    taker_join(b);
+    ck_assert_int_eq(b->rc, 1);
+    ck_assert_str_eq(b->take.lease_id, "L3");
+}
+END_TEST
+
 Suite *unit_suite_cs_lease(void)
 {
     Suite *s = suite_create("cs_lease");
@@ -473,6 +672,11 @@ Suite *unit_suite_cs_lease(void)
     tcase_add_test(tc, a_late_successor_goes_back_whole);
     tcase_add_test(tc, an_old_lease_asks_for_the_next);
     tcase_add_test(tc, headers_add_as_setn);
+    tcase_add_test(tc, requests_wait_for_the_admission_in_flight);
+    tcase_add_test(tc, a_refused_admission_lets_the_next_request_ask);
+    tcase_add_test(tc, no_waiting_while_the_database_fails);
+    tcase_add_test(tc, a_stuck_admission_is_waited_for_at_most_conf_wait);
+    tcase_add_test(tc, a_renewal_wakes_the_waiting_requests);
     suite_add_tcase(s, tc);
     return s;
 }

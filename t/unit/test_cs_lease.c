@@ -501,6 +501,16 @@ static taker_t *taker_start(cs_leases_t *t, const char *key)
     return k;
 }
 
+/* A request that waits: still taking after 50 ms. */
+static taker_t *taker_waiting(cs_leases_t *t, const char *key)
+{
+    taker_t *k = taker_start(t, key);
+
+    apr_sleep(MS(50));
+    ck_assert_int_eq(k->done, 0);
+    return k;
+}
+
 static void taker_join(taker_t *k)
 {
     apr_status_t rv;
@@ -508,17 +518,27 @@ static void taker_join(taker_t *k)
     ck_assert_int_eq(apr_thread_join(&rv, k->thread), APR_SUCCESS);
 }
 
+/* A request of key that finds no lease now: it becomes the key's admission
+ * in flight, which cs_leases_install or cs_leases_asked ends. */
+static void miss_now(cs_leases_t *t, const char *key)
+{
+    cs_lease_take_t take;
+    cs_lease_return_t ret;
+    apr_int64_t want;
+
+    ck_assert_int_eq(cs_leases_take(t, key, 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+}
+
 START_TEST(requests_wait_for_the_admission_in_flight)
 {
     cs_leases_t *t = make_waiting(SEC(5));
     cs_lease_take_t take;
     cs_lease_return_t ret;
-    apr_int64_t want;
     taker_t *b, *c, *other;
 
     /* the first request asks the database; two more of the key wait for
      * its answer, one of another key does not */
-    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    miss_now(t, "k");
     b = taker_start(t, "k");
     c = taker_start(t, "k");
     other = taker_start(t, "other");
@@ -545,15 +565,10 @@ END_TEST
 START_TEST(a_refused_admission_lets_the_next_request_ask)
 {
     cs_leases_t *t = make_waiting(SEC(5));
-    cs_lease_take_t take;
-    cs_lease_return_t ret;
-    apr_int64_t want;
     taker_t *b;
 
-    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
-    b = taker_start(t, "k");
-    apr_sleep(MS(50));
-    ck_assert_int_eq(b->done, 0);
+    miss_now(t, "k");
+    b = taker_waiting(t, "k");
     cs_leases_asked(t, "k", 0); /* the cap refused it: nothing installed */
     taker_join(b);
     ck_assert_int_eq(b->rc, 0); /* so this one asks the database itself */
@@ -561,7 +576,7 @@ START_TEST(a_refused_admission_lets_the_next_request_ask)
     ck_assert(b->took < SEC(2));
     cs_leases_asked(t, "k", 0);
     /* nothing left in flight: the next request asks at once */
-    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    miss_now(t, "k");
     cs_leases_asked(t, "k", 0);
 }
 END_TEST
@@ -571,12 +586,11 @@ START_TEST(no_waiting_while_the_database_fails)
     cs_leases_t *t = make_waiting(SEC(5));
     cs_lease_take_t take;
     cs_lease_return_t ret;
-    apr_int64_t want;
     taker_t *b;
 
-    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    miss_now(t, "k");
     cs_leases_asked(t, "k", 1); /* the database did not answer */
-    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    miss_now(t, "k");
     /* another admission is in flight, but waiting behind a failing database
      * would only add its timeout to every request */
     b = taker_start(t, "k");
@@ -586,13 +600,11 @@ START_TEST(no_waiting_while_the_database_fails)
     cs_leases_asked(t, "k", 0);
     cs_leases_asked(t, "k", 0);
     /* an installed lease ends the failure: requests wait again */
-    ck_assert_int_eq(cs_leases_take(t, "j", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    miss_now(t, "j");
     cs_leases_install(t, "j", "J1", 100, 0, 100, headers("allowed"), apr_time_now(), unit_pool,
                       &take, &ret);
-    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
-    b = taker_start(t, "k");
-    apr_sleep(MS(50));
-    ck_assert_int_eq(b->done, 0);
+    miss_now(t, "k");
+    b = taker_waiting(t, "k");
     cs_leases_asked(t, "k", 0);
     taker_join(b);
     cs_leases_asked(t, "k", 0);
@@ -602,12 +614,9 @@ END_TEST
 START_TEST(a_stuck_admission_is_waited_for_at_most_conf_wait)
 {
     cs_leases_t *t = make_waiting(MS(150));
-    cs_lease_take_t take;
-    cs_lease_return_t ret;
-    apr_int64_t want;
     taker_t *b;
 
-    ck_assert_int_eq(cs_leases_take(t, "k", 100, apr_time_now(), unit_pool, &take, &want, &ret), 0);
+    miss_now(t, "k");
     b = taker_start(t, "k");
     taker_join(b);
     ck_assert_int_eq(b->rc, 0);
@@ -635,9 +644,7 @@ START_TEST(a_renewal_wakes_the_waiting_requests)
         ck_assert_int_eq(cs_leases_take(t, "k", 100, now, unit_pool, &take, &want, &ret), 1);
     }
     ck_assert_int_eq(cs_leases_take(t, "k", 100, now, unit_pool, &take, &want, &ret), 0);
-    b = taker_start(t, "k");
-    apr_sleep(MS(50));
-    ck_assert_int_eq(b->done, 0);
+    b = taker_waiting(t, "k");
     /* the retired L1 is no longer current: a renewal of it comes too late,
      * goes back whole and wakes nobody into a lease; the admission does */
     cs_leases_renewed(t, "k", "L1", "L2", 800, 100, headers("allowed"), apr_time_now(), unit_pool,

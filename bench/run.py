@@ -88,10 +88,17 @@ MODES = ('json', 'sse', 'paced')
 PROFILES = {
     # duration of each wrk run (s), concurrencies, soak requests, warm-up (s),
     # per-run request cap (0: none), rounds (runs per target and cell; the
-    # median is reported)
-    'full': dict(duration=5, conns=[1, 16, 64], soak=100000, warmup=2, limit=0, rounds=3),
-    'quick': dict(duration=2, conns=[1, 16, 64], soak=10000, warmup=1, limit=0, rounds=1),
-    'smoke': dict(duration=1, conns=[16], soak=100, warmup=0, limit=40, rounds=1),
+    # median is reported), lead (s of the same load, not recorded, before
+    # each run: every target idles while the others are measured, and the
+    # gateway's spend leases (ClaudeSpendLease, 5 s) run out meanwhile, so
+    # without it each run would start with every user's admission from the
+    # database at once; that cold start is not the steady state the cells
+    # report)
+    'full': dict(duration=5, conns=[1, 16, 64], soak=100000, warmup=2, limit=0, rounds=3,
+                 lead=1),
+    'quick': dict(duration=2, conns=[1, 16, 64], soak=10000, warmup=1, limit=0, rounds=1,
+                  lead=1),
+    'smoke': dict(duration=1, conns=[16], soak=100, warmup=0, limit=40, rounds=1, lead=0),
 }
 
 
@@ -415,7 +422,8 @@ class Bench:
         self.pg = self.upstream = self.idp = None
         self.dbs = set()  # every target's database, for pg_pids(db)
         self.telemetry = telemetry_landed(args.modules)
-        self.pg_extra_opts = ''
+        self.pg_extra_opts = args.pg_opts
+        self.modes = [m for m in MODES if m in args.modes.split(',')]
         self.reference_version = None
 
     # --- setup --------------------------------------------------------------
@@ -583,11 +591,17 @@ class Bench:
                     self.wrk(t.url, mode, 16, prof['warmup'], pids_fn=t.pids, pg_db=t.db)
             elif prof['limit']:
                 self.wrk(t.url, 'mix', 4, 1, limit=20, pids_fn=t.pids, pg_db=t.db)
-        for mode in MODES:
+        for mode in self.modes:
             for c in prof['conns']:
                 runs = {t.name: [] for t in live}
                 for k in range(rounds):
                     for t in live[k % len(live):] + live[:k % len(live)]:
+                        if prof['lead']:
+                            # the same load, unrecorded, first: each run
+                            # measures the target's steady state, not its
+                            # first seconds after idling while the others ran
+                            # (see lead in PROFILES)
+                            self.wrk(t.url, mode, c, prof['lead'])
                         paced0 = self.upstream.stats()['paced'] if mode == 'paced' else 0
                         r = self.wrk(t.url, mode, c, prof['duration'], limit=prof['limit'],
                                      pids_fn=t.pids, pg_db=t.db)
@@ -657,6 +671,15 @@ class Bench:
                 'requests')
 
     # --- targets ----------------------------------------------------------------
+    def timing_log(self, env):
+        """With --timing-log: a line per request (start, child, thread, the
+        server's time in us, user, status) in logs/timing_log, to find when
+        and where slow requests happened (with --keep)."""
+        if not self.args.timing_log:
+            return ''
+        return ('LogFormat "%{begin:sec}t.%{begin:usec_frac}t %P %{tid}P %D %u %>s" '
+                f'bench_timing\nCustomLog "{env.logs_dir}/timing_log" bench_timing\n')
+
     def start_upstream(self):
         u = self.upstream
         return Target('upstream', u.url + '/v1/messages', u.pids, u.rss_kb)
@@ -666,7 +689,7 @@ class Bench:
         env.install(f"""ProxyAddHeaders Off
 LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\"" combined
 CustomLog "{env.logs_dir}/access_log" combined
-<Location /v1/messages>
+{self.timing_log(env)}<Location /v1/messages>
     RequestHeader unset Authorization
     RequestHeader set x-api-key "{self.upstream_key}"
     ProxyPass {self.upstream.url}/v1/messages
@@ -736,7 +759,7 @@ CustomLog "{env.logs_dir}/access_log" combined
         conf = f"""ProxyAddHeaders Off
 Include "{self.args.modules}/conf/claude-gateway-log.conf"
 {'' if audit else '# '}CustomLog "{env.logs_dir}/audit.json" claude_json
-ClaudeGatewayDatabase "{self.new_db(name)}"
+{self.timing_log(env)}ClaudeGatewayDatabase "{self.new_db(name)}"
 ClaudeGatewayDatabasePool {self.args.db_pool} 2000
 ClaudeGatewaySessionSecret env:BENCH_SESSION_SECRET
 {'' if policy else '# '}ClaudeGatewayPolicy {self.policy_file(name, telemetry)}
@@ -939,7 +962,7 @@ upstreams:
                f'{"us/req":>7s} {"err":>4s} {"other":>5s}')
         lines.append(hdr)
         lines.append('-' * len(hdr))
-        for mode in MODES:
+        for mode in self.modes:
             for c in self.prof['conns']:
                 base = self.row('upstream', mode, c)
                 bare = self.row('bare', mode, c)
@@ -1095,6 +1118,8 @@ def parse_args(argv=None):
                    help='a few hundred requests per target; for CI (make bench-smoke)')
     ap.set_defaults(profile='full')
     ap.add_argument('--targets', default='upstream,bare,gateway,route,reference')
+    ap.add_argument('--modes', default=','.join(MODES),
+                    help='the cells to run, of ' + ','.join(MODES))
     ap.add_argument('--duration', type=int, help='seconds per wrk run')
     ap.add_argument('--conns', help='concurrencies, e.g. 16,64')
     ap.add_argument('--rounds', type=int,
@@ -1114,6 +1139,10 @@ def parse_args(argv=None):
     ap.add_argument('--no-reference', action='store_true')
     ap.add_argument('--out', help='results file (default bench/results-<date>.json)')
     ap.add_argument('--keep', action='store_true', help='keep the generated directory')
+    ap.add_argument('--timing-log', action='store_true',
+                    help="a line per request in each httpd target's logs/timing_log")
+    ap.add_argument('--pg-opts', default='', metavar='OPTS',
+                    help="extra PostgreSQL server options, e.g. '-c log_lock_waits=on'")
     ap.add_argument('--wait-quiet', type=int, default=0, metavar='S',
                     help='first wait up to S seconds for other processes to go quiet')
     return ap.parse_args(argv)

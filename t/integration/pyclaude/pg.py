@@ -108,10 +108,15 @@ class PgCluster:
         return self
 
     def apply_schema(self, sql_dir):
-        """Apply sql/*.sql in order (the migrations)."""
+        """Apply sql/*.sql in order (the migrations). Each file goes to psql
+        on its standard input: psql runs as the cluster's owner when we are
+        root, and a checkout in a private directory (mktemp -d) is not
+        readable to that user."""
         for f in sorted(glob.glob(os.path.join(sql_dir, '*.sql'))):
-            self._run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', self.sockdir,
-                       '-p', str(self.port), '-U', self.user, '-d', self.dbname, '-f', f])
+            with open(f) as sql:
+                self._run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', self.sockdir,
+                           '-p', str(self.port), '-U', self.user, '-d', self.dbname],
+                          input=sql.read())
         return self
 
     def wait_ready(self, timeout=20):

@@ -476,6 +476,7 @@ static struct curl_slist *cg_attempt_headers(request_rec *r, const cg_upstream_d
         if (e[i].key == NULL || !strcasecmp(e[i].key, "host") ||
             !strcasecmp(e[i].key, "content-length") || !strcasecmp(e[i].key, "x-api-key") ||
             !strcasecmp(e[i].key, "authorization") || !strcasecmp(e[i].key, "expect") ||
+            !strcasecmp(e[i].key, "connection") || /* hop-by-hop: kept for Apache only */
             (bearer != NULL && !strcasecmp(e[i].key, "anthropic-beta"))) {
             continue;
         }

@@ -431,7 +431,11 @@ static void cg_headers_upstream(request_rec *r, const cg_dir_conf_t *dc, const c
         if (strcasecmp(e[i].key, "User-Agent") == 0) {
             ua = e[i].val;
         }
-        else if (strcasecmp(e[i].key, "Host") == 0 || cg_header_forwardable(e[i].key)) {
+        else if (strcasecmp(e[i].key, "Host") == 0 || cg_header_forwardable(e[i].key) ||
+                 strcasecmp(e[i].key, "Connection") == 0) {
+            /* Connection stays for Apache's own keep-alive decision (an
+             * HTTP/1.0 client keeps its connection only by asking); the
+             * proxy strips it and what it names before going upstream */
             apr_table_addn(out, e[i].key, e[i].val);
         }
     }

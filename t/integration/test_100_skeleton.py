@@ -165,6 +165,53 @@ class TestProxy:
         raw = json.dumps(rec['headers'])
         assert 'client-supplied-key' not in raw and session not in raw
 
+    def test_cg_100_15_client_connection_header_honoured(self, env, upstream):
+        """The client's Connection header decides keep-alive as with any vhost
+        (an HTTP/1.0 client such as `ab -k` keeps its connection only when
+        it asks), and goes no further than Apache."""
+        import socket as sk
+
+        def exchange(s, version, connection, rid):
+            raw = message_body(model='claude-sonnet-4-5-20250929')
+            s.sendall(b'POST /v1/messages HTTP/%s\r\nHost: x\r\ncontent-type: application/json\r\n'
+                      b'anthropic-version: 2023-06-01\r\nx-client-request-id: %s\r\n'
+                      b'connection: %s\r\ncontent-length: %d\r\n\r\n'
+                      % (version, rid, connection, len(raw)) + raw)
+            got = b''
+            while b'\r\n\r\n' not in got:
+                chunk = s.recv(65536)
+                assert chunk, got
+                got += chunk
+            head, body = got.split(b'\r\n\r\n', 1)
+            lines = head.decode().split('\r\n')
+            hdrs = {k.strip().lower(): v.strip()
+                    for k, v in (x.split(':', 1) for x in lines[1:])}
+            while len(body) < int(hdrs['content-length']):
+                chunk = s.recv(65536)
+                assert chunk, body
+                body += chunk
+            assert lines[0].split()[1] == '200', (lines, body)
+            return hdrs
+
+        s = sk.create_connection(('127.0.0.1', env.port), timeout=10)
+        try:
+            for i in range(2):  # the second one on the same connection
+                hdrs = exchange(s, b'1.0', b'keep-alive', b'ka10-%d' % i)
+                assert hdrs.get('connection', '').lower() == 'keep-alive', hdrs
+        finally:
+            s.close()
+        for rec in upstream.requests[-2:]:
+            names = {k for k, _ in rec['headers']}
+            assert 'keep-alive' not in names
+            assert header(rec, 'connection') in (None, 'keep-alive', 'Keep-Alive')
+        s = sk.create_connection(('127.0.0.1', env.port), timeout=10)
+        try:
+            hdrs = exchange(s, b'1.1', b'close', b'close11')
+            assert hdrs.get('connection', '').lower() == 'close', hdrs
+            assert s.recv(1) == b''  # closed by the server, as asked
+        finally:
+            s.close()
+
     def test_cg_100_13_count_tokens_and_request_id(self, env, upstream):
         r = post(env.port, '/v1/messages/count_tokens?beta=true', message_body(),
                  headers={'x-client-request-id': 'myreq-001'})

@@ -99,7 +99,10 @@ def idp(env, oidc_client):
 
 
 @pytest.fixture(scope='session')
-def env(gen_dir, upstream_key, oidc_client, session_secret):
+def env(gen_dir, upstream_key, oidc_client, session_secret, pg):
+    # pg: set up before httpd so that it is stopped after it; the other way
+    # round, the ledger writer's last batch met a stopped database and its
+    # warning failed the session (seen running one class on its own)
     e = HttpdEnv(gen_dir)
     e.extra_env['CLAUDE_TEST_UPSTREAM_KEY'] = upstream_key
     e.extra_env['CLAUDE_TEST_OIDC_SECRET'] = oidc_client['client_secret']

@@ -212,6 +212,31 @@ class TestProxy:
         finally:
             s.close()
 
+    def test_cg_100_16_pipelined_requests(self, env, upstream):
+        """Two requests written at once on one connection: the body read in
+        fixups takes only its own bytes, and both are answered in order."""
+        import socket as sk
+        raws = [message_body(model='claude-sonnet-4-5-20250929', metadata={'user_id': f'p{i}'})
+                for i in range(2)]
+        wire = b''.join(b'POST /v1/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json'
+                        b'\r\nanthropic-version: 2023-06-01\r\nx-client-request-id: pipe-%d\r\n'
+                        b'content-length: %d\r\n\r\n' % (i, len(raw)) + raw
+                        for i, raw in enumerate(raws))
+        s = sk.create_connection(('127.0.0.1', env.port), timeout=10)
+        got = b''
+        try:
+            s.sendall(wire)
+            while got.count(b'x-request-id: pipe-') < 2 or not got.endswith(b'}'):
+                chunk = s.recv(65536)
+                assert chunk, got
+                got += chunk
+        finally:
+            s.close()
+        assert got.count(b'HTTP/1.1 200 OK') == 2, got
+        assert got.index(b'x-request-id: pipe-0') < got.index(b'x-request-id: pipe-1')
+        bodies = [r['body_sha256'] for r in upstream.requests[-2:]]
+        assert bodies == [hashlib.sha256(raw).hexdigest() for raw in raws]
+
     def test_cg_100_13_count_tokens_and_request_id(self, env, upstream):
         r = post(env.port, '/v1/messages/count_tokens?beta=true', message_body(),
                  headers={'x-client-request-id': 'myreq-001'})

@@ -421,7 +421,7 @@ static void cg_headers_upstream(request_rec *r, const cg_dir_conf_t *dc, const c
     const apr_array_header_t *arr = apr_table_elts(r->headers_in);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
     apr_table_t *out = apr_table_make(r->pool, arr->nelts + 2);
-    const char *ua = NULL;
+    const char *ua = NULL, *conn = NULL;
     int i;
 
     for (i = 0; i < arr->nelts; i++) {
@@ -431,13 +431,22 @@ static void cg_headers_upstream(request_rec *r, const cg_dir_conf_t *dc, const c
         if (strcasecmp(e[i].key, "User-Agent") == 0) {
             ua = e[i].val;
         }
-        else if (strcasecmp(e[i].key, "Host") == 0 || cg_header_forwardable(e[i].key) ||
-                 strcasecmp(e[i].key, "Connection") == 0) {
-            /* Connection stays for Apache's own keep-alive decision (an
-             * HTTP/1.0 client keeps its connection only by asking); the
-             * proxy strips it and what it names before going upstream */
+        else if (strcasecmp(e[i].key, "Connection") == 0) {
+            conn = e[i].val;
+        }
+        else if (strcasecmp(e[i].key, "Host") == 0 || cg_header_forwardable(e[i].key)) {
             apr_table_addn(out, e[i].key, e[i].val);
         }
+    }
+    /* Apache's keep-alive decision reads Connection (an HTTP/1.0 client
+     * keeps its connection only by asking), and the proxy drops every
+     * header it names: only its close or keep-alive stays, so a client
+     * cannot name the credential set below away */
+    if (conn != NULL && ap_find_token(r->pool, conn, "close")) {
+        apr_table_setn(out, "Connection", "close");
+    }
+    else if (conn != NULL && ap_find_token(r->pool, conn, "keep-alive")) {
+        apr_table_setn(out, "Connection", "keep-alive");
     }
     apr_table_setn(out, "User-Agent",
                    ua ? apr_pstrcat(r->pool, ua, " mod_claude/" CG_VERSION, NULL)

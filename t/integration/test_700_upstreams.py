@@ -305,6 +305,23 @@ class TestConnectionReuse:
         # at most one connection per request at once, per child (ServerLimit 2)
         assert opened[0] <= 2 * n, opened[0]
 
+    def test_cg_700_32_client_connection_header_stays_here(self, env, session_secret, ups):
+        """The client's Connection header is for Apache alone: the router
+        neither sends it nor closes its pooled connection because of it."""
+        up1, up2 = ups
+        post(env.port, '/v1/messages', body(), headers=headers(session_secret))  # warm
+        opened = count_connections(up1)
+        try:
+            for conn in ('close', 'keep-alive, x-api-key'):
+                r = post(env.port, '/v1/messages', body(),
+                         headers=dict(headers(session_secret), connection=conn))
+                assert r.status == 200
+                h = dict(up1.last['headers'])
+                assert 'connection' not in h and h['x-api-key'] == KEY1, h
+        finally:
+            del up1.httpd.verify_request
+        assert opened[0] <= 1, opened[0]
+
     def test_cg_700_31_nothing_of_a_request_stays_in_the_handle(self, env, session_secret, ups):
         """The handles are reused: a request's headers, key and body are its
         own, never the previous one's."""

@@ -96,11 +96,13 @@ install: all
 run:
 	bash tools/run-local.sh
 
-# The benchmark harness (bench/run.py) on a few hundred requests per target:
+# The benchmark harness (bench/run.py) on a few hundred requests per target,
+# and one short round of bench/ab.py (bare against the gateway):
 # prints the table, never fails on the figures, only when the harness breaks.
 .PHONY: bench-smoke
 bench-smoke: all
 	$(PYTHON) bench/run.py --smoke
+	$(PYTHON) bench/ab.py --smoke
 
 format:
 	clang-format -i $(C_FILES)

@@ -25,12 +25,15 @@ changes in the same minutes:
 Per round it prints each variant's requests per second and server CPU per
 request (its httpd processes and PostgreSQL backends, in us); at the end,
 per variant, the median of those and the median, lowest and highest of its
-round-by-round ratio to the first variant. The ratio within a round is the
-figure to trust: the machine's speed moves by 10-40 % between rounds.
+round-by-round ratio to the first variant, with a 90 % bootstrap interval
+of that median (the rounds resampled): whether a ratio holds is read
+there. The ratio within a round is the figure to trust: the machine's
+speed moves by 10-40 % between rounds.
 """
 import argparse
 import json
 import os
+import random
 import re
 import statistics
 import sys
@@ -47,6 +50,14 @@ CONFIGS = {
     'noaudit': dict(audit=False),
     'nosession': dict(session=False),
 }
+
+
+def bootstrap(ratios, n=2000, seed=8):
+    """A 90 % interval of the median ratio, resampling the rounds: how far
+    the median itself could move with this many rounds."""
+    rnd = random.Random(seed)
+    meds = sorted(statistics.median(rnd.choices(ratios, k=len(ratios))) for _ in range(n))
+    return meds[int(0.05 * n)], meds[int(0.95 * n) - 1]
 
 
 class Variant:
@@ -130,12 +141,14 @@ def main():
                 flush=True)
         base = variants[0]
         print(f'\n{"variant":32s} {"req/s":>8s} {"us/req":>7s} {"pg us":>6s} '
-              f'{"x " + base.spec:>12s} {"lowest":>7s} {"highest":>7s}')
+              f'{"x " + base.spec:>12s} {"90% of median":>14s} {"lowest":>7s} {"highest":>7s}')
         for v in variants:
             ratios = [x / y for x, y in zip(v.rps, base.rps) if y]
+            lo, hi = bootstrap(ratios)
             print(f'{v.spec[-32:]:32s} {statistics.median(v.rps):8.0f} '
                   f'{statistics.median(v.cpu):7.0f} {statistics.median(v.pg):6.1f} '
-                  f'{statistics.median(ratios):12.3f} {min(ratios):7.3f} {max(ratios):7.3f}')
+                  f'{statistics.median(ratios):12.3f} {lo:6.3f}-{hi:.3f} '
+                  f'{min(ratios):7.3f} {max(ratios):7.3f}')
         if a.out:
             with open(a.out, 'w') as f:
                 json.dump({'mode': a.mode, 'c': a.c, 'seconds': a.seconds,

@@ -73,6 +73,7 @@ class Variant:
             raise SystemExit('bare loads none of our modules: no @TREE')
         self.rps, self.cpu, self.pg = [], [], []
         self.url = self.stop = self.pids = self.db = None
+        self.auth = True  # a session token per request (nosession: none)
 
     def start(self, b, index):
         if self.config == 'bare':
@@ -92,9 +93,8 @@ class Variant:
         self.auth = kw.get('session', True)
 
     def measure(self, b, mode, c, seconds):
-        auth = getattr(self, 'auth', True)
-        b.wrk(self.url, mode, c, 1, auth=auth)  # the lead: leases, pools, caches
-        r = b.wrk(self.url, mode, c, seconds, auth=auth, pids_fn=self.pids, pg_db=self.db)
+        b.wrk(self.url, mode, c, 1, auth=self.auth)  # the lead: leases, pools, caches
+        r = b.wrk(self.url, mode, c, seconds, auth=self.auth, pids_fn=self.pids, pg_db=self.db)
         if r['errors']:
             raise RuntimeError(f'{self.spec}: {r["errors"]} errors {r["errors_detail"]}')
         pg = r['cpu_us_per_req']['postgres'] if self.db else 0.0

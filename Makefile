@@ -97,12 +97,14 @@ run:
 	bash tools/run-local.sh
 
 # The benchmark harness (bench/run.py) on a few hundred requests per target,
-# and one short round of bench/ab.py (bare against the gateway):
+# and one short round of bench/ab.py (bare against the gateway), then its
+# --pool over that round written out:
 # prints the table, never fails on the figures, only when the harness breaks.
 .PHONY: bench-smoke
 bench-smoke: all
 	$(PYTHON) bench/run.py --smoke
-	$(PYTHON) bench/ab.py --smoke
+	$(PYTHON) bench/ab.py --smoke --out build/ab-smoke.json
+	$(PYTHON) bench/ab.py --pool build/ab-smoke.json build/ab-smoke.json
 
 format:
 	clang-format -i $(C_FILES)

@@ -5,6 +5,7 @@ so that this VM's drift falls on every variant alike.
 
     /usr/bin/python3 bench/ab.py [--variants bare,nospend,gateway,gateway@TREE]
         [--rounds 7] [--seconds 4] [-c 16] [--mode json|sse|paced] [--out FILE]
+    /usr/bin/python3 bench/ab.py --pool FILE [FILE ...]
 
 Every variant runs at once as its own httpd (the configuration of
 bench/run.py: same users, stand-in upstream and PostgreSQL cluster, each
@@ -21,6 +22,8 @@ changes in the same minutes:
   nopolicy  the gateway without its policy file (and telemetry)
   noaudit   the gateway without the claude_json audit log
   nosession the gateway with a fixed identity instead of session tokens
+  route     the gateway with ClaudeGatewayRoute (its own upstream client,
+            libcurl) instead of ProxyPass
 
 Per round it prints each variant's requests per second and server CPU per
 request (its httpd processes and PostgreSQL backends, in us); at the end,
@@ -29,6 +32,11 @@ round-by-round ratio to the first variant, with a 90 % bootstrap interval
 of that median (the rounds resampled): whether a ratio holds is read
 there. The ratio within a round is the figure to trust: the machine's
 speed moves by 10-40 % between rounds.
+
+--pool reads the --out files of earlier runs (the same mode, concurrency
+and variants) and prints the same summary over all their rounds, so runs
+made at different times count as the rounds of one: every round is a
+paired comparison made in the same minute.
 """
 import argparse
 import json
@@ -49,6 +57,7 @@ CONFIGS = {
     'nopolicy': dict(policy=False),
     'noaudit': dict(audit=False),
     'nosession': dict(session=False),
+    'route': dict(route=True),
 }
 
 
@@ -58,6 +67,54 @@ def bootstrap(ratios, n=2000, seed=8):
     rnd = random.Random(seed)
     meds = sorted(statistics.median(rnd.choices(ratios, k=len(ratios))) for _ in range(n))
     return meds[int(0.05 * n)], meds[int(0.95 * n) - 1]
+
+
+def summary(variants):
+    """Per variant: median req/s, CPU and PostgreSQL CPU per request, and its
+    round-by-round ratio to the first variant (median, 90 % interval of the
+    median, lowest, highest). variants: objects with spec, rps, cpu, pg."""
+    base = variants[0]
+    print(f'{"variant":32s} {"req/s":>8s} {"us/req":>7s} {"pg us":>6s} '
+          f'{"x " + base.spec:>12s} {"90% of median":>14s} {"lowest":>7s} {"highest":>7s}')
+    for v in variants:
+        ratios = [x / y for x, y in zip(v.rps, base.rps) if y]
+        lo, hi = bootstrap(ratios)
+        print(f'{v.spec[-32:]:32s} {statistics.median(v.rps):8.0f} '
+              f'{statistics.median(v.cpu):7.0f} {statistics.median(v.pg):6.1f} '
+              f'{statistics.median(ratios):12.3f} {lo:6.3f}-{hi:.3f} '
+              f'{min(ratios):7.3f} {max(ratios):7.3f}')
+
+
+def pool(files):
+    """The summary over the rounds of earlier runs' --out files: the same mode,
+    concurrency and first variant (the base); the variants in every file."""
+    runs = []
+    for path in files:
+        with open(path) as f:
+            runs.append(json.load(f))
+    key = [(r['mode'], r['c'], r['variants'][0]['variant']) for r in runs]
+    if any(k != key[0] for k in key):
+        raise SystemExit('--pool: the files differ in mode, concurrency or base: '
+                         + '; '.join(f'{p}: {k[0]} c={k[1]} base {k[2]}'
+                                     for p, k in zip(files, key)))
+    mode, c, _ = key[0]
+    specs = [v['variant'] for v in runs[0]['variants']
+             if all(v['variant'] in [w['variant'] for w in r['variants']] for r in runs)]
+    variants = []
+    for spec in specs:
+        v = argparse.Namespace(spec=spec, rps=[], cpu=[], pg=[])
+        for r in runs:
+            d = next(w for w in r['variants'] if w['variant'] == spec)
+            if not (len(d['rps']) == len(d['server_cpu_us_per_req'])
+                    == len(d['postgres_cpu_us_per_req']) == len(r['variants'][0]['rps'])):
+                raise SystemExit(f'--pool: {spec}: rounds of unequal length')
+            v.rps += d['rps']
+            v.cpu += d['server_cpu_us_per_req']
+            v.pg += d['postgres_cpu_us_per_req']
+        variants.append(v)
+    print(f'# bench/ab.py --pool: {mode} at c={c}, {len(variants[0].rps)} rounds '
+          f'from {len(files)} runs')
+    summary(variants)
 
 
 class Variant:
@@ -116,7 +173,12 @@ def main():
     ap.add_argument('--out', help='write the figures per round here (JSON)')
     ap.add_argument('--smoke', action='store_true',
                     help='one round of one second of bare and gateway: for CI')
+    ap.add_argument('--pool', nargs='+', metavar='FILE',
+                    help='summarise the rounds of these --out files together; runs nothing')
     a = ap.parse_args()
+    if a.pool:
+        pool(a.pool)
+        return
     if a.smoke:
         a.variants, a.rounds, a.seconds = 'bare,gateway', 1, 1
     default_tree = os.path.abspath(a.modules)
@@ -139,16 +201,8 @@ def main():
             print(f'round {rnd}: ' + '  '.join(
                 f'{v.spec} {v.rps[-1]:.0f} req/s {v.cpu[-1]:.0f} us' for v in variants),
                 flush=True)
-        base = variants[0]
-        print(f'\n{"variant":32s} {"req/s":>8s} {"us/req":>7s} {"pg us":>6s} '
-              f'{"x " + base.spec:>12s} {"90% of median":>14s} {"lowest":>7s} {"highest":>7s}')
-        for v in variants:
-            ratios = [x / y for x, y in zip(v.rps, base.rps) if y]
-            lo, hi = bootstrap(ratios)
-            print(f'{v.spec[-32:]:32s} {statistics.median(v.rps):8.0f} '
-                  f'{statistics.median(v.cpu):7.0f} {statistics.median(v.pg):6.1f} '
-                  f'{statistics.median(ratios):12.3f} {lo:6.3f}-{hi:.3f} '
-                  f'{min(ratios):7.3f} {max(ratios):7.3f}')
+        print('')
+        summary(variants)
         if a.out:
             with open(a.out, 'w') as f:
                 json.dump({'mode': a.mode, 'c': a.c, 'seconds': a.seconds,

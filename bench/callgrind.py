@@ -3,13 +3,15 @@
 bench/PROFILE.md): counts that do not move with this VM's noise.
 
     /usr/bin/python3 bench/callgrind.py [--requests 1000] [--mode json|sse]
-        [--top 40] [--inclusive] [--modules DIR] [--keep DIR]
+        [--top 40] [--inclusive] [--route] [--modules DIR] [--keep DIR]
 
 Each target of bench/run.py (bare, gateway: the same configuration, users
 and stand-in upstream) runs as one process (`apache2 -X`) under valgrind's
 callgrind, twice: once for a warm-up of --warmup requests and once for the
 warm-up plus --requests more, sent one after the other on a keep-alive
-connection over loopback. The difference of the two runs, divided by
+connection over loopback. --route measures the gateway with
+ClaudeGatewayRoute (its own upstream client) instead of ProxyPass. The
+difference of the two runs, divided by
 --requests, is what a request costs in userland once the process is up:
 start-up, configuration and shutdown cancel out. Prints the totals and the
 functions whose counts differ most (self, or --inclusive), side by side.
@@ -125,6 +127,8 @@ def main():
     ap.add_argument('--inclusive', action='store_true', help='inclusive counts, not self')
     ap.add_argument('--modules', default=os.path.dirname(HERE))
     ap.add_argument('--keep', help='keep the callgrind files in this directory')
+    ap.add_argument('--route', action='store_true',
+                    help='the gateway with ClaudeGatewayRoute instead of ProxyPass')
     a = ap.parse_args()
     if shutil.which('valgrind') is None:
         sys.exit('valgrind is not installed (apt-get install valgrind)')
@@ -140,7 +144,7 @@ def main():
         # and started again alone under valgrind with the same configuration
         bare = b.start_bare()
         bare_env = bare._stop.__self__
-        gw_env = b.start_gateway('gateway')
+        gw_env = b.start_gateway('gateway', route=a.route)
         bare.stop()
         gw_env.stop()
         for name, env, auth in (('bare', bare_env, False), ('gateway', gw_env, True)):

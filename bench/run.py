@@ -35,8 +35,9 @@ whole stream for SSE) at concurrency 1, 16 and 64 for JSON and SSE, latency adde
 over the upstream alone, the server's CPU per request, and resident memory
 (VmRSS summed over the httpd children, or of the reference process) after
 start, before and after a soak of 100k requests (--quick: 10k), half JSON
-half SSE. Prints a table with ratios to bare and to the reference, and writes
-raw numbers to bench/results-<date>.json (--out to choose).
+half SSE. Prints a table with ratios to bare and to the reference (the
+median of the ratios taken within each round), and writes raw numbers to
+bench/results-<date>.json (--out to choose).
 
 Bounded: every wrk run has a duration (and in --smoke a request count);
 the soak stops at its count or after --soak-timeout seconds.
@@ -57,6 +58,7 @@ import re
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,6 +106,19 @@ PROFILES = {
 
 def log(msg):
     print(msg, flush=True)
+
+
+def rps_ratio(r, base):
+    """r's throughput over base's: the median of the ratios taken within each
+    round (every round runs every target, one after the other), as
+    bench/ab.py does. The VM's speed moves by 10-40 % between rounds, and a
+    ratio of two medians can pair a fast round of one target with a slow one
+    of the other."""
+    a, b = r.get('rounds_rps') or [], base.get('rounds_rps') or []
+    pairs = [x / y for x, y in zip(a, b) if y]
+    if len(a) == len(b) and len(pairs) == len(a) and len(pairs) > 1:
+        return statistics.median(pairs)
+    return r['rps'] / base['rps']
 
 
 # --- /proc ------------------------------------------------------------------
@@ -975,8 +990,8 @@ upstreams:
                         else f'{"":7s}'
                     add99 = f'{r["p99_ms"] - base["p99_ms"]:+7.2f}' if base and n != 'upstream' \
                         else f'{"":7s}'
-                    xb = f'{r["rps"] / bare["rps"]:7.2f}' if bare and bare['rps'] else f'{"-":>7s}'
-                    xr = f'{r["rps"] / ref["rps"]:7.2f}' if ref and ref['rps'] else f'{"-":>7s}'
+                    xb = f'{rps_ratio(r, bare):7.2f}' if bare and bare['rps'] else f'{"-":>7s}'
+                    xr = f'{rps_ratio(r, ref):7.2f}' if ref and ref['rps'] else f'{"-":>7s}'
                     lines.append(f'{n:10s} {mode:5s} {c:3d} {r["rps"]:9.1f} {r["p50_ms"]:8.2f} '
                                  f'{r["p99_ms"]:8.2f} {add50} {add99} {xb} {xr} '
                                  f'{r["server_cpu_us_per_req"]:7.0f} {r["errors"]:4d} '
@@ -1072,7 +1087,8 @@ upstreams:
         log('')
         log(f'{os.cpu_count()} CPUs ({cpu_model()}), everything on this machine over loopback; '
             f'wrk, whole responses; +p50/+p99: added over the upstream alone; '
-            f'x bare / x ref: req/s ratio; us/req: server CPU per request '
+            f'x bare / x ref: req/s ratio (median of the ratios within each round); '
+            f'us/req: server CPU per request '
             f'(httpd children, or the reference, plus PostgreSQL); other: CPUs used by '
             f'other processes meanwhile')
         if self.args.profile == 'smoke':

@@ -34,9 +34,10 @@ there. The ratio within a round is the figure to trust: the machine's
 speed moves by 10-40 % between rounds.
 
 --pool reads the --out files of earlier runs (the same mode, concurrency
-and variants) and prints the same summary over all their rounds, so runs
-made at different times count as the rounds of one: every round is a
-paired comparison made in the same minute.
+and first variant) and prints the same summary over all their rounds, for
+the variants every file has: runs made at different times count as the
+rounds of one, since every round is a paired comparison made in the same
+minute.
 """
 import argparse
 import json
